@@ -1,0 +1,165 @@
+"""HTTP caching with requests-cache, partitioned per credential.
+
+requests-cache deliberately leaves ``Authorization`` out of its cache key (and redacts it
+from what it stores). That keeps the key out of the cache file, but on its own it would let
+two API keys read each other's cached answers. We add a partition to the key: an HMAC of the
+Authorization header under a per-installation secret salt, so the same key always maps to the
+same partition while the stored bytes never contain the key or a plain hash of it.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+import requests_cache
+from requests_cache.cache_keys import create_key
+
+from .config import data_dir
+
+# Default expiry per endpoint, in seconds. Lists and campaigns change rarely; a subscriber's
+# state is what support leads act on, so it is kept short.
+DEFAULT_EXPIRY: dict[str, int] = {
+    "clients": 600,
+    "lists": 600,
+    "list_details": 600,
+    "campaigns": 600,
+    "suppressionlist": 120,
+    "listsforemail": 60,
+    "subscriber": 60,
+    "history": 120,
+}
+
+# Endpoint name -> regex on the URL path (after the base URL).
+ENDPOINT_PATTERNS: dict[str, str] = {
+    "listsforemail": r"/clients/[^/]+/listsforemail\.json",
+    "suppressionlist": r"/clients/[^/]+/suppressionlist\.json",
+    "campaigns": r"/clients/[^/]+/campaigns\.json",
+    "lists": r"/clients/[^/]+/lists\.json",
+    "clients": r"/clients(/[^/]+)?\.json",
+    "history": r"/subscribers/[^/]+/history\.json",
+    "subscriber": r"/subscribers/[^/]+\.json",
+    "list_details": r"/lists/[^/]+\.json",
+}
+
+
+@dataclass
+class CacheSettings:
+    """How responses are cached. ``backend`` is any requests-cache backend name or instance."""
+
+    enabled: bool = True
+    backend: Any = "sqlite"
+    path: Path | None = None  # sqlite/filesystem location; default <data>/cache/http_cache.sqlite
+    expiry: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_EXPIRY))
+    salt_path: Path | None = None
+
+    def cache_name(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        d = data_dir() / "cache"
+        d.mkdir(parents=True, exist_ok=True)
+        return str(d / "http_cache")
+
+    def urls_expire_after(self) -> dict:
+        out: dict = {}
+        for name, pattern in ENDPOINT_PATTERNS.items():
+            seconds = self.expiry.get(name, DEFAULT_EXPIRY.get(name, 60))
+            out[re.compile(pattern + r"(\?|$)")] = seconds
+        return out
+
+
+def _salt(path: Path | None) -> bytes:
+    """A random per-installation salt, created once (0600) beside the cache."""
+    path = path or (data_dir() / "cache" / "partition.salt")
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value.hex())
+        return value
+
+
+def partition_of(auth_header: str, salt: bytes) -> str:
+    return hmac.new(salt, auth_header.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+
+
+def make_key_fn(salt: bytes):
+    def key_fn(request: Any, **kwargs: Any) -> str:
+        base = create_key(request, **kwargs)
+        auth = ""
+        headers = getattr(request, "headers", None) or {}
+        auth = headers.get("Authorization", "") if hasattr(headers, "get") else ""
+        return hashlib.sha256(f"{base}:{partition_of(auth, salt)}".encode()).hexdigest()[:32]
+
+    return key_fn
+
+
+def _is_json_body(response: requests.Response) -> bool:
+    """Only cache a body that parses: a truncated or HTML 200 must not stick for minutes."""
+    try:
+        response.json()
+        return True
+    except ValueError:
+        return False
+
+
+def build_session(settings: CacheSettings | None) -> requests.Session:
+    """A plain Session when caching is off, else a CachedSession with our key and expiries."""
+    if settings is None or not settings.enabled:
+        return requests.Session()
+    return requests_cache.CachedSession(
+        cache_name=settings.cache_name(),
+        backend=settings.backend,
+        expire_after=60,
+        urls_expire_after=settings.urls_expire_after(),
+        allowable_codes=(200,),
+        allowable_methods=("GET",),
+        key_fn=make_key_fn(_salt(settings.salt_path)),
+        filter_fn=_is_json_body,
+    )
+
+
+def emails_in_url(url: str) -> list[str]:
+    q = parse_qs(urlsplit(url).query)
+    return [v.lower() for v in q.get("email", [])]
+
+
+def invalidate_email(session: requests.Session, email: str) -> int:
+    """Drop every cached response whose query names this email (all lists, all partitions)."""
+    cache = getattr(session, "cache", None)
+    if cache is None:
+        return 0
+    target = email.strip().lower()
+    keys = [
+        r.cache_key
+        for r in cache.filter(valid=True, expired=True, invalid=True)
+        if target in emails_in_url(getattr(r, "url", "") or "")
+    ]
+    if keys:
+        cache.delete(*keys)
+    return len(keys)
+
+
+def cache_size_bytes(session: requests.Session) -> int | None:
+    cache = getattr(session, "cache", None)
+    path = getattr(getattr(cache, "responses", None), "db_path", None)
+    try:
+        return os.path.getsize(path) if path else None
+    except OSError:
+        return None
+
+
+def clear(session: requests.Session) -> None:
+    cache = getattr(session, "cache", None)
+    if cache is not None:
+        cache.clear()

@@ -1,0 +1,102 @@
+"""``python -m cmlib lookup EMAIL ... [--json]``: the Lookup page, in a terminal.
+
+Exit status: 0 when every address was looked up (per-list failures are listed in ``errors``
+and are not fatal), 1 when authentication failed or an address could not be looked up at all,
+2 on bad arguments or when no argument is a valid address.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from .emails import parse_addresses
+from .errors import AuthenticationError, CMError
+from .lookup import Profile
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def render_text(p: Profile, out: TextIO) -> None:
+    out.write(f"\n== {p.email}  (as of {p.fetched_at.strftime('%H:%M:%S')} UTC)\n")
+    if p.failed:
+        for pr in p.problems:
+            out.write(f"  ERROR: {pr.message}\n")
+        return
+    if not p.lists:
+        out.write("  Not on any list.\n")
+    else:
+        out.write("  Lists:\n")
+        for s in p.lists:
+            flag = "  [unsubscribes from ALL client lists]" if s.unsubscribes_from_all else ""
+            changed = s.state_changed.strftime("%Y-%m-%d %H:%M") if s.state_changed else "?"
+            joined = s.joined.strftime("%Y-%m-%d") if s.joined else "?"
+            out.write(f"    - {s.list_name} ({s.state}) since {changed}, joined {joined}, "
+                      f"consent to track: {s.consent_to_track or '?'}{flag}\n")
+            if s.reason:
+                out.write(f"        reason: {s.reason.describe()}\n")
+    if p.lists and not p.campaigns:
+        out.write("  No campaigns received yet.\n")
+    elif p.campaigns:
+        out.write("  Last campaigns:\n")
+        for c in p.last_campaigns():
+            sent = c.sent.strftime("%Y-%m-%d %H:%M") if c.sent else "?"
+            out.write(f"    - {sent}  {c.subject}  opened: {'yes' if c.opened else 'no'}  "
+                      f"clicked: {'yes' if c.clicked else 'no'}\n")
+        a = p.activity
+        out.write(f"  Activity: {a.received} received, open rate {_pct(a.open_rate)}, click rate "
+                  f"{_pct(a.click_rate)}, {a.avg_opens:.2f} opens and {a.avg_clicks:.2f} clicks per email\n")
+    for pr in p.all_problems():
+        out.write(f"  ERROR: {pr.message}\n")
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cmlib lookup", description=__doc__.splitlines()[0])
+    ap.add_argument("emails", nargs="+", metavar="EMAIL")
+    ap.add_argument("--json", action="store_true", help="print a stable JSON document")
+    ap.add_argument("--fresh", action="store_true", help="bypass the cache")
+    ap.add_argument("--no-cache", action="store_true", help="do not use or write the HTTP cache")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and 2
+    parsed = parse_addresses(args.emails)
+    if not parsed.valid:
+        for bad in parsed.invalid:
+            print(f"invalid address {bad.text!r}: {bad.reason}", file=sys.stderr)
+        return 2
+
+    from .runtime import connect
+
+    conn = connect(cache=not args.no_cache)
+    if conn.is_demo:
+        print("Demo data: no credentials configured, using the local sandbox.", file=sys.stderr)
+    emails = [a.email for a in parsed.valid]
+    try:
+        profiles = conn.lookup_service().lookup_many(emails, fresh=emails if args.fresh else ())
+    except AuthenticationError as exc:
+        print(f"authentication failed: {exc.reason}. Check CM_API_KEY / CM_CLIENT_ID.", file=sys.stderr)
+        return 1
+    except CMError as exc:
+        print(f"lookup failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.client.close()
+
+    if args.json:
+        doc = [p.to_json() for p in profiles]
+        for bad in parsed.invalid:
+            doc.append({"email": bad.text, "lists": [], "campaigns": [], "activity": None,
+                        "errors": [{"where": "input", "list_id": None, "list_name": None,
+                                    "message": f"invalid address: {bad.reason}"}]})
+        json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        for bad in parsed.invalid:
+            print(f"skipped invalid address {bad.text!r}: {bad.reason}")
+        for p in profiles:
+            render_text(p, sys.stdout)
+    return 1 if any(p.failed for p in profiles) else 0

@@ -1,0 +1,76 @@
+"""Run many API calls on a bounded thread pool.
+
+The pool only bounds threads; the client's shared RateLimiter bounds requests per second and
+in flight, so whoever calls this (a lookup fanning out over lists, a bulk run over 100,000
+addresses) cannot exceed the API budget. Submission is windowed so memory stays flat however
+long the input is, and a cancel event stops promptly while keeping what finished.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T, R]):
+    item: T
+    result: R | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_many(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    max_workers: int = 8,
+    cancel: threading.Event | None = None,
+    window: int | None = None,
+) -> Iterator[Outcome[T, R]]:
+    """Yield an Outcome per item as each completes (not in input order).
+
+    Exceptions are captured per item, never raised, so one failure cannot lose the rest.
+    When ``cancel`` is set, no new item starts; those already running finish and are yielded.
+    """
+    window = window or max_workers * 4
+    it = iter(items)
+    pending: dict[Future, T] = {}
+    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="cm") as pool:
+        exhausted = False
+
+        def fill() -> None:
+            nonlocal exhausted
+            while not exhausted and len(pending) < window and not (cancel and cancel.is_set()):
+                try:
+                    item = next(it)
+                except StopIteration:
+                    exhausted = True
+                    return
+                pending[pool.submit(fn, item)] = item
+
+        fill()
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED, timeout=0.5)
+            for fut in done:
+                item = pending.pop(fut)
+                exc = fut.exception()
+                yield Outcome(item, None, exc) if exc is not None else Outcome(item, fut.result(), None)
+            fill()
+
+
+def map_all(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = 8) -> list[Outcome[T, R]]:
+    """All outcomes, in input order."""
+    indexed = list(enumerate(items))
+    out: list[Outcome[T, R] | None] = [None] * len(indexed)
+    for o in run_many(lambda pair: fn(pair[1]), indexed, max_workers=max_workers):
+        i, item = o.item
+        out[i] = Outcome(item, o.result, o.error)
+    return [o for o in out if o is not None]

@@ -1,0 +1,141 @@
+"""One small exception hierarchy for everything the Campaign Monitor API can do to us.
+
+Callers branch on the class (``except RateLimitedError``) instead of parsing strings.
+Every error knows the HTTP status, the API ``Code``/``Message`` when the body had them and the
+endpoint (method + path, never the query string's secrets and never the API key), so a page
+can say "listsforemail for a@x.com failed: ..." without leaking anything.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# Codes documented in cm-api.md that mean "your credentials are wrong".
+AUTH_CODES = {50, 60, 100, 102, 120, 121, 122}
+# 205-208: the address exists in that state and the add did not say Resubscribe.
+STATE_CONFLICT_CODES = {205: "Deleted", 206: "Unsubscribed", 207: "Bounced", 208: "Unconfirmed"}
+
+
+class CMError(Exception):
+    """Base class: anything that went wrong talking to Campaign Monitor."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        endpoint: str = "",
+        email: str | None = None,
+        list_id: str | None = None,
+        result_data: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.endpoint = endpoint
+        self.email = email
+        self.list_id = list_id
+        self.result_data = result_data
+
+    @property
+    def reason(self) -> str:
+        """A short human reason, e.g. ``"Code 203: Subscriber not in list"``."""
+        if self.code is not None:
+            return f"Code {self.code}: {self.message}"
+        if self.status is not None:
+            return f"HTTP {self.status}: {self.message}"
+        return self.message
+
+    def __str__(self) -> str:
+        parts = [self.reason]
+        where = self.endpoint
+        if where:
+            parts.append(f"({where})")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r}, endpoint={self.endpoint!r})"
+        )
+
+
+class AuthenticationError(CMError):
+    """401: missing/invalid auth header (50), invalid key (100), client not yours (102), OAuth (120-122, 60)."""
+
+
+class RateLimitedError(CMError):
+    """429. ``reset_seconds`` is X-RateLimit-Reset when the API sent it, else None."""
+
+    def __init__(self, message: str, *, reset_seconds: float | None = None,
+                 limit: int | None = None, remaining: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.reset_seconds = reset_seconds
+        self.limit = limit
+        self.remaining = remaining
+
+
+class ServerError(CMError):
+    """5xx from Campaign Monitor or a proxy in front of it."""
+
+
+class TransportError(CMError):
+    """No HTTP answer at all: timeout, refused or reset connection."""
+
+
+class TimeoutError(TransportError):  # noqa: A001 - deliberately mirrors httpx naming
+    """Connect or read timeout."""
+
+
+class UnexpectedResponseError(CMError):
+    """A body we cannot use: HTML, malformed JSON, an empty 404."""
+
+
+class APIError(CMError):
+    """Any other documented 4xx with a Code (e.g. 204 suppressed, 214/215 consent, 800-803 paging)."""
+
+
+class InvalidEmailError(APIError):
+    """Code 1: the API rejected the email address."""
+
+
+class NotInListError(APIError):
+    """Code 203: the address is not in that list (or was already removed)."""
+
+
+class SuppressedError(APIError):
+    """Code 204: the address is on the client's suppression list, so it was not added."""
+
+
+class SubscriberStateError(APIError):
+    """Codes 205-208: add without Resubscribe of a Deleted/Unsubscribed/Bounced/Unconfirmed address."""
+
+    @property
+    def state(self) -> str | None:
+        return STATE_CONFLICT_CODES.get(self.code or 0)
+
+
+class ConfigurationError(CMError):
+    """The app is not configured well enough to make a call (no key, no client ID)."""
+
+
+def error_for(status: int | None, code: int | None, message: str, **kw: Any) -> CMError:
+    """Pick the class for an HTTP status and API Code (the one place that mapping lives)."""
+    if status == 401 or (code in AUTH_CODES and status in (None, 400, 401, 403)):
+        return AuthenticationError(message, status=status, code=code, **kw)
+    if status == 429 or code == 429:
+        return RateLimitedError(message, status=status, code=code, **kw)
+    if status is not None and status >= 500:
+        return ServerError(message, status=status, code=code, **kw)
+    if code == 1:
+        return InvalidEmailError(message, status=status, code=code, **kw)
+    if code == 203:
+        return NotInListError(message, status=status, code=code, **kw)
+    if code == 204:
+        return SuppressedError(message, status=status, code=code, **kw)
+    if code in STATE_CONFLICT_CODES:
+        return SubscriberStateError(message, status=status, code=code, **kw)
+    if code is None:
+        return UnexpectedResponseError(message, status=status, code=code, **kw)
+    return APIError(message, status=status, code=code, **kw)

@@ -1,0 +1,82 @@
+"""Turn configuration into a ready connection: real account, or the demo sandbox.
+
+The app and the CLI both call :func:`connect`, so "no credentials anywhere" means the same
+thing in both: start the local sandbox in the background and use its demo client.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cache import DEFAULT_EXPIRY, CacheSettings
+from .client import CampaignMonitor, ClientOptions
+from .config import SOURCE_DEMO, Credentials, SettingsStore, resolve_credentials
+from .lookup import LookupService
+
+
+def demo_credentials() -> Credentials:
+    from .sandbox import get_demo_sandbox
+
+    sb = get_demo_sandbox()
+    return Credentials(api_key=sb.client_api_key, client_id=sb.main_client_id, api_url=sb.base_url,
+                       source=SOURCE_DEMO)
+
+
+def current_credentials(store: SettingsStore | None = None) -> Credentials:
+    return resolve_credentials(store=store) or demo_credentials()
+
+
+def cache_settings(store: SettingsStore | None = None) -> CacheSettings:
+    """Cache configuration: ``CM_CACHE_BACKEND`` (sqlite/memory/filesystem/off) and saved expiries."""
+    saved = (store or SettingsStore()).load()
+    backend = os.environ.get("CM_CACHE_BACKEND") or saved.get("cache_backend") or "sqlite"
+    expiry = dict(DEFAULT_EXPIRY)
+    for k, v in (saved.get("cache_expiry") or {}).items():
+        if k in expiry:
+            try:
+                expiry[k] = max(0, int(v))
+            except (TypeError, ValueError):
+                pass
+    return CacheSettings(enabled=backend != "off", backend=backend if backend != "off" else "sqlite", expiry=expiry)
+
+
+@dataclass
+class Connection:
+    client: CampaignMonitor
+    credentials: Credentials
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def client_id(self) -> str:
+        return self.credentials.client_id
+
+    @property
+    def is_demo(self) -> bool:
+        return self.credentials.is_demo
+
+    def lookup_service(self, max_workers: int = 16) -> LookupService:
+        return LookupService(self.client, self.client_id, max_workers=max_workers)
+
+
+def connect(
+    credentials: Credentials | None = None,
+    *,
+    cache: CacheSettings | None | bool = True,
+    options: ClientOptions | None = None,
+    store: SettingsStore | None = None,
+) -> Connection:
+    """A client for the given (or configured, or demo) credentials.
+
+    ``cache=True`` uses the configured cache, ``False``/``None`` none, or pass CacheSettings.
+    """
+    creds = credentials or current_credentials(store)
+    if cache is True:
+        cache_cfg: CacheSettings | None = cache_settings(store)
+    elif cache is False:
+        cache_cfg = None
+    else:
+        cache_cfg = cache
+    opts = options or ClientOptions(rate=25.0, max_in_flight=16)
+    client = CampaignMonitor(creds.api_key, creds.api_url, options=opts, cache=cache_cfg)
+    return Connection(client=client, credentials=creds)

@@ -1,0 +1,38 @@
+"""Shared fixtures: an isolated data folder and clean environment for every test."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+_CM_VARS = ("CM_API_KEY", "CM_CLIENT_ID", "CM_API_URL", "CM_ADMIN_PASSWORD", "CM_CACHE_BACKEND")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """No test may read the developer's real settings, secrets or cache."""
+    for var in _CM_VARS:
+        monkeypatch.delenv(var, raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("CM_DATA_DIR", str(data))
+    monkeypatch.setenv("CM_SECRETS_PATH", str(tmp_path / "no-secrets.toml"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _clear_streamlit_caches():
+    try:
+        import streamlit as st
+
+        st.cache_data.clear()
+        st.cache_resource.clear()
+    except Exception:
+        pass
+    yield
+
+
+try:  # the sandbox fixtures, once cmlib.sandbox exists
+    from tests.sandbox_fixtures import *  # noqa: F401,F403
+except ImportError:
+    pass
