@@ -1,0 +1,84 @@
+"""``python -m cmlib lookup``: human and JSON output, exit statuses."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+
+from cmlib.__main__ import main
+
+BASE = "https://api.test/api/v3.3"
+CID = "client1"
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", "cli-secret-key-0000")
+    monkeypatch.setenv("CM_CLIENT_ID", CID)
+    monkeypatch.setenv("CM_API_URL", BASE)
+
+
+def mock_account():
+    responses.get(f"{BASE}/clients/{CID}/campaigns.json", json={
+        "Results": [{"CampaignID": "c1", "Name": "Spring", "Subject": "Spring sale", "SentDate": "2026-03-01 10:00",
+                     "WebVersionURL": "https://cm/t/c1"}],
+        "PageNumber": 1, "PageSize": 1000, "RecordsOnThisPage": 1, "TotalNumberOfRecords": 1, "NumberOfPages": 1})
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=[
+        {"ListID": "L1", "ListName": "News", "SubscriberState": "Active", "DateSubscriberAdded": "2025-01-01 09:00"}])
+    responses.get(f"{BASE}/lists/L1.json", json={"ListID": "L1", "Title": "News", "ConfirmedOptIn": False,
+                                                  "UnsubscribeSetting": "OnlyThisList"})
+    responses.get(f"{BASE}/subscribers/L1.json", json={
+        "EmailAddress": "a+b@x.com", "Name": "", "Date": "2025-01-01 09:00:00", "ListJoinedDate": "2025-01-01 09:00:00",
+        "State": "Active", "CustomFields": [], "ReadsEmailWith": "", "ConsentToTrack": "Unchanged"})
+    responses.get(f"{BASE}/subscribers/L1/history.json", json=[
+        {"ID": "c1", "Type": "Campaign", "Name": "Spring",
+         "Actions": [{"Event": "Click", "Date": "2026-03-01 11:00", "IPAddress": "", "Detail": "https://x"}]}])
+
+
+@responses.activate
+def test_json_document_is_stable(env, capsys):
+    mock_account()
+    assert main(["lookup", "A+b@X.com", "--json", "--no-cache"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [d["email"] for d in doc] == ["A+b@x.com"]
+    d = doc[0]
+    assert list(d["lists"][0])[:5] == ["list_id", "list_name", "state", "state_changed", "joined"]
+    assert list(d["campaigns"][0])[:6] == ["id", "name", "subject", "sent", "opened", "clicked"]
+    assert set(d["activity"]) == {"received", "open_rate", "click_rate", "avg_opens", "avg_clicks"}
+    assert d["campaigns"][0]["clicked"] is True and d["errors"] == []
+    assert any("email=A%2Bb%40x.com" in c.request.url for c in responses.calls)
+
+
+@responses.activate
+def test_human_output(env, capsys):
+    mock_account()
+    assert main(["lookup", "a+b@x.com"]) == 0
+    out = capsys.readouterr().out
+    assert "News (Active)" in out and "Spring sale" in out and "open rate 0%" in out
+
+
+@responses.activate
+def test_auth_failure_exits_nonzero_without_key(env, capsys):
+    responses.get(f"{BASE}/clients/{CID}/campaigns.json", json={"Code": 100, "Message": "Invalid API key"}, status=401)
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json={"Code": 100, "Message": "Invalid API key"},
+                  status=401)
+    assert main(["lookup", "a@x.com"]) == 1
+    err = capsys.readouterr().err
+    assert "authentication failed" in err and "Code 100" in err
+    assert "cli-secret-key-0000" not in err
+
+
+def test_bad_arguments(env, capsys):
+    assert main(["lookup", "not-an-email"]) == 2
+    assert "invalid address" in capsys.readouterr().err
+    assert main(["lookup"]) == 2
+    assert main(["nonsense"]) == 2
+
+
+@responses.activate
+def test_invalid_addresses_are_reported_in_json(env, capsys):
+    mock_account()
+    assert main(["lookup", "a+b@x.com", "broken@", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc[1]["email"] == "broken@" and "invalid address" in doc[1]["errors"][0]["message"]

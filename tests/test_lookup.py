@@ -1,0 +1,172 @@
+"""Lookup building blocks, against recorded shapes (responses) — no Streamlit."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import responses
+
+from cmlib.client import CampaignMonitor, ClientOptions
+from cmlib.errors import AuthenticationError
+from cmlib.lookup import (
+    CASE_FAILED,
+    CASE_FULL,
+    CASE_NO_CAMPAIGNS,
+    CASE_NO_LISTS,
+    Activity,
+    LookupService,
+    find_reason,
+    received_campaigns,
+)
+from cmlib.models import Campaign, HistoryAction, HistoryItem
+from cmlib.retry import RetryPolicy
+
+BASE = "https://api.test/api/v3.3"
+CID = "client1"
+
+
+def camp(cid, name, sent):
+    return Campaign(campaign_id=cid, name=name, subject=f"Subject {name}", sent_date=sent,
+                    web_version_url=f"https://cm/t/{cid}")
+
+
+def item(cid, *events):
+    return HistoryItem(id=cid, type="Campaign", name=cid,
+                       actions=tuple(HistoryAction(e, d, "1.1.1.1", det) for e, d, det in events))
+
+
+D1, D2, D3, D4 = (datetime(2026, m, 1, 10) for m in (1, 2, 3, 4))
+
+
+def test_received_campaigns_newest_first_and_counted_once_across_lists():
+    idx = {c.campaign_id: c for c in [camp("a", "A", D1), camp("b", "B", D2), camp("c", "C", D3), camp("d", "D", D4)]}
+    open_b = ("Open", D2, "")
+    h = {
+        "L1": [item("a"), item("b", open_b), item("d", ("Click", D4, "https://u"), ("Open", D4, ""))],
+        "L2": [item("b", open_b), item("c")],  # b reported by both lists with the same open
+    }
+    got = received_campaigns(h, idx)
+    assert [c.campaign_id for c in got] == ["d", "c", "b", "a"]
+    b = got[2]
+    assert b.opens == 1 and set(b.list_ids) == {"L1", "L2"}
+    act = Activity.of(got)
+    assert (act.received, act.opened, act.clicked) == (4, 2, 1)
+    assert act.open_rate == 0.5 and act.click_rate == 0.25
+    assert act.avg_opens == 0.5 and act.avg_clicks == 0.25
+
+
+def test_unknown_history_id_is_dated_by_first_action():
+    got = received_campaigns({"L": [item("journey-1", ("Open", D2, ""))]}, {})
+    assert got[0].sent == D2 and got[0].subject == "journey-1" and got[0].web_version_url == ""
+
+
+def test_empty_activity_is_zero_not_division_error():
+    a = Activity.of(())
+    assert (a.open_rate, a.click_rate, a.avg_opens, a.avg_clicks) == (0, 0, 0, 0)
+
+
+def test_reason_found_in_own_list_then_other_lists():
+    h = {"L1": [item("a", ("Open", D1, ""), ("Unsubscribe", D2, ""))], "L2": []}
+    r = find_reason("Unsubscribed", "L1", h, {"L1": "News", "L2": "Offers"})
+    assert r.event == "Unsubscribe" and r.date == D2 and r.campaign_id == "a" and r.via_list_name is None
+    r2 = find_reason("Unsubscribed", "L2", h, {"L1": "News", "L2": "Offers"})
+    assert r2.via_list_name == "News"  # AllClientLists cascade recorded on the other list
+    assert find_reason("Active", "L1", h, {}) is None
+    assert find_reason("Bounced", "L2", h, {}) is None
+
+
+# ---------------------------------------------------------------- the service over HTTP
+def svc():
+    c = CampaignMonitor("k", BASE, options=ClientOptions(rate=None, retry=RetryPolicy(max_attempts=1)), cache=None)
+    return LookupService(c, CID)
+
+
+def lfe(*rows):
+    return [{"ListID": l, "ListName": n, "SubscriberState": s, "DateSubscriberAdded": "2025-01-01 09:00"}
+            for l, n, s in rows]
+
+
+def mock_campaigns():
+    responses.get(f"{BASE}/clients/{CID}/campaigns.json", json={
+        "Results": [{"CampaignID": "c1", "Name": "C1", "Subject": "Hello", "SentDate": "2026-01-05 10:00:00",
+                     "WebVersionURL": "https://cm/t/c1", "TotalRecipients": 10}],
+        "ResultsOrderedBy": "SentDate", "OrderDirection": "desc", "PageNumber": 1, "PageSize": 1000,
+        "RecordsOnThisPage": 1, "TotalNumberOfRecords": 1, "NumberOfPages": 1})
+
+
+def mock_list(lid, setting="OnlyThisList"):
+    responses.get(f"{BASE}/lists/{lid}.json", json={"ListID": lid, "Title": lid, "ConfirmedOptIn": False,
+                                                    "UnsubscribeSetting": setting})
+
+
+def mock_sub(lid, email, state, history):
+    responses.get(f"{BASE}/subscribers/{lid}.json", json={
+        "EmailAddress": email, "Name": "N", "Date": "2026-01-06 10:00:00", "ListJoinedDate": "2025-01-01 09:00:00",
+        "State": state, "CustomFields": [], "ReadsEmailWith": "", "ConsentToTrack": "Yes"})
+    responses.get(f"{BASE}/subscribers/{lid}/history.json", json=history)
+
+
+@responses.activate
+def test_cases_no_list_no_campaigns_full():
+    mock_campaigns()
+    url = f"{BASE}/clients/{CID}/listsforemail.json"
+    responses.get(url, json=[], match=[responses.matchers.query_param_matcher({"email": "none@x.com"})])
+    responses.get(url, json=lfe(("L1", "News", "Active")),
+                  match=[responses.matchers.query_param_matcher({"email": "p@x.com"})])
+    mock_list("L1", "AllClientLists")
+    mock_sub("L1", "p@x.com", "Active", [{"ID": "c1", "Type": "Campaign", "Name": "C1", "Actions": [
+        {"Event": "Open", "Date": "2026-01-05 11:00:00", "IPAddress": "", "Detail": ""}]}])
+    none, p = svc().lookup_many(["none@x.com", "p@x.com"])
+    assert none.case == CASE_NO_LISTS
+    assert p.case == CASE_FULL
+    assert p.lists[0].unsubscribes_from_all is True and p.lists[0].consent_to_track == "Yes"
+    assert p.last_campaigns()[0].subject == "Hello" and p.last_campaigns()[0].opened
+    doc = p.to_json()
+    assert set(doc) >= {"email", "lists", "campaigns", "activity", "errors"}
+    assert doc["lists"][0] == {**doc["lists"][0], "list_id": "L1", "list_name": "News", "state": "Active",
+                               "state_changed": "2026-01-06 10:00:00", "joined": "2025-01-01 09:00:00"}
+    assert doc["campaigns"][0]["opened"] is True and doc["activity"]["open_rate"] == 1.0
+
+
+@responses.activate
+def test_on_lists_never_mailed():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=lfe(("L1", "News", "Unconfirmed")))
+    mock_list("L1")
+    mock_sub("L1", "p@x.com", "Unconfirmed", [])
+    (p,) = svc().lookup_many(["p@x.com"])
+    assert p.case == CASE_NO_CAMPAIGNS and p.lists[0].state == "Unconfirmed"
+
+
+@responses.activate
+def test_one_list_failing_still_renders_the_rest():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json",
+                  json=lfe(("L1", "News", "Active"), ("L2", "Broken", "Active")))
+    mock_list("L1")
+    mock_list("L2")
+    mock_sub("L1", "p@x.com", "Active", [])
+    responses.get(f"{BASE}/subscribers/L2.json", json={"Code": 500, "Message": "Sorry"}, status=500)
+    responses.get(f"{BASE}/subscribers/L2/history.json", json={"Code": 500, "Message": "Sorry"}, status=500)
+    (p,) = svc().lookup_many(["p@x.com"])
+    assert not p.failed and len(p.lists) == 2
+    assert p.lists[0].problems == ()
+    msgs = [pr.message for pr in p.lists[1].problems]
+    assert msgs and all("p@x.com" in m and "Broken" in m and "Code 500" in m for m in msgs)
+    assert p.to_json()["errors"]
+
+
+@responses.activate
+def test_address_failure_is_isolated_and_auth_failure_raises():
+    mock_campaigns()
+    url = f"{BASE}/clients/{CID}/listsforemail.json"
+    responses.get(url, json={"Code": 1, "Message": "Invalid Email Address"}, status=400,
+                  match=[responses.matchers.query_param_matcher({"email": "weird@x.com"})])
+    responses.get(url, json=[], match=[responses.matchers.query_param_matcher({"email": "ok@x.com"})])
+    bad, ok = svc().lookup_many(["weird@x.com", "ok@x.com"])
+    assert bad.case == CASE_FAILED and "weird@x.com" in bad.problems[0].message
+    assert ok.case == CASE_NO_LISTS
+    responses.replace(responses.GET, f"{BASE}/clients/{CID}/campaigns.json",
+                      json={"Code": 100, "Message": "Invalid API Key"}, status=401)
+    with pytest.raises(AuthenticationError):
+        svc().lookup_many(["ok@x.com"])
