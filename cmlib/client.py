@@ -90,6 +90,7 @@ class ClientOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate: float | None = 10.0  # requests per second, shared by every thread
     max_in_flight: int = 8
+    burst: int = 1  # requests allowed at once before spacing at `rate` kicks in
     pool_size: int = 32
 
 
@@ -125,7 +126,7 @@ class CampaignMonitor:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.limiter = limiter or RateLimiter(
-            self.options.rate, self.options.max_in_flight, clock=clock, sleep=sleep
+            self.options.rate, self.options.max_in_flight, burst=self.options.burst, clock=clock, sleep=sleep
         )
         self.last_call: CallStats | None = None
         self.last_rate_limit: CallStats | None = None

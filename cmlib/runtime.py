@@ -77,6 +77,8 @@ def connect(
         cache_cfg = None
     else:
         cache_cfg = cache
-    opts = options or ClientOptions(rate=25.0, max_in_flight=16)
+    # Interactive defaults: a lookup's fan-out (a few dozen calls) goes out at once, then
+    # requests are spaced; a bulk run passes its own options.
+    opts = options or ClientOptions(rate=20.0, max_in_flight=16, burst=40)
     client = CampaignMonitor(creds.api_key, creds.api_url, options=opts, cache=cache_cfg)
     return Connection(client=client, credentials=creds)

@@ -100,3 +100,23 @@ def test_run_many_is_lazy_over_input():
 def test_map_all_keeps_order_with_duplicates():
     out = map_all(lambda s: s.upper(), ["a", "b", "a"], max_workers=3)
     assert [o.result for o in out] == ["A", "B", "A"]
+
+
+def test_burst_then_spacing():
+    ft = FakeTime()
+    lim = RateLimiter(rate=10, burst=5, clock=ft.clock, sleep=ft.sleep)
+    for _ in range(5):
+        lim.acquire()
+    assert ft.now == 0  # the burst goes at once
+    for _ in range(10):
+        lim.acquire()
+    assert ft.now == pytest.approx(1.0)
+
+
+def test_no_burst_right_after_a_pause():
+    ft = FakeTime()
+    lim = RateLimiter(rate=10, burst=5, clock=ft.clock, sleep=ft.sleep)
+    lim.pause_for(3)
+    lim.acquire()
+    lim.acquire()
+    assert ft.now == pytest.approx(3.2)
