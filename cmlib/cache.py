@@ -117,9 +117,13 @@ def build_session(settings: CacheSettings | None) -> requests.Session:
     """A plain Session when caching is off, else a CachedSession with our key and expiries."""
     if settings is None or not settings.enabled:
         return requests.Session()
+    extra: dict[str, Any] = {}
+    if settings.backend == "sqlite":
+        extra["wal"] = True  # concurrent lookups write many responses at once
     return requests_cache.CachedSession(
         cache_name=settings.cache_name(),
         backend=settings.backend,
+        **extra,
         expire_after=60,
         urls_expire_after=settings.urls_expire_after(),
         allowable_codes=(200,),
@@ -134,17 +138,31 @@ def emails_in_url(url: str) -> list[str]:
     return [v.lower() for v in q.get("email", [])]
 
 
-def invalidate_email(session: requests.Session, email: str) -> int:
-    """Drop every cached response whose query names this email (all lists, all partitions)."""
+SCAN_LIMIT = 5000
+
+
+def invalidate_email(session: requests.Session, email: str, known_keys: set[str] | None = None) -> int:
+    """Drop every cached response whose query names this email (all lists, all partitions).
+
+    ``known_keys`` (indexed by the client as it cached them) go at once; entries cached by an
+    earlier process are found by a scan, skipped for very large caches whose short subscriber
+    expiries make them stale-proof anyway.
+    """
     cache = getattr(session, "cache", None)
     if cache is None:
         return 0
     target = email.strip().lower()
-    keys = [
-        r.cache_key
-        for r in cache.filter(valid=True, expired=True, invalid=True)
-        if target in emails_in_url(getattr(r, "url", "") or "")
-    ]
+    keys = set(known_keys or ())
+    try:
+        small = len(cache.responses) <= SCAN_LIMIT
+    except Exception:
+        small = True
+    if small:
+        keys.update(
+            r.cache_key
+            for r in cache.filter(valid=True, expired=True, invalid=True)
+            if target in emails_in_url(getattr(r, "url", "") or "")
+        )
     if keys:
         cache.delete(*keys)
     return len(keys)

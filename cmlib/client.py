@@ -132,6 +132,8 @@ class CampaignMonitor:
         self.last_rate_limit: CallStats | None = None
         self._stats_lock = threading.Lock()
         self.calls_made = 0  # real HTTP exchanges (cache hits excluded)
+        self._email_keys: dict[str, set[str]] = {}
+        self._invalidation_listeners: list[Callable[[str], None]] = []
 
     def __repr__(self) -> str:
         return f"CampaignMonitor(base_url={self.base_url!r})"
@@ -199,6 +201,13 @@ class CampaignMonitor:
         url = self.base_url + path
         started = time.perf_counter()
         resp = None
+        if method == "GET" and not kw.get("force_refresh") and hasattr(self.session, "cache"):
+            # A cache hit costs the API nothing: serve it without waiting for a rate slot.
+            hit = self.session.request(method, url, timeout=self.timeout, only_if_cached=True, **kw)
+            # A miss is a synthetic 504; only 200s are ever stored, so 504 always means "not cached".
+            if getattr(hit, "from_cache", False) and hit.status_code != 504:
+                self._record(endpoint, hit, started)
+                return self._body(hit, method, endpoint, ctx)
         try:
             with self.limiter.slot():
                 started = time.perf_counter()
@@ -212,6 +221,10 @@ class CampaignMonitor:
             self._record(endpoint, None, started)
             raise TransportError(f"connection failed: {type(exc).__name__}", endpoint=endpoint, **ctx) from None
         self._record(endpoint, resp, started)
+        self._remember_key(resp, ctx.get("email"))
+        return self._body(resp, method, endpoint, ctx)
+
+    def _body(self, resp: requests.Response, method: str, endpoint: str, ctx: dict) -> Any:
         if resp.status_code >= 400:
             raise self._error_from_response(resp, endpoint, ctx)
         if not resp.content or not resp.content.strip():
@@ -227,6 +240,13 @@ class CampaignMonitor:
             raise UnexpectedResponseError(
                 f"malformed JSON in {resp.status_code} response", status=resp.status_code, endpoint=endpoint, **ctx
             ) from None
+
+    def _remember_key(self, resp: requests.Response, email: str | None) -> None:
+        """Index cache keys by address, so invalidating one address never scans the cache."""
+        key = getattr(resp, "cache_key", None)
+        if key and email:
+            with self._stats_lock:
+                self._email_keys.setdefault(email.strip().lower(), set()).add(key)
 
     def request(
         self,
@@ -274,8 +294,8 @@ class CampaignMonitor:
     def clients(self) -> list[ClientRef]:
         return parse_list(self.request("GET", "/clients.json"), ClientRef.from_api)
 
-    def client_details(self, client_id: str) -> ClientDetails:
-        data = self.request("GET", f"/clients/{client_id}.json")
+    def client_details(self, client_id: str, *, fresh: bool = False) -> ClientDetails:
+        data = self.request("GET", f"/clients/{client_id}.json", fresh=fresh)
         return ClientDetails.from_api(data if isinstance(data, dict) else {})
 
     def lists(self, client_id: str, *, fresh: bool = False) -> list[ListRef]:
@@ -325,11 +345,12 @@ class CampaignMonitor:
                             params={"page": page, "pagesize": page_size}, fresh=fresh)
         return Page.from_api(data if isinstance(data, dict) else {}, SuppressedAddress.from_api)
 
-    def is_suppressed(self, client_id: str, email: str, *, max_pages: int = 20) -> SuppressedAddress | None:
+    def is_suppressed(self, client_id: str, email: str, *, max_pages: int = 20,
+                      fresh: bool = False) -> SuppressedAddress | None:
         target = email.strip().lower()
         page = 1
         while page <= max_pages:
-            p = self.suppression_list(client_id, page=page)
+            p = self.suppression_list(client_id, page=page, fresh=fresh)
             for s in p.results:
                 if s.email.lower() == target:
                     return s
@@ -352,14 +373,15 @@ class CampaignMonitor:
     ) -> str:
         if consent_to_track not in CONSENT_VALUES:
             raise ValueError(f"consent_to_track must be one of {CONSENT_VALUES}")
-        body = {
+        body: dict[str, Any] = {
             "EmailAddress": email,
-            "Name": name,
             "CustomFields": custom_fields or [],
             "Resubscribe": bool(resubscribe),
             "RestartSubscriptionBasedAutoresponders": bool(restart_autoresponders),
             "ConsentToTrack": consent_to_track,
         }
+        if name:  # an empty Name could wipe the stored one on an update
+            body["Name"] = name
         data = self.request("POST", f"/subscribers/{list_id}.json", body=body, email=email, list_id=list_id)
         self.invalidate_email(email)
         return data if isinstance(data, str) else email
@@ -377,14 +399,27 @@ class CampaignMonitor:
     # ------------------------------------------------------------------ cache
     def invalidate_email(self, email: str) -> int:
         """Forget every cached answer about this address (used after writes and by refresh)."""
+        target = email.strip().lower()
+        for listener in list(self._invalidation_listeners):
+            listener(target)
+        with self._stats_lock:
+            known = self._email_keys.pop(target, set())
         try:
-            return cache_mod.invalidate_email(self.session, email)
+            return cache_mod.invalidate_email(self.session, target, known_keys=known)
         except Exception as exc:  # a cache problem must never turn a done write into an error
             log.warning("cache invalidation failed: %s", type(exc).__name__)
             return 0
 
+    def add_invalidation_listener(self, fn: Callable[[str], None]) -> None:
+        """Called with the lower-cased address whenever it is invalidated (in-memory caches above us)."""
+        self._invalidation_listeners.append(fn)
+
     def clear_cache(self) -> None:
         cache_mod.clear(self.session)
+        with self._stats_lock:
+            self._email_keys.clear()
+        for listener in list(self._invalidation_listeners):
+            listener("")
 
     def cache_size_bytes(self) -> int | None:
         return cache_mod.cache_size_bytes(self.session)

@@ -10,6 +10,7 @@ so a customer with three addresses costs about two round trips, not dozens.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
@@ -308,13 +309,52 @@ def find_reason(
 
 
 class LookupService:
-    """Lookups for one client. Thread-safe; share one per client."""
+    """Lookups for one client. Thread-safe; share one per client.
 
-    def __init__(self, client: CampaignMonitor, client_id: str, *, max_workers: int = 16) -> None:
+    Assembled profiles are kept in memory for as long as the HTTP cache would keep a
+    subscriber's state (``memo_ttl``), so a repeated lookup costs no request and no cache
+    deserialisation; any invalidation of the address (a write, a refresh) drops it.
+    """
+
+    def __init__(self, client: CampaignMonitor, client_id: str, *, max_workers: int = 16,
+                 memo_ttl: float | None = None, clock: Any = time.monotonic) -> None:
         self.client = client
         self.client_id = client_id
         self.max_workers = max_workers
         self._lock = threading.Lock()
+        self._clock = clock
+        if memo_ttl is None:
+            cs = getattr(client, "cache_settings", None)
+            memo_ttl = (min(cs.expiry.get(k, 0) for k in ("listsforemail", "subscriber", "history"))
+                        if cs is not None and cs.enabled else 0)
+        self.memo_ttl = float(memo_ttl)
+        self._memo: dict[str, tuple[float, Profile]] = {}
+        client.add_invalidation_listener(self._forget)
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            if key:
+                self._memo.pop(key, None)
+            else:
+                self._memo.clear()
+
+    def _remembered(self, email: str) -> Profile | None:
+        if self.memo_ttl <= 0:
+            return None
+        with self._lock:
+            hit = self._memo.get(email.lower())
+        if hit and self._clock() - hit[0] < self.memo_ttl and hit[1].email == email:
+            return hit[1]
+        return None
+
+    def _remember(self, profiles: Iterable[Profile]) -> None:
+        if self.memo_ttl <= 0:
+            return
+        now = self._clock()
+        with self._lock:
+            for p in profiles:
+                if not p.failed and not p.all_problems():  # failures are retried next time
+                    self._memo[p.email.lower()] = (now, p)
 
     # -- shared reference data (HTTP-cached for minutes by the client)
     def campaign_index(self, fresh: bool = False) -> dict[str, Campaign]:
@@ -327,6 +367,13 @@ class LookupService:
         """One Profile per email, in input order. Raises AuthenticationError; anything else is a Problem."""
         fresh_keys = {e.lower() for e in fresh}
         emails = list(emails)
+        known = {e: self._remembered(e) for e in emails if e.lower() not in fresh_keys}
+        missing = [e for e in emails if known.get(e) is None]
+        fetched = {p.email: p for p in self._fetch(missing, fresh_keys)} if missing else {}
+        self._remember(fetched.values())
+        return [known.get(e) or fetched[e] for e in emails]
+
+    def _fetch(self, emails: list[str], fresh_keys: set[str]) -> list[Profile]:
 
         # Wave 1: memberships of every address, and the client's campaigns, concurrently.
         tasks: list[tuple[str, str]] = [("campaigns", "")] + [("memberships", e) for e in emails]

@@ -55,8 +55,14 @@ class Connection:
     def is_demo(self) -> bool:
         return self.credentials.is_demo
 
-    def lookup_service(self, max_workers: int = 16) -> LookupService:
-        return LookupService(self.client, self.client_id, max_workers=max_workers)
+    def lookup_service(self, max_workers: int | None = None) -> LookupService:
+        """One service per connection, so its in-memory profile memo is shared by every rerun."""
+        svc = self.extra.get("lookup_service")
+        if svc is None:
+            svc = self.extra["lookup_service"] = LookupService(self.client, self.client_id)
+        if max_workers:
+            svc.max_workers = max_workers
+        return svc
 
 
 def connect(

@@ -170,3 +170,44 @@ def test_address_failure_is_isolated_and_auth_failure_raises():
                       json={"Code": 100, "Message": "Invalid API Key"}, status=401)
     with pytest.raises(AuthenticationError):
         svc().lookup_many(["ok@x.com"])
+
+
+class Tick:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+@responses.activate
+def test_profiles_are_remembered_until_expiry_or_invalidation():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=[])
+    c = CampaignMonitor("k", BASE, options=ClientOptions(rate=None), cache=None)
+    clock = Tick()
+    s = LookupService(c, CID, memo_ttl=60, clock=clock)
+    first = s.lookup("p@x.com")
+    calls = len(responses.calls)
+    assert s.lookup("p@x.com") is first and len(responses.calls) == calls  # no request at all
+    assert s.lookup("p@x.com", fresh=True) is not first  # refresh bypasses the memo
+    calls = len(responses.calls)
+    c.invalidate_email("P@X.com")  # e.g. after a write
+    s.lookup("p@x.com")
+    assert len(responses.calls) > calls
+    calls = len(responses.calls)
+    clock.t = 61
+    s.lookup("p@x.com")
+    assert len(responses.calls) > calls
+
+
+@responses.activate
+def test_profiles_with_problems_are_not_remembered():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json={"Code": 500, "Message": "x"}, status=500)
+    c = CampaignMonitor("k", BASE, options=ClientOptions(rate=None, retry=RetryPolicy(max_attempts=1)), cache=None)
+    s = LookupService(c, CID, memo_ttl=60)
+    assert s.lookup("p@x.com").failed
+    calls = len(responses.calls)
+    s.lookup("p@x.com")
+    assert len(responses.calls) > calls

@@ -20,14 +20,14 @@ def _fingerprint(c: Credentials) -> tuple:
 
 
 @st.cache_resource(show_spinner=False, hash_funcs={Credentials: _fingerprint})
-def _connect(creds: Credentials, cache_generation: int) -> Connection:
+def _connect(creds: Credentials) -> Connection:
     return runtime.connect(creds)
 
 
 def get_connection() -> Connection:
     """The connection for the current configuration (demo sandbox when nothing is configured)."""
     creds = runtime.current_credentials()
-    return _connect(creds, st.session_state.get("_cache_generation", 0))
+    return _connect(creds)
 
 
 def reset_connections() -> None:
