@@ -1,0 +1,450 @@
+"""The Settings page in AppTest against the sandbox: test connection, save, read-only, admin gate, OIDC."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cmlib import access, runtime
+from cmlib.config import SettingsStore
+from ui.text import WORD_JOINER
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "settings.py")
+DEAD_URL = "http://127.0.0.1:9/api/v3.3"
+
+
+def unescape(text: str) -> str:
+    """An alert's markdown source back to the text a user reads."""
+    out, i = [], 0
+    text = text.replace(WORD_JOINER, "")
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def texts(elements) -> list[str]:
+    return [unescape(str(e.value)) for e in elements]
+
+
+def run_page(**session) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    for k, v in session.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def fill(at: AppTest, key: str = "", client_id: str | None = None, url: str | None = None) -> None:
+    at.text_input(key="settings_api_key").input(key)
+    if client_id is not None:
+        at.text_input(key="settings_client_id").input(client_id)
+    if url is not None:
+        at.text_input(key="settings_api_url").input(url)
+
+
+def click(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gates():
+    access.reset_shared_gates()
+    yield
+    access.reset_shared_gates()
+
+
+# ---------------------------------------------------------------------------- nothing configured
+
+
+def test_nothing_configured_says_demo_data_and_how_to_connect():
+    at = run_page()
+    info = " ".join(texts(at.info))
+    assert "demo data" in info and "local sandbox" in info
+    assert "CM_API_KEY" in info and "secrets.toml" in info and "form below" in info
+    assert at.text_input(key="settings_api_key").proto.type == at.text_input(key="settings_api_key").proto.PASSWORD
+    assert at.button(key="settings_forget").disabled  # nothing saved, nothing to forget
+
+
+# ---------------------------------------------------------------------------- test connection
+
+
+def test_test_connection_success_names_company_country_timezone_and_lists(sandbox):
+    at = run_page()
+    fill(at, sandbox.client_api_key, sandbox.main_client_id, sandbox.base_url)
+    click(at, "settings_test")
+    info = sandbox.data.client(sandbox.main_client_id)
+    n_lists = len(sandbox.data.lists_of(sandbox.main_client_id))
+    success = " ".join(texts(at.success))
+    assert f"Connected to {info.name}" in success
+    assert info.country in success and info.time_zone in success
+    assert f"{n_lists} lists" in success
+    table = at.dataframe[0].value
+    assert dict(zip(table["Detail"], table["Value"]))["Lists"] == str(n_lists)
+    assert not SettingsStore().load()  # testing saves nothing
+
+
+def test_wrong_key_says_code_100(sandbox):
+    at = run_page()
+    fill(at, "not-a-real-key-0000", sandbox.main_client_id, sandbox.base_url)
+    click(at, "settings_test")
+    errors = " ".join(texts(at.error))
+    assert "Invalid API key (Code 100)" in errors
+
+
+def test_other_clients_id_with_a_client_key_says_code_102(sandbox):
+    at = run_page()
+    fill(at, sandbox.client_api_key, sandbox.other_client_id, sandbox.base_url)
+    click(at, "settings_test")
+    errors = " ".join(texts(at.error))
+    assert "Code 102" in errors and sandbox.other_client_id in errors
+    # the sandbox's client key lists only its own client, so that is all the picker offers
+    assert "This key sees one client: choose it." in errors
+    assert at.selectbox(key="settings_client_choice").options == [
+        f"{sandbox.data.client(sandbox.main_client_id).name} ({sandbox.main_client_id})"]
+
+
+def test_unreachable_api_says_network(sandbox):
+    at = run_page()
+    fill(at, sandbox.client_api_key, sandbox.main_client_id, DEAD_URL)
+    click(at, "settings_test")
+    errors = " ".join(texts(at.error))
+    assert "Cannot reach the API at 127.0.0.1:9" in errors
+
+
+def test_account_key_offers_its_clients_in_a_picker(sandbox):
+    at = run_page()
+    fill(at, sandbox.account_api_key, "", sandbox.base_url)
+    click(at, "settings_test")
+    assert "account-level key that sees 2 clients" in " ".join(texts(at.info))
+    picker = at.selectbox(key="settings_client_choice")
+    names = {cid: sandbox.data.client(cid).name for cid in (sandbox.main_client_id, sandbox.other_client_id)}
+    assert sorted(picker.options) == sorted(f"{name} ({cid})" for cid, name in names.items())
+    assert picker.value is None  # nothing chosen for the admin
+    assert not [t for t in at.text_input if t.key == "settings_client_id"]
+    picker.select(sandbox.other_client_id)
+    click(at, "settings_test")
+    assert f"Connected to {names[sandbox.other_client_id]}" in " ".join(texts(at.success))
+
+
+# ---------------------------------------------------------------------------- save / reload / forget
+
+
+def _all_strings(at: AppTest) -> list[str]:
+    """Every value, label, help, placeholder and option of every element on the page."""
+    out: list[str] = []
+
+    def walk(node) -> None:
+        for attr in ("value", "label", "help", "placeholder", "options", "body", "proto"):
+            try:
+                v = getattr(node, attr)
+            except Exception:
+                continue
+            if v is None:
+                continue
+            out.append(str(v))
+        for child in getattr(node, "children", {}).values() if isinstance(getattr(node, "children", None), dict) else []:
+            walk(child)
+
+    walk(at._tree)
+    return out
+
+
+def test_save_then_reload_shows_only_the_masked_key(sandbox):
+    key = sandbox.client_api_key
+    at = run_page()
+    fill(at, key, sandbox.main_client_id, sandbox.base_url)
+    at.run()
+    assert [s for s in _all_strings(at) if key in s]  # the walk does see a typed key
+    click(at, "settings_save")
+    assert any("Saved." in t for t in texts(at.success))
+    assert at.text_input(key="settings_api_key").value == ""  # the field is empty after saving
+
+    path = Path(os.environ["CM_DATA_DIR"]) / "settings.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    saved = json.loads(path.read_text())
+    assert saved["api_key"] == key and saved["client_id"] == sandbox.main_client_id
+
+    again = run_page()  # a new session
+    strings = _all_strings(again) + _all_strings(at)
+    assert not [s for s in strings if key in s]
+    assert any(key[-4:] in s and "••••" in s for s in _all_strings(again))
+    assert "leave empty to keep it" in again.text_input(key="settings_api_key").placeholder
+    # the app uses the new credentials
+    assert runtime.current_credentials().api_key == key
+
+
+def test_save_keeps_the_saved_key_when_the_field_is_left_empty(sandbox):
+    SettingsStore().update(api_key=sandbox.account_api_key, client_id=sandbox.main_client_id,
+                           api_url=sandbox.base_url)
+    at = run_page()
+    at.text_input(key="settings_client_id").input(sandbox.other_client_id)
+    click(at, "settings_save")
+    saved = SettingsStore().load()
+    assert saved["api_key"] == sandbox.account_api_key and saved["client_id"] == sandbox.other_client_id
+
+
+def test_save_refuses_a_key_the_api_rejects(sandbox):
+    at = run_page()
+    fill(at, "bad-key-000000", sandbox.main_client_id, sandbox.base_url)
+    click(at, "settings_save")
+    assert "Not saved. Invalid API key (Code 100)" in " ".join(texts(at.error))
+    assert SettingsStore().load() == {}
+
+
+def test_save_from_the_client_picker(sandbox):
+    at = run_page()
+    fill(at, sandbox.account_api_key, "", sandbox.base_url)
+    click(at, "settings_test")
+    at.selectbox(key="settings_client_choice").select(sandbox.other_client_id)
+    click(at, "settings_save")
+    assert SettingsStore().load()["client_id"] == sandbox.other_client_id
+
+
+def test_forget_credentials_asks_then_removes_them(sandbox):
+    SettingsStore().update(api_key=sandbox.client_api_key, client_id=sandbox.main_client_id,
+                           api_url=sandbox.base_url, cache_expiry={"subscriber": 5})
+    at = run_page()
+    click(at, "settings_forget")
+    assert SettingsStore().load().get("api_key")  # not yet
+    click(at, "settings_forget_confirm")
+    saved = SettingsStore().load()
+    assert "api_key" not in saved and "client_id" not in saved
+    assert saved["cache_expiry"] == {"subscriber": 5}  # other settings stay
+    assert "demo data" in " ".join(texts(at.info))
+
+
+# ---------------------------------------------------------------------------- managed by the environment
+
+
+def test_environment_credentials_are_read_only(sandbox, monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
+    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
+    at = run_page()
+    assert "Managed by the environment" in " ".join(texts(at.info))
+    assert "environment variables" in " ".join(texts(at.info))
+    managed = [t for t in at.text_input if t.key.startswith("settings_managed")]
+    assert len(managed) == 3 and all(t.disabled for t in managed)
+    assert at.text_input(key="settings_managed_key").value.endswith(sandbox.client_api_key[-4:])
+    keys = {b.key for b in at.button}
+    assert not keys & {"settings_save", "settings_forget"}
+    assert not [s for s in _all_strings(at) if sandbox.client_api_key in s]
+    click(at, "settings_test_managed")
+    assert "Connected to" in " ".join(texts(at.success))
+
+
+def test_secrets_toml_credentials_are_read_only(sandbox, monkeypatch, tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'[campaign_monitor]\napi_key = "{sandbox.client_api_key}"\n'
+                       f'client_id = "{sandbox.main_client_id}"\napi_url = "{sandbox.base_url}"\n')
+    monkeypatch.setenv("CM_SECRETS_PATH", str(secrets))
+    at = run_page()
+    info = " ".join(texts(at.info))
+    assert "Managed by the environment" in info and "secrets.toml" in info
+    assert at.text_input(key="settings_managed_client").disabled
+    assert not {b.key for b in at.button} & {"settings_save", "settings_forget"}
+
+
+# ---------------------------------------------------------------------------- admin password
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _gate_prompt(at: AppTest):
+    return [t for t in at.text_input if t.key.startswith("admin_gate_pw")]
+
+
+def _try(at: AppTest, password: str) -> AppTest:
+    _gate_prompt(at)[0].input(password)
+    at.button[0].click().run()  # the form's Unlock button is the only button while locked
+    assert not at.exception, at.exception
+    return at
+
+
+def test_admin_password_guards_the_page(monkeypatch):
+    monkeypatch.setenv("CM_ADMIN_PASSWORD", "open sesame")
+    at = run_page()
+    assert _gate_prompt(at) and not [t for t in at.text_input if t.key == "settings_api_key"]
+    _try(at, "wrong")
+    assert "4 tries left" in " ".join(texts(at.warning))
+    assert not [t for t in at.text_input if t.key == "settings_api_key"]
+    _try(at, "open sesame")
+    assert not _gate_prompt(at)
+    assert at.text_input(key="settings_api_key")
+    # once per session: later reruns do not ask again; "Lock" does
+    at.run()
+    assert not _gate_prompt(at)
+    click(at, "settings_lock")
+    assert _gate_prompt(at)
+
+
+def test_admin_password_from_secrets_toml(monkeypatch, tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('admin_password = "from secrets"\n')
+    monkeypatch.setenv("CM_SECRETS_PATH", str(secrets))
+    at = run_page()
+    assert _gate_prompt(at)
+    _try(at, "from secrets")
+    assert not _gate_prompt(at)
+
+
+def test_five_wrong_passwords_lock_for_a_minute(monkeypatch):
+    monkeypatch.setenv("CM_ADMIN_PASSWORD", "open sesame")
+    clock = FakeClock()
+    access.shared_gate("open sesame").clock = clock
+    at = run_page()
+    for _ in range(5):
+        _try(at, "guess")
+    assert "locked for 60 more seconds" in " ".join(texts(at.error))
+    assert _gate_prompt(at)[0].disabled
+    clock.now += 30
+    at.run()
+    assert "locked for 30 more seconds" in " ".join(texts(at.error))
+    clock.now += 31
+    at.run()
+    assert not at.error and not _gate_prompt(at)[0].disabled
+    _try(at, "open sesame")
+    assert not _gate_prompt(at)
+
+
+# ---------------------------------------------------------------------------- OIDC login
+
+
+def _with_auth(monkeypatch, tmp_path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
+                       'cookie_secret = "test-cookie-secret"\nclient_id = "app"\nclient_secret = "s"\n'
+                       'server_metadata_url = "https://idp.example.com/.well-known/openid-configuration"\n')
+    monkeypatch.setenv("CM_SECRETS_PATH", str(secrets))
+
+
+def test_login_configured_but_not_logged_in_offers_login(monkeypatch, tmp_path):
+    _with_auth(monkeypatch, tmp_path)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.user = {}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not [t for t in at.text_input if t.key == "settings_api_key"]
+
+
+def test_logged_in_user_is_shown_with_a_logout_button(monkeypatch, tmp_path):
+    _with_auth(monkeypatch, tmp_path)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.user = {"is_logged_in": True, "email": "lead@example.com", "name": "Support Lead"}
+    at.run()
+    assert not at.exception
+    assert any("lead" in unescape(m.value) and "example.com" in unescape(m.value) for m in at.markdown)
+    assert at.button(key="settings_logout")
+    assert at.text_input(key="settings_api_key")
+
+
+def test_no_login_section_without_auth_config():
+    at = run_page()
+    assert not [b for b in at.button if b.key in ("settings_logout", "settings_login_default")]
+
+
+# ---------------------------------------------------------------------------- cache and health
+
+
+def test_cache_expiry_is_saved_and_used(sandbox, monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
+    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
+    at = run_page()
+    assert at.metric[[m.label for m in at.metric].index("Backend")].value == "sqlite"
+    at.number_input(key="settings_expiry_subscriber").set_value(15)
+    at.button[[b.label for b in at.button].index("Save expiry times")].click().run()
+    assert not at.exception
+    assert SettingsStore().load()["cache_expiry"]["subscriber"] == 15
+    assert runtime.cache_settings().expiry["subscriber"] == 15
+    assert "Expiry times saved" in " ".join(texts(at.success))
+    click(at, "settings_reset_expiry")
+    assert "cache_expiry" not in SettingsStore().load()
+    assert at.number_input(key="settings_expiry_subscriber").value == runtime.cache_settings().expiry["subscriber"]
+
+
+def test_clear_cache_empties_it(sandbox, monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
+    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
+    at = run_page()
+    from ui.connection import get_connection  # the same cached client the page uses
+
+    conn = get_connection()
+    conn.client.lists(sandbox.main_client_id)
+    assert len(list(conn.client.session.cache.responses.keys())) >= 1
+    click(at, "settings_clear_cache")
+    assert "Cache cleared" in " ".join(texts(at.success))
+    assert list(conn.client.session.cache.responses.keys()) == []
+
+
+def test_health_panel_reports_reachability_latency_and_rate_limit(sandbox, monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
+    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
+    sandbox.set_faults(rate_limit=1000, rate_limit_headers=True)
+    at = run_page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["API"] == "not checked" and metrics["Account"] == "Real account"
+    click(at, "settings_health_check")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["API"] == "reachable"
+    assert metrics["Last call"].endswith(" ms")
+    assert metrics["Rate-limit headroom"].endswith("%")
+    assert "requests left" in " ".join(unescape(c.value) for c in at.caption)
+
+
+def test_health_in_demo_mode_says_demo():
+    at = run_page()
+    click(at, "settings_health_check")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Account"] == "Demo (sandbox)" and metrics["API"] == "reachable"
+
+
+def test_health_says_unreachable_when_the_key_was_revoked(sandbox, monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", "revoked-key-1234")
+    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
+    at = run_page()
+    click(at, "settings_health_check")
+    assert {m.label: m.value for m in at.metric}["API"] == "unreachable"
+    assert "Code 100" in " ".join(texts(at.error))
+
+
+def test_logout_button_logs_the_user_out(monkeypatch, tmp_path):
+    _with_auth(monkeypatch, tmp_path)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.user = {"is_logged_in": True, "email": "lead@example.com"}
+    at.run()
+    click(at, "settings_logout")
+    assert [b.label for b in at.button] == ["Log in"]
+
+
+def test_named_login_providers_each_get_a_button(monkeypatch, tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\ncookie_secret = "c"\n'
+                       '[auth.google]\nclient_id = "g"\n[auth.okta]\nclient_id = "o"\n')
+    monkeypatch.setenv("CM_SECRETS_PATH", str(secrets))
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.user = {}
+    at.run()
+    assert [b.label for b in at.button] == ["Log in with google", "Log in with okta"]

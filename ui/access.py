@@ -1,0 +1,132 @@
+"""The admin-password prompt that guards the Settings page and every write.
+
+Pages call ``require_admin("subscription changes")`` right before rendering (or performing) a
+change; it returns True at once when no admin password is configured or this session already
+unlocked, and otherwise draws a small password form in place and returns False. The password is
+asked for once per session; the comparison and the lock-out live in :mod:`cmlib.access`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import streamlit as st
+
+from cmlib import access
+from cmlib.config import load_secrets
+
+UNLOCKED_KEY = "_admin_unlocked"  # holds the fingerprint of the password that was accepted
+
+
+def _caller() -> str:
+    """What the lock-out counts against: the client IP when known (a reload keeps it), else the session."""
+    try:
+        ip = st.context.ip_address
+    except Exception:
+        ip = None
+    if isinstance(ip, str) and ip:
+        return f"ip:{ip}"
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is not None:
+            return f"session:{ctx.session_id}"
+    except Exception:
+        pass
+    return "session:unknown"
+
+
+def auth_section() -> dict:
+    """The ``[auth]`` section of secrets.toml (Streamlit's built-in OIDC login), {} when absent."""
+    section: dict = {}
+    try:
+        from streamlit.auth_util import get_secrets_auth_section
+
+        section = dict(get_secrets_auth_section() or {})
+    except Exception:  # no secrets file, or a Streamlit without built-in auth
+        section = {}
+    if not section:
+        raw = load_secrets().get("auth")
+        section = dict(raw) if isinstance(raw, Mapping) else {}
+    return section
+
+
+def auth_configured() -> bool:
+    return bool(auth_section())
+
+
+def login_providers() -> list[str | None]:
+    """What to pass to ``st.login``: None for a single provider set directly in ``[auth]``,
+    else each named ``[auth.<provider>]`` section."""
+    section = auth_section()
+    named = [k for k, v in section.items() if isinstance(v, Mapping)]
+    if "client_id" in section or not named:
+        return [None] + named
+    return named
+
+
+def is_logged_in() -> bool:
+    try:
+        return bool(st.user.is_logged_in)
+    except Exception:
+        return False
+
+
+def admin_configured() -> bool:
+    return access.admin_password() is not None
+
+
+def is_unlocked() -> bool:
+    """True when no password is configured or this session entered the current one."""
+    password = access.admin_password()
+    if password is None:
+        return True
+    return st.session_state.get(UNLOCKED_KEY) == access.password_fingerprint(password)
+
+
+def lock() -> None:
+    """Forget this session's unlock (the "Lock" button on the Settings page)."""
+    st.session_state.pop(UNLOCKED_KEY, None)
+
+
+def _slug(context: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", context.lower()).strip("_") or "admin"
+
+
+def require_admin(context: str) -> bool:
+    """Ask for the admin password (once per session) before ``context``; True when allowed now."""
+    password = access.admin_password()
+    if password is None:
+        return True
+    fingerprint = access.password_fingerprint(password)
+    if st.session_state.get(UNLOCKED_KEY) == fingerprint:  # also right after _check() unlocked it
+        return True
+
+    slug = _slug(context)
+    pw_key = f"admin_gate_pw_{slug}"
+    result_key = f"_admin_gate_result_{slug}"
+
+    def _check() -> None:
+        """Runs before the rerun, so the page already renders the outcome (and a lock) this run."""
+        result = access.shared_gate(password).check(st.session_state.get(pw_key) or "", _caller())
+        if result.ok:
+            st.session_state[UNLOCKED_KEY] = fingerprint
+            st.session_state.pop(result_key, None)
+        else:
+            st.session_state[result_key] = result
+
+    state = access.shared_gate(password).status(_caller())
+    with st.container(border=True):
+        st.markdown("**Admin password required**")
+        st.text(f"An admin password protects {context}. Enter it once to unlock every admin action "
+                "for this browser session.")
+        with st.form(f"admin_gate_{slug}", clear_on_submit=True):
+            st.text_input("Admin password", type="password", key=pw_key, disabled=state.locked)
+            st.form_submit_button("Unlock", disabled=state.locked, on_click=_check)
+        last = st.session_state.pop(result_key, None)
+        if state.locked:
+            st.error(state.message)
+        elif last is not None:
+            st.warning(last.message)
+    return False
