@@ -1,0 +1,399 @@
+"""The subscription dialog through AppTest, against the sandbox: reset, no-op save, warnings that
+block Apply, the conflict check, partial failures, idempotent Apply and the audit rows."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cmlib import runtime
+from cmlib.audit import AuditLog
+from cmlib.client import ClientOptions
+from cmlib.retry import RetryPolicy
+from ui.subscriptions import (
+    APPLIED_TOKENS,
+    DIALOG_FLAG,
+    LOOKUP_REFRESH,
+    apply_key,
+    button_key,
+    checkbox_key,
+    confirm_key,
+    consent_key,
+    reason_key,
+    state_key,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = str(ROOT / "tests" / "apps" / "subscriptions_harness.py")
+LOOKUP_PAGE = str(ROOT / "pages" / "lookup.py")
+ANNA = "anna@example.com"
+
+
+@pytest.fixture
+def sb(sandbox, monkeypatch):
+    """The app pointed at a fresh sandbox, with an in-memory cache and quick, bounded retries."""
+    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
+    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
+    monkeypatch.setenv("CM_CACHE_BACKEND", "memory")
+    monkeypatch.delenv("CM_AUDIT_DB", raising=False)
+    real_connect = runtime.connect
+
+    def quick_connect(credentials=None, **kw):
+        kw.setdefault("options", ClientOptions(retry=RetryPolicy(max_attempts=2, base_delay=0.01,
+                                                                 rate_limit_fallback=0.01, max_delay=0.05),
+                                               rate=None, max_in_flight=16, read_timeout=5.0))
+        return real_connect(credentials, **kw)
+
+    monkeypatch.setattr(runtime, "connect", quick_connect)
+    return sandbox
+
+
+def lid(sb, name: str) -> str:
+    return sb.data.list_by_name(sb.main_client_id, name).list_id
+
+
+def open_dialog(email: str, *, flag: bool = True) -> AppTest:
+    at = AppTest.from_file(HARNESS, default_timeout=30)
+    at.session_state["harness_emails"] = [email]
+    if flag:
+        at.session_state[DIALOG_FLAG] = email
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def editor(at: AppTest, email: str):
+    return at.session_state[state_key(email)]
+
+
+def box(at: AppTest, sb, email: str, name: str):
+    return at.checkbox(key=checkbox_key(email, editor(at, email).gen, lid(sb, name)))
+
+
+def ticks(at: AppTest, sb, email: str) -> dict[str, bool]:
+    ed = editor(at, email)
+    return {li.name: at.checkbox(key=checkbox_key(email, ed.gen, li.list_id)).value for li in ed.lists}
+
+
+def click(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def save(at: AppTest, email: str) -> AppTest:
+    return click(at, button_key("save", email))
+
+
+def plan(at: AppTest, email: str):
+    return editor(at, email).plan
+
+
+def apply_button(at: AppTest, email: str):
+    return at.button(key=apply_key(plan(at, email).token))
+
+
+def texts(elements) -> str:
+    """Element text as a reader sees it: markdown escapes and word joiners removed."""
+    raw = "\n".join(str(e.value) for e in elements)
+    return re.sub(r"\\(.)", r"\1", raw).replace("\u2060", "")
+
+
+def writes(sb) -> tuple[int, int]:
+    c = sb.request_counts
+    return c["add"], c["unsubscribe"]
+
+
+def audit_rows():
+    return AuditLog().query()
+
+
+# ----------------------------------------------------------------------------- opening
+def test_button_opens_dialog_with_fresh_snapshot(sb):
+    at = open_dialog(ANNA, flag=False)
+    assert at.button(key=button_key("open", ANNA)).label == "Manage subscriptions"
+    assert state_key(ANNA) not in at.session_state
+    sb.reset_counts()
+    click(at, button_key("open", ANNA))
+    assert at.session_state[DIALOG_FLAG] == ANNA
+    assert sb.request_counts["listsforemail"] >= 1  # read fresh at open, not from the lookup's cache
+    assert ticks(at, sb, ANNA) == {
+        "Newsletter": True, "Product updates": False, "Webinars": True, "Offers": True, "Events Moscow": False,
+        "Partners": False, "Beta testers": False, "<img src=x onerror=alert(1)> **VIP** :red[x]": False}
+
+
+def test_address_on_no_list_gets_the_quick_subscribe_button(sb):
+    at = open_dialog("nobody@example.com", flag=False)
+    assert at.button(key=button_key("open", "nobody@example.com")).label == "Subscribe to lists…"
+    click(at, button_key("open", "nobody@example.com"))
+    assert not any(ticks(at, sb, "nobody@example.com").values())
+    assert "Not subscribed to any list" in texts(at.caption)
+
+
+def test_list_names_are_escaped_in_labels(sb):
+    at = open_dialog("vip@example.com")
+    label = box(at, sb, "vip@example.com", "<img src=x onerror=alert(1)> **VIP** :red[x]").label
+    assert label.startswith("\\<img") and "\\*\\*VIP\\*\\*" in label and "\\[x\\]" in label
+
+
+def test_close_forgets_the_dialog(sb):
+    at = open_dialog(ANNA)
+    click(at, button_key("close", ANNA))
+    assert DIALOG_FLAG not in at.session_state and state_key(ANNA) not in at.session_state
+
+
+# ----------------------------------------------------------------------------- reset & no-op
+def test_reset_restores_the_snapshot_after_several_ticks(sb):
+    at = open_dialog(ANNA)
+    original = ticks(at, sb, ANNA)
+    box(at, sb, ANNA, "Newsletter").uncheck()
+    box(at, sb, ANNA, "Beta testers").check()
+    box(at, sb, ANNA, "Partners").check()
+    box(at, sb, ANNA, "Offers").uncheck()
+    save(at, ANNA)  # the ticks are now submitted and shown under the plan
+    assert plan(at, ANNA) is not None
+    assert ticks(at, sb, ANNA) == {**original, "Newsletter": False, "Beta testers": True, "Partners": True,
+                                   "Offers": False}
+    gen = editor(at, ANNA).gen
+    click(at, button_key("reset", ANNA))
+    assert editor(at, ANNA).gen == gen + 1
+    assert plan(at, ANNA) is None
+    assert ticks(at, sb, ANNA) == original
+    assert "Every checkbox is back to the states read from Campaign Monitor" in texts(at.info)
+    # ticks that were never saved are dropped by a reset too
+    box(at, sb, ANNA, "Webinars").uncheck()
+    box(at, sb, ANNA, "Events Moscow").check()
+    click(at, button_key("reset", ANNA))
+    assert ticks(at, sb, ANNA) == original
+    # and saving after the reset changes nothing
+    sb.reset_counts()
+    save(at, ANNA)
+    assert plan(at, ANNA) is None and writes(sb) == (0, 0)
+
+
+def test_reset_after_unsubscribe_all(sb):
+    at = open_dialog(ANNA)
+    original = ticks(at, sb, ANNA)
+    click(at, button_key("unsub_all", ANNA))
+    assert not any(ticks(at, sb, ANNA).values())
+    click(at, button_key("reset", ANNA))
+    assert ticks(at, sb, ANNA) == original and plan(at, ANNA) is None
+
+
+def test_save_without_change_does_nothing(sb):
+    at = open_dialog(ANNA)
+    sb.reset_counts()
+    save(at, ANNA)
+    assert plan(at, ANNA) is None
+    assert "Nothing to change" in texts(at.info)
+    assert writes(sb) == (0, 0)
+    assert audit_rows() == []
+
+
+# ----------------------------------------------------------------------------- the happy path
+def test_subscribe_shows_plan_then_applies_once_and_refreshes_lookup(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Beta testers").check()
+    save(at, ANNA)
+    p = plan(at, ANNA)
+    assert p.describe() == "subscribe to Beta testers"
+    assert "Plan: subscribe to Beta testers" in texts(at.info)
+    assert box(at, sb, ANNA, "Beta testers").value is True  # what is reviewed is what is shown
+    assert at.radio(key=consent_key(p.token)).value == "Unchanged"
+    at.radio(key=consent_key(p.token)).set_value("Yes")
+    assert not apply_button(at, ANNA).disabled
+    sb.reset_counts()
+    click(at, apply_key(p.token))
+    assert writes(sb) == (1, 0)
+    assert sb.data.state_of(lid(sb, "Beta testers"), ANNA) == "Unconfirmed"
+    assert sb.data.record(lid(sb, "Beta testers"), ANNA).consent_to_track == "Yes"
+    report = editor(at, ANNA).report
+    assert [(r.list_name, r.status) for r in report.results] == [("Beta testers", "done")]
+    assert "Applied." in texts(at.success)
+    assert p.token in at.session_state[APPLIED_TOKENS]
+    # the dialog now starts from the new state, and the lookup refetched the address fresh
+    assert plan(at, ANNA) is None and box(at, sb, ANNA, "Beta testers").value is True
+    assert ANNA not in at.session_state[LOOKUP_REFRESH]
+    assert ":orange-badge[pending]" in texts(at.markdown)
+    [row] = audit_rows()
+    assert (row.email, row.list_name, row.state_before, row.action, row.result) == (
+        ANNA, "Beta testers", "", "subscribe", "done")
+    # another run (a rerun, a second click event) sends nothing more
+    at.run()
+    assert writes(sb) == (1, 0)
+    # even if the applied plan came back (a stale state), its Apply stays disabled
+    editor(at, ANNA).plan = p
+    at.run()
+    assert apply_button(at, ANNA).disabled and writes(sb) == (1, 0)
+
+
+def test_an_applied_plan_token_is_never_applied_again(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    token = plan(at, ANNA).token
+    assert not apply_button(at, ANNA).disabled
+    sb.reset_counts()
+    at.session_state[APPLIED_TOKENS] = {token}  # as if the first click already went through
+    at.run()
+    assert apply_button(at, ANNA).disabled
+    assert writes(sb) == (0, 0) and audit_rows() == []
+
+
+def test_change_selection_goes_back_to_the_form(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    click(at, button_key("back", ANNA))
+    assert plan(at, ANNA) is None
+    assert box(at, sb, ANNA, "Webinars").value is False  # the ticks are kept
+
+
+# ----------------------------------------------------------------------------- warnings block
+def test_resubscribe_needs_confirmation_and_reason(sb):
+    email = "leaver@example.com"
+    at = open_dialog(email)
+    box(at, sb, email, "Newsletter").check()
+    save(at, email)
+    p = plan(at, email)
+    assert "is unsubscribed on Newsletter" in texts(at.warning) and "permission" in texts(at.warning)
+    assert apply_button(at, email).disabled
+    at.checkbox(key=confirm_key(p.token, f"resubscribe:{lid(sb, 'Newsletter')}")).check().run()
+    assert apply_button(at, email).disabled  # the reason is still missing
+    at.text_input(key=reason_key(p.token)).input("ticket #4711, customer asked by phone").run()
+    assert not apply_button(at, email).disabled
+    sb.reset_counts()
+    click(at, apply_key(p.token))
+    assert writes(sb) == (1, 0)
+    assert sb.data.state_of(lid(sb, "Newsletter"), email) == "Active"
+    [row] = audit_rows()
+    assert row.action == "resubscribe" and row.state_before == "Unsubscribed"
+    assert row.reason == "ticket #4711, customer asked by phone"
+
+
+def test_blocked_apply_stays_disabled(sb):
+    email = "leaver@example.com"
+    at = open_dialog(email)
+    box(at, sb, email, "Newsletter").check()
+    sb.reset_counts()
+    save(at, email)
+    assert apply_button(at, email).disabled
+    at.text_input(key=reason_key(plan(at, email).token)).input("ticket 1").run()  # reason, no confirmation
+    assert apply_button(at, email).disabled
+    assert "Apply is enabled once: 1 warning not confirmed" in texts(at.caption)
+    assert writes(sb) == (0, 0) and audit_rows() == []
+    assert sb.data.state_of(lid(sb, "Newsletter"), email) == "Unsubscribed"
+
+
+def test_all_client_lists_cascade_must_be_confirmed(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Offers").uncheck()
+    save(at, ANNA)
+    p = plan(at, ANNA)
+    assert "ALL client lists" in texts(at.warning) and "Newsletter and Webinars" in texts(at.warning)
+    assert apply_button(at, ANNA).disabled
+    at.checkbox(key=confirm_key(p.token, f"cascade:{lid(sb, 'Offers')}")).check().run()
+    assert not apply_button(at, ANNA).disabled  # no reason needed for an unsubscribe
+    click(at, apply_key(p.token))
+    assert {r.list_name: r.status for r in editor(at, ANNA).report.results} == {
+        "Offers": "done", "Newsletter": "done", "Webinars": "done"}
+    assert {r.action for r in audit_rows()} == {"unsubscribe (all client lists)", "unsubscribe (via Offers)"}
+
+
+def test_suppressed_address_needs_reason_and_confirmation(sb):
+    email = "suppressed@example.com"
+    at = open_dialog(email)
+    box(at, sb, email, "Webinars").check()
+    save(at, email)
+    p = plan(at, email)
+    assert "suppression list" in texts(at.warning)
+    assert apply_button(at, email).disabled
+    at.checkbox(key=confirm_key(p.token, "suppressed")).check().run()
+    assert apply_button(at, email).disabled
+    at.text_input(key=reason_key(p.token)).input("ticket 99").run()
+    click(at, apply_key(p.token))
+    assert sb.data.state_of(lid(sb, "Webinars"), email) == "Active"
+    assert audit_rows()[0].action == "resubscribe"
+
+
+def test_unsubscribe_from_all_lists(sb):
+    at = open_dialog(ANNA)
+    click(at, button_key("unsub_all", ANNA))
+    p = plan(at, ANNA)
+    assert {s.list_name for s in p.steps} == {"Newsletter", "Webinars", "Offers"}
+    assert not any(ticks(at, sb, ANNA).values())  # the form shows what the plan does
+    assert p.warnings == ()  # the cascade surprises nobody: every list is unticked anyway
+    assert "ALL client lists" in texts(at.caption)
+    click(at, apply_key(p.token))
+    assert all(sb.data.state_of(lid(sb, n), ANNA) == "Unsubscribed" for n in ("Newsletter", "Webinars", "Offers"))
+    assert {r.result for r in audit_rows()} == {"done"}
+    assert len(audit_rows()) == 3
+
+
+# ----------------------------------------------------------------------------- safety
+def test_conflict_writes_nothing_and_shows_what_changed(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    box(at, sb, ANNA, "Beta testers").check()
+    save(at, ANNA)
+    p = plan(at, ANNA)
+    gen = editor(at, ANNA).gen
+    sb.data.set_state(lid(sb, "Newsletter"), ANNA, "Unsubscribed")  # the person left meanwhile
+    sb.reset_counts()
+    click(at, apply_key(p.token))
+    assert writes(sb) == (0, 0)
+    err = texts(at.error)
+    assert "Nothing was written" in err and "Newsletter: Active → Unsubscribed" in err
+    ed = editor(at, ANNA)
+    assert ed.plan is None and ed.gen > gen
+    assert box(at, sb, ANNA, "Newsletter").value is False  # the form shows the new truth
+    assert box(at, sb, ANNA, "Webinars").value is True  # and the old ticks are gone
+    rows = audit_rows()
+    assert len(rows) == 2 and {r.result for r in rows} == {"conflict — not written"}
+
+
+def test_partial_failure_is_reported_per_list(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Newsletter").uncheck()
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    sb.faults.fail_list_ids = {lid(sb, "Webinars")}
+    click(at, apply_key(plan(at, ANNA).token))
+    err = texts(at.error)
+    assert "Partly applied: 1 change(s) failed, 1 went through" in err
+    assert "Webinars — unsubscribe: failed" in err
+    assert "Newsletter — unsubscribe: done" in err
+    assert sb.data.state_of(lid(sb, "Newsletter"), ANNA) == "Unsubscribed"
+    assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Active"
+    rows = {r.list_name: r.result for r in audit_rows()}
+    assert rows["Newsletter"] == "done" and rows["Webinars"].startswith("failed: ")
+
+
+def test_admin_password_gates_apply(sb, monkeypatch):
+    monkeypatch.setenv("CM_ADMIN_PASSWORD", "correct horse battery")
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    assert apply_button(at, ANNA).disabled
+    assert any(t.label == "Admin password" for t in at.text_input)
+    assert writes(sb) == (0, 0)
+
+
+# ----------------------------------------------------------------------------- on the Lookup page
+def test_on_the_lookup_page_the_tab_shows_the_new_state_after_apply(sb):
+    at = AppTest.from_file(LOOKUP_PAGE, default_timeout=30)
+    at.query_params["email"] = ANNA
+    at.run()
+    assert not at.exception, at.exception
+    assert at.button(key=button_key("open", ANNA)).label == "Manage subscriptions"
+    click(at, button_key("open", ANNA))
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    assert ":red-badge[unsubscribed]" not in texts(at.markdown)
+    click(at, apply_key(plan(at, ANNA).token))
+    assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Unsubscribed"
+    assert ":red-badge[unsubscribed]" in texts(at.tabs[0].markdown)  # refetched fresh, not from cache
+    assert [r.list_name for r in audit_rows()] == ["Webinars"]

@@ -1,0 +1,159 @@
+"""The audit log: created on first use, filters, CSV export safe for spreadsheets, no secrets."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cmlib.audit import AuditEntry, AuditFilter, AuditLog, default_path, neutralise_cell, to_csv_bytes
+
+
+def _e(**kw) -> AuditEntry:
+    base = dict(actor="lead@example.com", client_id="c1", email="anna@example.com", list_id="L1",
+                list_name="Newsletter", state_before="Active", action="unsubscribe", reason="ticket 42",
+                result="done")
+    base.update(kw)
+    return AuditEntry(**base)
+
+
+def test_default_path_is_in_data_dir_and_env_overrides(tmp_path, monkeypatch):
+    monkeypatch.delenv("CM_AUDIT_DB", raising=False)
+    assert default_path() == tmp_path / "data" / "audit.sqlite"
+    monkeypatch.setenv("CM_AUDIT_DB", str(tmp_path / "elsewhere" / "a.db"))
+    log = AuditLog()
+    assert log.path == tmp_path / "elsewhere" / "a.db"
+    assert not log.path.exists()  # nothing is created until it is used
+    log.record(_e())
+    assert log.path.exists()
+    assert log.count() == 1
+
+
+def test_record_fills_time_and_id_and_reads_back(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    saved = log.record(_e(plan_token="tok"))
+    assert saved.id is not None
+    assert saved.at.endswith("Z") and "T" in saved.at
+    [row] = log.query()
+    assert row == saved
+    assert row.result_kind == "done"
+
+
+def test_filters_combine(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    log.record_many([
+        _e(at="2024-03-01T10:00:00Z"),
+        _e(at="2024-03-02T10:00:00Z", email="ivan@example.com", list_name="Offers", list_id="L2",
+           result="failed: Code 500: Sorry"),
+        _e(at="2024-03-03T10:00:00Z", actor="support@example.com", result="queued"),
+        _e(at="2024-03-04T10:00:00Z", result="conflict — not written"),
+    ])
+    assert len(log.query()) == 4
+    assert [r.at for r in log.query()][0] == "2024-03-04T10:00:00Z"  # newest first
+    assert [r.email for r in log.query(AuditFilter(email_contains="IVAN"))] == ["ivan@example.com"]
+    assert len(log.query(AuditFilter(list_text="offer"))) == 1
+    assert len(log.query(AuditFilter(list_text="L1"))) == 3
+    assert [r.actor for r in log.query(AuditFilter(actor="support"))] == ["support@example.com"]
+    assert [r.result for r in log.query(AuditFilter(result="failed"))] == ["failed: Code 500: Sorry"]
+    assert [r.result for r in log.query(AuditFilter(result="conflict"))] == ["conflict — not written"]
+    assert len(log.query(AuditFilter(result="done"))) == 1
+    got = log.query(AuditFilter(since=date(2024, 3, 2), until=date(2024, 3, 3)))
+    assert [r.at for r in got] == ["2024-03-03T10:00:00Z", "2024-03-02T10:00:00Z"]
+    assert log.query(AuditFilter(email_contains="anna", result="queued"))[0].actor == "support@example.com"
+    assert log.actors() == ["lead@example.com", "support@example.com"]
+    assert log.list_names() == ["Newsletter", "Offers"]
+
+
+def test_filter_text_is_not_sql(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    log.record(_e())
+    assert log.query(AuditFilter(email_contains="' OR 1=1 --")) == []
+    assert log.query(AuditFilter(email_contains="%")) == []  # instr(), not LIKE: % is literal
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+    ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"),
+    ("Newsletter", "Newsletter"), ("", ""), (None, ""),
+])
+def test_neutralise_cell(cell, expected):
+    assert neutralise_cell(cell) == expected
+
+
+def test_csv_export_has_bom_and_neutralised_cells(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    log.record(_e(list_name="=cmd|' /C calc'!A0", reason="+ticket", email="maria+news@example.com",
+                  actor="Ольга"))
+    data = to_csv_bytes(log.query())
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["at", "actor", "client_id", "email"]
+    row = dict(zip(rows[0], rows[1]))
+    assert row["list_name"] == "'=cmd|' /C calc'!A0"
+    assert row["reason"] == "'+ticket"
+    assert row["email"] == "maria+news@example.com"
+    assert row["actor"] == "Ольга"
+
+
+def test_refuses_rows_containing_the_api_key(tmp_path):
+    key = "sandbox-client-key-6e3a9c0d4b8147f2"
+    log = AuditLog(tmp_path / "audit.sqlite", secrets=[key])
+    with pytest.raises(ValueError):
+        log.record(_e(reason=f"failed with {key}"))
+    assert log.count() == 0
+    log.record(_e())
+    assert key.encode() not in (tmp_path / "audit.sqlite").read_bytes()
+
+
+def test_ensure_writable_fails_on_unwritable_location(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    log = AuditLog(blocker / "audit.sqlite")  # parent is a file: cannot be created
+    with pytest.raises(Exception):
+        log.ensure_writable()
+
+
+# ------------------------------------------------------------------------- the Audit page
+AUDIT_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "audit.py")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(AUDIT_PAGE, default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_audit_page_empty(monkeypatch):
+    monkeypatch.delenv("CM_AUDIT_DB", raising=False)
+    at = _page()
+    assert "No change has been made" in at.info[0].value
+    assert len(at.dataframe) == 0
+
+
+def test_audit_page_lists_and_filters(monkeypatch):
+    monkeypatch.delenv("CM_AUDIT_DB", raising=False)
+    AuditLog().record_many([
+        _e(at="2024-03-01T10:00:00Z", list_name="<img src=x onerror=alert(1)> **VIP** :red[x]"),
+        _e(at="2024-03-02T10:00:00Z", email="ivan@example.com", result="failed: Code 500: Sorry"),
+        _e(at="2024-03-05T10:00:00Z", actor="support@example.com", result="queued"),
+    ])
+    at = _page()
+    df = at.dataframe[0].value
+    assert list(df["Address"]) == ["anna@example.com", "ivan@example.com", "anna@example.com"]
+    assert df.iloc[2]["List"] == "<img src=x onerror=alert(1)> **VIP** :red[x]"  # data, shown as is
+    assert {"Time (UTC)", "Who", "Before", "Action", "Reason", "Result"} <= set(df.columns)
+    at.text_input(key="audit_email").input("ivan").run()
+    assert list(at.dataframe[0].value["Result"]) == ["failed: Code 500: Sorry"]
+    at.text_input(key="audit_email").input("").run()
+    at.selectbox(key="audit_result").select("queued").run()
+    assert list(at.dataframe[0].value["Who"]) == ["support@example.com"]
+    at.selectbox(key="audit_result").select("any").run()
+    at.date_input(key="audit_since").set_value(date(2024, 3, 2)).run()
+    at.date_input(key="audit_until").set_value(date(2024, 3, 4)).run()
+    assert list(at.dataframe[0].value["Address"]) == ["ivan@example.com"]
+    at.text_input(key="audit_actor").input("nobody-like-this").run()
+    assert "No change matches" in at.info[0].value

@@ -1,0 +1,410 @@
+"""The subscription editor: a per-address dialog that shows a plan before it writes anything.
+
+The dialog is opened by a session_state flag (``subs_dialog_for`` = the address), not by the
+button's return value, so it survives reruns (the admin prompt's rerun, a double click) and a
+test can open it by setting the flag. Everything the dialog knows lives in one
+:class:`EditorState` per address in session_state:
+
+* the snapshot of the states read fresh when the dialog opened (the baseline of every change);
+* a generation number that is part of every checkbox key: "Reset" bumps it, so the checkboxes
+  are recreated from the snapshot (form checkboxes cannot be changed from inside their form);
+* the pending plan after "Save changes" (saving again replaces it); Apply is enabled only when
+  every warning is ticked and a required reason is given;
+* the last apply report.
+
+Apply runs once per plan token: the token goes into a session-wide set before the first write,
+so a double click or a rerun can never send the same plan twice.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from cmlib.audit import RESULT_ALREADY, RESULT_DONE, RESULT_FAILED, RESULT_QUEUED, AuditLog
+from cmlib.errors import CMError
+from cmlib.lookup import CASE_NO_LISTS, Profile
+from cmlib.runtime import Connection
+from cmlib.subscriptions import (
+    ApplyReport,
+    ListInfo,
+    Plan,
+    PlanNotReady,
+    Snapshot,
+    apply_plan,
+    load_lists,
+    plan_changes,
+    take_snapshot,
+    unsubscribe_all_desired,
+)
+from ui.access import require_admin
+from ui.badges import render_state_badge
+from ui.identity import current_user
+from ui.text import md_escape
+
+DIALOG_FLAG = "subs_dialog_for"  # the address whose dialog is open
+APPLIED_TOKENS = "subs_applied_tokens"  # plan tokens already applied in this session
+LOOKUP_REFRESH = "lookup_refresh"  # addresses the lookup page must refetch fresh
+CONSENT_OPTIONS = ("Unchanged", "Yes", "No")
+
+
+@dataclass
+class EditorState:
+    email: str
+    snapshot: Snapshot
+    lists: tuple[ListInfo, ...]
+    gen: int = 0
+    plan: Plan | None = None
+    report: ApplyReport | None = None
+    flash: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) shown once
+
+    def all_list_ids(self) -> list[str]:
+        ids = [li.list_id for li in self.lists]
+        return list(dict.fromkeys(ids + [lid for lid, _ in self.snapshot.states]))
+
+    def info(self, list_id: str) -> ListInfo:
+        for li in self.lists:
+            if li.list_id == list_id:
+                return li
+        return ListInfo(list_id, self.snapshot.name_of(list_id))
+
+
+# ---------------------------------------------------------------- keys (tests build them too)
+def state_key(email: str) -> str:
+    return f"subs_editor|{email.lower()}"
+
+
+def checkbox_key(email: str, gen: int, list_id: str) -> str:
+    return f"subs_cb|{email.lower()}|{gen}|{list_id}"
+
+
+def confirm_key(token: str, warning_key: str) -> str:
+    return f"subs_ok|{token}|{warning_key}"
+
+
+def reason_key(token: str) -> str:
+    return f"subs_reason|{token}"
+
+
+def consent_key(token: str) -> str:
+    return f"subs_consent|{token}"
+
+
+def apply_key(token: str) -> str:
+    return f"subs_apply|{token}"
+
+
+def button_key(what: str, email: str) -> str:
+    """``what``: open, save, reset, unsub_all, back, close, retry."""
+    return f"subs_{what}|{email.lower()}"
+
+
+# ---------------------------------------------------------------- entry point
+def _open(email: str) -> None:
+    st.session_state[DIALOG_FLAG] = email
+    st.session_state.pop(state_key(email), None)  # every opening reads fresh
+
+
+def subscription_entry(conn: Connection, profile: Profile) -> None:
+    """The button at the top of an address tab, and the dialog when it is open for this address."""
+    email = profile.email
+    if profile.case == CASE_NO_LISTS:
+        st.button("Subscribe to lists…", key=button_key("open", email), type="primary",
+                  on_click=_open, args=(email,), icon=":material/person_add:",
+                  help="This address is on no list of the client: choose lists to add it to.")
+    else:
+        st.button("Manage subscriptions", key=button_key("open", email), on_click=_open, args=(email,),
+                  icon=":material/checklist:")
+    flagged = st.session_state.get(DIALOG_FLAG)
+    if flagged and flagged.lower() == email.lower():
+        manage_dialog(conn, email)
+
+
+def manage_dialog(conn: Connection, email: str) -> None:
+    """Open the editor for ``email`` (the flag must already name it)."""
+    _dialog(conn, email)
+
+
+def close_dialog() -> None:
+    """Forget the open dialog and its state, so the next opening reads fresh."""
+    email = st.session_state.pop(DIALOG_FLAG, None)
+    if email:
+        st.session_state.pop(state_key(email), None)
+
+
+@st.dialog("Manage subscriptions", width="large", on_dismiss=close_dialog)
+def _dialog(conn: Connection, email: str) -> None:
+    flagged = st.session_state.get(DIALOG_FLAG)
+    if not flagged or flagged.lower() != email.lower():
+        # "Close" cleared the flag during this fragment rerun; only a full rerun closes a dialog.
+        st.rerun()
+    render_editor(conn, email)
+
+
+# ---------------------------------------------------------------- the editor
+def _load(conn: Connection, email: str) -> EditorState:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cm-subs") as pool:
+        f_lists = pool.submit(load_lists, conn.client, conn.client_id)
+        f_snap = pool.submit(take_snapshot, conn.client, conn.client_id, email)
+        return EditorState(email=email, snapshot=f_snap.result(), lists=f_lists.result())
+
+
+def _init_ticks(ed: EditorState) -> None:
+    """Seed the checkbox values of this generation from the snapshot (once per generation)."""
+    for lid in ed.all_list_ids():
+        k = checkbox_key(ed.email, ed.gen, lid)
+        if k not in st.session_state:
+            st.session_state[k] = ed.snapshot.is_subscribed(lid)
+
+
+def _ticks(ed: EditorState) -> dict[str, bool]:
+    return {lid: bool(st.session_state.get(checkbox_key(ed.email, ed.gen, lid), ed.snapshot.is_subscribed(lid)))
+            for lid in ed.all_list_ids()}
+
+
+def _restart_from(ed: EditorState, snapshot: Snapshot) -> None:
+    """New baseline: fresh checkboxes that show ``snapshot``."""
+    ed.snapshot = snapshot
+    ed.gen += 1
+    ed.plan = None
+    _init_ticks(ed)
+
+
+def _on_reset(email: str) -> None:
+    ed: EditorState | None = st.session_state.get(state_key(email))
+    if ed is None:
+        return
+    ed.gen += 1
+    ed.plan = None
+    ed.report = None
+    _init_ticks(ed)
+    ed.flash.append(("info", f"Every checkbox is back to the states read from Campaign Monitor at "
+                             f"{ed.snapshot.taken_at.strftime('%H:%M:%S')} UTC."))
+
+
+def _set_plan(ed: EditorState, plan: Plan) -> None:
+    ed.report = None
+    if plan.is_empty:
+        ed.plan = None
+        ed.flash.append(("info", "Nothing to change: the ticks match the current subscriptions."))
+    else:
+        ed.plan = plan
+
+
+def _on_save(email: str) -> None:
+    ed: EditorState | None = st.session_state.get(state_key(email))
+    if ed is not None:
+        _set_plan(ed, plan_changes(ed.snapshot, _ticks(ed), ed.lists))
+
+
+def _on_unsubscribe_all(email: str) -> None:
+    ed: EditorState | None = st.session_state.get(state_key(email))
+    if ed is None:
+        return
+    desired = unsubscribe_all_desired(ed.snapshot, ed.lists)
+    for lid, want in desired.items():  # the form shows what the plan will do
+        st.session_state[checkbox_key(email, ed.gen, lid)] = want
+    _set_plan(ed, plan_changes(ed.snapshot, desired, ed.lists))
+
+
+def _on_back(email: str) -> None:
+    ed: EditorState | None = st.session_state.get(state_key(email))
+    if ed is not None:
+        ed.plan = None
+
+
+def _on_close() -> None:
+    close_dialog()
+
+
+def render_editor(conn: Connection, email: str) -> None:
+    """The dialog's content (also usable inline, e.g. by a test harness)."""
+    st.markdown(f"**{md_escape(email)}**")
+    key = state_key(email)
+    ed: EditorState | None = st.session_state.get(key)
+    if ed is None:
+        try:
+            with st.spinner("Reading the current subscriptions…"):
+                ed = _load(conn, email)
+        except CMError as err:
+            st.error(md_escape(f"Could not read the subscriptions of {email}: {err.reason}. Nothing was changed."))
+            st.button("Try again", key=button_key("retry", email))
+            st.button("Close", key=button_key("close", email), on_click=_on_close)
+            return
+        st.session_state[key] = ed
+        _init_ticks(ed)
+
+    for kind, text in ed.flash:
+        getattr(st, kind)(md_escape(text))
+    ed.flash.clear()
+    if ed.report is not None:
+        _render_report(ed.report)
+
+    snap = ed.snapshot
+    if not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()) and not ed.plan:
+        st.caption("Not subscribed to any list: tick the lists to add the address to, then Save changes.")
+    st.caption(f"States as of {snap.taken_at.strftime('%H:%M:%S')} UTC, read fresh from Campaign Monitor.")
+    _render_form(ed)
+    c1, c2, c3 = st.columns(3)
+    c1.button("Reset to original values", key=button_key("reset", email), on_click=_on_reset, args=(email,),
+              icon=":material/undo:", help="Put every checkbox back to the states read from Campaign Monitor.")
+    c2.button("Unsubscribe from all lists", key=button_key("unsub_all", email), on_click=_on_unsubscribe_all,
+              args=(email,), icon=":material/unsubscribe:",
+              disabled=ed.plan is not None or not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()))
+    c3.button("Close", key=button_key("close", email), on_click=_on_close)
+    if ed.plan is not None:
+        _render_review(conn, ed)
+
+
+def _render_form(ed: EditorState) -> None:
+    # The checkboxes are never disabled: in Streamlit a change of ``disabled`` makes a new widget,
+    # which would drop the submitted ticks. A pending plan stands for the ticks as last saved;
+    # saving again replaces it.
+    with st.form(f"subs_form|{ed.email.lower()}|{ed.gen}", border=True):
+        if not ed.lists and not ed.snapshot.states:
+            st.info("This client has no lists.")
+        for lid in ed.all_list_ids():
+            li = ed.info(lid)
+            state = ed.snapshot.state_of(lid)
+            c1, c2, c3 = st.columns([4, 2, 3], vertical_alignment="center")
+            with c1:
+                st.checkbox(md_escape(li.name or lid), key=checkbox_key(ed.email, ed.gen, lid))
+            with c2:
+                if state:
+                    render_state_badge(state)
+                else:
+                    st.caption("not on the list")
+            with c3:
+                bits = []
+                if li.unsubscribes_from_all:
+                    bits.append("unsubscribe leaves ALL lists")
+                if li.confirmed_opt_in:
+                    bits.append("confirmed opt-in")
+                if li.problem:
+                    bits.append("settings unknown")
+                if bits:
+                    st.caption(md_escape(" · ".join(bits)))
+        st.form_submit_button("Save changes", type="primary", key=button_key("save", ed.email),
+                              on_click=_on_save, args=(ed.email,))
+
+
+def _render_review(conn: Connection, ed: EditorState) -> None:
+    plan = ed.plan
+    assert plan is not None
+    token = plan.token
+    with st.container(border=True):
+        st.markdown("**Review the change**")
+        st.info(md_escape("Plan: " + plan.describe()))
+        st.caption("This is the plan for the ticks as saved. To change it, change the ticks and Save again.")
+        confirmed: set[str] = set()
+        for w in plan.warnings:
+            st.warning(md_escape(w.message))
+            if w.needs_confirmation and st.checkbox("I understand", key=confirm_key(token, w.key)):
+                confirmed.add(w.key)
+        for n in plan.notes:
+            st.caption(md_escape(n))
+        label = ("Reason (required — e.g. the ticket number)" if plan.needs_reason
+                 else "Reason (optional, for the audit log)")
+        reason = st.text_input(label, key=reason_key(token), max_chars=500)
+        consent = "Unchanged"
+        if plan.needs_consent:
+            consent = st.radio("Consent to track for the new subscription", CONSENT_OPTIONS, index=0,
+                               horizontal=True, key=consent_key(token),
+                               help="Sent as ConsentToTrack. Unchanged keeps what Campaign Monitor has.")
+        applied = token in st.session_state.setdefault(APPLIED_TOKENS, set())
+        missing = plan.missing(confirmed, reason or "")
+        allowed = require_admin("subscription changes")
+        if missing:
+            st.caption(md_escape("Apply is enabled once: " + "; ".join(missing) + "."))
+        c1, c2 = st.columns(2)
+        clicked = c1.button("Apply", type="primary", key=apply_key(token),
+                            disabled=bool(missing) or applied or not allowed, icon=":material/check:")
+        c2.button("Change selection", key=button_key("back", ed.email), on_click=_on_back, args=(ed.email,),
+                  disabled=applied)
+    if clicked and allowed and not applied:
+        _apply(conn, ed, plan, reason=reason or "", consent=consent or "Unchanged", confirmed=confirmed)
+
+
+def _apply(conn: Connection, ed: EditorState, plan: Plan, *, reason: str, consent: str, confirmed: set[str]) -> None:
+    tokens: set[str] = st.session_state.setdefault(APPLIED_TOKENS, set())
+    if plan.token in tokens:  # a second click on the same plan
+        return
+    tokens.add(plan.token)  # before the first write: never twice, even if this run dies midway
+    with st.spinner("Applying the change…"):
+        try:
+            report = apply_plan(conn.client, conn.client_id, ed.email, ed.snapshot, plan, reason=reason,
+                                consent=consent, actor=current_user(), audit=audit_log(conn),
+                                confirmed=confirmed)
+        except PlanNotReady as exc:
+            tokens.discard(plan.token)  # nothing was sent
+            ed.flash.append(("error", f"Not applied: {exc}"))
+        else:
+            # State first, before any further Streamlit call: a click that interrupts this run
+            # must find the report, not the applied plan.
+            _record_outcome(conn, ed, report)
+    st.rerun()
+
+
+def _record_outcome(conn: Connection, ed: EditorState, report: ApplyReport) -> None:
+    ed.report = report
+    ed.plan = None
+    request_lookup_refresh(ed.email)
+    if report.new_snapshot is not None:
+        _restart_from(ed, report.new_snapshot)
+        return
+    try:  # the read-back failed: a new baseline only from a successful read
+        _restart_from(ed, take_snapshot(conn.client, conn.client_id, ed.email))
+    except CMError as err:
+        ed.flash.append(("warning", f"The states could not be read again ({err.reason}); close and reopen the "
+                                    f"dialog before another change."))
+
+
+def audit_log(conn: Connection | None = None) -> AuditLog:
+    """The audit log, told the API key so it refuses any row that would contain it."""
+    secrets = (conn.credentials.api_key,) if conn is not None else ()
+    return AuditLog(secrets=secrets)
+
+
+def request_lookup_refresh(email: str) -> None:
+    """Ask the lookup page to refetch ``email`` fresh on its next run, so its tab shows new states.
+
+    ``ui.profile.request_refresh`` is the Lookup page's own hook (imported here, not at module
+    level: ui.profile imports this module). ``lookup_refresh`` (a set of addresses) is the
+    general contract for any other view that keeps profiles; the consumer removes what it
+    refetched.
+    """
+    pending = st.session_state.get(LOOKUP_REFRESH)
+    if not isinstance(pending, set):
+        pending = set(pending or ())
+    pending.add(email)
+    st.session_state[LOOKUP_REFRESH] = pending
+    try:
+        from ui.profile import request_refresh
+    except ImportError:
+        return
+    request_refresh(email)
+
+
+_STATUS_ICON = {RESULT_DONE: ":material/check_circle:", RESULT_ALREADY: ":material/task_alt:",
+                RESULT_QUEUED: ":material/schedule:", RESULT_FAILED: ":material/error:"}
+
+
+def _render_report(report: ApplyReport) -> None:
+    if report.conflict or report.problem:
+        st.error(md_escape(report.summary()))
+    else:
+        lines = [f"{_STATUS_ICON.get(r.status, ':material/help:')} {md_escape(r.describe())}" for r in report.results]
+        body = "\n\n".join(lines)
+        if report.failed:
+            done = [r for r in report.results if r.status != RESULT_FAILED]
+            head = (f"Partly applied: {len(report.failed)} change(s) failed, {len(done)} went through. "
+                    "Nothing else was changed.")
+            st.error(md_escape(head) + "\n\n" + body)
+        elif any(r.status == RESULT_QUEUED for r in report.results):
+            st.warning(md_escape("Applied; Campaign Monitor is still processing some of it.") + "\n\n" + body)
+        else:
+            st.success(md_escape("Applied.") + "\n\n" + body)
+    if report.audit_problem:
+        st.error(md_escape(f"The audit log could not store these rows: {report.audit_problem}"))
+
