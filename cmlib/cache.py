@@ -120,6 +120,7 @@ def build_session(settings: CacheSettings | None) -> requests.Session:
     extra: dict[str, Any] = {}
     if settings.backend == "sqlite":
         extra["wal"] = True  # concurrent lookups write many responses at once
+        extra["fast_save"] = True  # no fsync per response: losing a cache entry on a crash is harmless
     return requests_cache.CachedSession(
         cache_name=settings.cache_name(),
         backend=settings.backend,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -122,6 +123,13 @@ class CampaignMonitor:
         self.cache_settings = cache
         self.session = session or cache_mod.build_session(cache)
         self.session.auth = (api_key, "x")
+        # Every request goes to one host, so resolve proxy and CA settings from the environment
+        # once instead of on every call (requests re-reads os.environ per request otherwise).
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self.session.verify = ca_bundle
+        self.session.trust_env = False
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.options.pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

@@ -8,7 +8,7 @@ long the input is, and a cancel event stops promptly while keeping what finished
 from __future__ import annotations
 
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
@@ -34,43 +34,54 @@ def run_many(
     max_workers: int = 8,
     cancel: threading.Event | None = None,
     window: int | None = None,
+    executor: Executor | None = None,
 ) -> Iterator[Outcome[T, R]]:
     """Yield an Outcome per item as each completes (not in input order).
 
     Exceptions are captured per item, never raised, so one failure cannot lose the rest.
     When ``cancel`` is set, no new item starts; those already running finish and are yielded.
+    Pass a long-lived ``executor`` to skip starting threads per call (interactive lookups).
     """
-    window = window or max_workers * 4
+    if executor is not None:
+        yield from _drive(fn, items, executor, cancel, window or max_workers * 4)
+        return
+    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="cm") as pool:
+        yield from _drive(fn, items, pool, cancel, window or max_workers * 4)
+
+
+def _drive(fn: Callable[[T], R], items: Iterable[T], pool: Executor, cancel: threading.Event | None,
+           window: int) -> Iterator[Outcome[T, R]]:
     it = iter(items)
     pending: dict[Future, T] = {}
-    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="cm") as pool:
-        exhausted = False
+    exhausted = False
 
-        def fill() -> None:
-            nonlocal exhausted
-            while not exhausted and len(pending) < window and not (cancel and cancel.is_set()):
-                try:
-                    item = next(it)
-                except StopIteration:
-                    exhausted = True
-                    return
-                pending[pool.submit(fn, item)] = item
+    def fill() -> None:
+        nonlocal exhausted
+        while not exhausted and len(pending) < window and not (cancel and cancel.is_set()):
+            try:
+                item = next(it)
+            except StopIteration:
+                exhausted = True
+                return
+            pending[pool.submit(fn, item)] = item
 
+    fill()
+    while pending:
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED, timeout=0.5)
+        for fut in done:
+            item = pending.pop(fut)
+            exc = fut.exception()
+            yield Outcome(item, None, exc) if exc is not None else Outcome(item, fut.result(), None)
         fill()
-        while pending:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED, timeout=0.5)
-            for fut in done:
-                item = pending.pop(fut)
-                exc = fut.exception()
-                yield Outcome(item, None, exc) if exc is not None else Outcome(item, fut.result(), None)
-            fill()
 
 
-def map_all(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = 8) -> list[Outcome[T, R]]:
+def map_all(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = 8,
+            executor: Executor | None = None) -> list[Outcome[T, R]]:
     """All outcomes, in input order."""
     indexed = list(enumerate(items))
     out: list[Outcome[T, R] | None] = [None] * len(indexed)
-    for o in run_many(lambda pair: fn(pair[1]), indexed, max_workers=max_workers):
+    for o in run_many(lambda pair: fn(pair[1]), indexed, max_workers=max_workers, executor=executor,
+                      window=max(len(indexed), 1)):
         i, item = o.item
         out[i] = Outcome(item, o.result, o.error)
     return [o for o in out if o is not None]

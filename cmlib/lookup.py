@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from .client import CampaignMonitor
@@ -275,10 +276,18 @@ def received_campaigns(
     return tuple(out)
 
 
+CASCADE_TOLERANCE = timedelta(hours=1)
+
+
 def find_reason(
-    state: str, list_id: str, histories: dict[str, Sequence[HistoryItem]], list_names: dict[str, str]
+    state: str, list_id: str, histories: dict[str, Sequence[HistoryItem]], list_names: dict[str, str],
+    state_changed: datetime | None = None,
 ) -> StateReason | None:
-    """The latest unsubscribe/bounce event behind a state, looking in this list's history first."""
+    """The latest unsubscribe/bounce event behind a state, looking in this list's history first.
+
+    An event found only in another list's history (an AllClientLists cascade) is used only
+    when it happened when this list's state changed; otherwise it would explain the wrong thing.
+    """
     wanted = _REASON_EVENTS.get(state)
     if not wanted:
         return None
@@ -299,6 +308,10 @@ def find_reason(
             if other_id == list_id:
                 continue
             cand = latest(items, wanted)
+            if cand and state_changed is not None and (
+                cand[1].date is None or abs(cand[1].date - state_changed) > CASCADE_TOLERANCE
+            ):
+                continue
             if cand and (hit is None or (cand[1].date or datetime.min) > (hit[1].date or datetime.min)):
                 hit, via = cand, list_names.get(other_id, other_id)
     if hit is None:
@@ -316,7 +329,7 @@ class LookupService:
     deserialisation; any invalidation of the address (a write, a refresh) drops it.
     """
 
-    def __init__(self, client: CampaignMonitor, client_id: str, *, max_workers: int = 16,
+    def __init__(self, client: CampaignMonitor, client_id: str, *, max_workers: int = 32,
                  memo_ttl: float | None = None, clock: Any = time.monotonic) -> None:
         self.client = client
         self.client_id = client_id
@@ -329,7 +342,15 @@ class LookupService:
                         if cs is not None and cs.enabled else 0)
         self.memo_ttl = float(memo_ttl)
         self._memo: dict[str, tuple[float, Profile]] = {}
+        self._pool: ThreadPoolExecutor | None = None
         client.add_invalidation_listener(self._forget)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """A long-lived pool: starting 30 threads per lookup costs more than the lookup's CPU work."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="cm-lookup")
+            return self._pool
 
     def _forget(self, key: str) -> None:
         with self._lock:
@@ -384,7 +405,7 @@ class LookupService:
                 return self.campaign_index()
             return self.client.lists_for_email(self.client_id, email, fresh=email.lower() in fresh_keys)
 
-        results1 = map_all(wave1, tasks, max_workers=self.max_workers)
+        results1 = map_all(wave1, tasks, executor=self._executor())
         for o in results1:
             if isinstance(o.error, AuthenticationError):
                 raise o.error
@@ -419,7 +440,7 @@ class LookupService:
                 return self.client.history(list_id, email, fresh=f)
             return self.client.list_details(list_id)
 
-        got = {o.item: o for o in map_all(wave2, per_list, max_workers=self.max_workers)}
+        got = {o.item: o for o in map_all(wave2, per_list, executor=self._executor())}
         for o in got.values():
             if isinstance(o.error, AuthenticationError):
                 raise o.error
@@ -481,7 +502,7 @@ class LookupService:
                 custom_fields=d.custom_fields if d else (),
                 unsubscribes_from_all=ld.unsubscribes_from_all if ld else None,
                 confirmed_opt_in=ld.confirmed_opt_in if ld else None,
-                reason=find_reason(state, m.list_id, histories, names),
+                reason=find_reason(state, m.list_id, histories, names, d.state_changed if d else None),
                 history=histories.get(m.list_id, ()),
                 problems=tuple(list_problems[m.list_id]),
             ))

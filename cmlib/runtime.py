@@ -85,6 +85,6 @@ def connect(
         cache_cfg = cache
     # Interactive defaults: a lookup's fan-out (a few dozen calls) goes out at once, then
     # requests are spaced; a bulk run passes its own options.
-    opts = options or ClientOptions(rate=20.0, max_in_flight=16, burst=40)
+    opts = options or ClientOptions(rate=20.0, max_in_flight=32, burst=40)
     client = CampaignMonitor(creds.api_key, creds.api_url, options=opts, cache=cache_cfg)
     return Connection(client=client, credentials=creds)

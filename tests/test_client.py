@@ -327,3 +327,13 @@ def test_no_key_is_a_configuration_error():
 
     with pytest.raises(ConfigurationError):
         CampaignMonitor("", BASE)
+
+
+def test_proxy_and_ca_settings_are_read_once_from_the_environment(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company.pem")
+    c = CampaignMonitor(KEY, BASE, cache=None)
+    assert c.session.proxies.get("https") == "http://proxy.internal:3128"
+    assert c.session.verify == "/etc/ssl/company.pem"
+    monkeypatch.setenv("NO_PROXY", "api.test")
+    assert "https" not in CampaignMonitor(KEY, BASE, cache=None).session.proxies

@@ -71,6 +71,9 @@ def test_reason_found_in_own_list_then_other_lists():
     assert r.event == "Unsubscribe" and r.date == D2 and r.campaign_id == "a" and r.via_list_name is None
     r2 = find_reason("Unsubscribed", "L2", h, {"L1": "News", "L2": "Offers"})
     assert r2.via_list_name == "News"  # AllClientLists cascade recorded on the other list
+    # ...but only when that event is when this list's state changed
+    assert find_reason("Unsubscribed", "L2", h, {"L1": "News"}, state_changed=D2) is not None
+    assert find_reason("Unsubscribed", "L2", h, {"L1": "News"}, state_changed=D3) is None
     assert find_reason("Active", "L1", h, {}) is None
     assert find_reason("Bounced", "L2", h, {}) is None
 
