@@ -1,0 +1,147 @@
+"""Benchmark of the Lookup page on the sandbox: what a support lead waits for.
+
+    .venv/bin/python bench/bench_lookup_page.py [--latency-ms 100] [--repeats 7] [--quick]
+
+(a) Warm rerun: the page script re-run (AppTest) with the three-address demo customer already
+    looked up, as after a tab click, a dialog or a sidebar edit. Nothing is fetched (results live
+    in st.session_state); this is the pure cost of drawing three tabs. Target < 150 ms.
+(b) Cold lookup of the same customer (ivan@, ivan.work@, ivan.old@, four lists each) with the
+    sandbox answering every request after --latency-ms: LookupService.lookup_many on a fresh
+    connection with the app's HTTP cache (sqlite) emptied first, the same without any cache
+    layer, and the page's whole first run (AppTest, emptied cache, new connection).
+    Target: under four round trips, 4 x latency (400 ms at 100 ms).
+
+The sandbox runs in this process on 127.0.0.1. Prints measured vs target; no assertion, exit 0
+(``make bench`` reports, it does not gate). Medians over --repeats runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from cmlib import runtime  # noqa: E402
+from cmlib.config import Credentials  # noqa: E402
+from cmlib.sandbox import DEMO_CUSTOMERS, Sandbox  # noqa: E402
+from ui.profile import RESULTS_KEY  # noqa: E402
+
+PAGE = str(ROOT / "pages" / "lookup.py")
+RERUN_TARGET_MS = 150.0
+EMAILS = list(DEMO_CUSTOMERS["three_addresses"])
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def verdict(measured: float, target: float) -> str:
+    return "met" if measured < target else "MISSED"
+
+
+def clear_http_cache(creds: Credentials) -> None:
+    conn = runtime.connect(creds)  # the app's configured cache (sqlite in CM_DATA_DIR)
+    conn.client.clear_cache()
+    conn.client.close()
+
+
+def cold_page_run(at: AppTest, creds: Credentials, expected_tabs: int) -> float:
+    """One page run that must fetch everything: an emptied HTTP cache, a new connection (no
+    in-memory profiles) and no stored results. The AppTest is reused so its own one-off start-up
+    (scanning installed packages for components, ~200 ms) is not billed to the page."""
+    clear_http_cache(creds)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    if RESULTS_KEY in at.session_state:
+        del at.session_state[RESULTS_KEY]
+    t0 = time.perf_counter()
+    at.run()
+    elapsed = time.perf_counter() - t0
+    if at.exception:
+        raise SystemExit(f"the page raised: {[e.value for e in at.exception]}")
+    if len(at.tabs) != expected_tabs:
+        raise SystemExit(f"expected {expected_tabs} tabs, got {len(at.tabs)}")
+    return elapsed
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--latency-ms", type=float, default=100.0)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    args, _ = ap.parse_known_args(argv)
+    repeats = 3 if args.quick else max(1, args.repeats)
+    cold_target = 4 * args.latency_ms
+
+    data = tempfile.mkdtemp(prefix="bench-lookup-")
+    os.environ.update(CM_DATA_DIR=data, CM_SECRETS_PATH=os.path.join(data, "no-secrets.toml"))
+    os.environ.pop("CM_CACHE_BACKEND", None)  # the app's default cache
+    with Sandbox(seed=7, latency_ms=args.latency_ms) as sb:
+        os.environ.update(CM_API_KEY=sb.client_api_key, CM_CLIENT_ID=sb.main_client_id, CM_API_URL=sb.base_url)
+        creds = Credentials(api_key=sb.client_api_key, client_id=sb.main_client_id, api_url=sb.base_url)
+
+        # (b1) the engine alone, cold: a fresh client each time, with the app's cache emptied
+        # first, and without any cache layer for comparison
+        engine: dict[bool, list[float]] = {True: [], False: []}
+        requests_per_lookup = 0
+        for _ in range(repeats):
+            for cached in (True, False):
+                if cached:
+                    clear_http_cache(creds)
+                conn = runtime.connect(creds, cache=cached)
+                before = sb.requests_served
+                t0 = time.perf_counter()
+                profiles = conn.lookup_service().lookup_many(EMAILS)
+                engine[cached].append(time.perf_counter() - t0)
+                requests_per_lookup = sb.requests_served - before
+                conn.client.close()
+                assert all(not p.failed for p in profiles), [p.all_problems() for p in profiles]
+
+        # (b2) the page's first run, cold (new connection, empty cache)
+        at = AppTest.from_file(PAGE, default_timeout=60)
+        at.query_params["email"] = EMAILS
+        cold_page_run(at, creds, len(EMAILS))  # warm-up: AppTest's own start-up
+        cold_page = [cold_page_run(at, creds, len(EMAILS)) for _ in range(repeats)]
+
+        # (a) warm reruns of the last AppTest: results in session_state, nothing fetched
+        served = sb.requests_served
+        warm = []
+        for _ in range(max(repeats, 10)):
+            t0 = time.perf_counter()
+            at.run()
+            warm.append(time.perf_counter() - t0)
+        fetched_on_rerun = sb.requests_served - served
+
+    engine_ms = ms(statistics.median(engine[True]))
+    bare_ms = ms(statistics.median(engine[False]))
+    page_ms = ms(statistics.median(cold_page))
+    warm_ms = ms(statistics.median(warm))
+    warm_p90 = ms(sorted(warm)[int(0.9 * (len(warm) - 1))])
+
+    print(f"Lookup page benchmark — sandbox in-process, latency {args.latency_ms:.0f} ms/request, "
+          f"{len(EMAILS)} addresses ({', '.join(EMAILS)}), medians of {repeats} runs")
+    print(f"{'measure':<52}{'target':>12}{'measured':>12}  verdict")
+    print(f"{'(a) warm rerun of the page (AppTest script time)':<52}{'< 150 ms':>12}{warm_ms:>9.0f} ms  "
+          f"{verdict(warm_ms, RERUN_TARGET_MS)} (p90 {warm_p90:.0f} ms, {fetched_on_rerun} requests)")
+    trips = (lambda v: f"{v / args.latency_ms:.1f} round trips") if args.latency_ms else (lambda v: "")
+    print(f"{'(b) cold lookup, lookup_many, app cache emptied':<52}{f'< {cold_target:.0f} ms':>12}{engine_ms:>9.0f} ms  "
+          f"{verdict(engine_ms, cold_target)} ({requests_per_lookup} requests, {trips(engine_ms)})")
+    print(f"{'    same, client without any cache layer':<52}{f'< {cold_target:.0f} ms':>12}{bare_ms:>9.0f} ms  "
+          f"{verdict(bare_ms, cold_target)} ({trips(bare_ms)})")
+    print(f"{'(b) cold lookup, whole first page run (AppTest)':<52}{f'< {cold_target:.0f} ms':>12}{page_ms:>9.0f} ms  "
+          f"{verdict(page_ms, cold_target)} (includes the script and drawing the tabs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,118 @@
+"""What the Lookup page shows about a Profile, as plain values: the tab summary, the campaigns
+table rows, the activity figures and the facts beside a list badge.
+
+Kept out of the Streamlit view so the wording and the numbers are unit-tested once and the
+CLI or an export can reuse them; the view only escapes and lays them out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .lookup import Activity, ListStatus, Profile
+from .models import ACTIVE, BOUNCED, DELETED, UNCONFIRMED, UNSUBSCRIBED
+
+# The words a support lead uses, in the order they matter to them.
+STATE_WORDS: dict[str, str] = {
+    ACTIVE: "active",
+    UNCONFIRMED: "pending",
+    UNSUBSCRIBED: "unsubscribed",
+    BOUNCED: "bounced",
+    DELETED: "deleted",
+}
+
+COL_SUBJECT = "Subject"
+COL_SENT = "Sent"
+COL_OPENED = "Opened"
+COL_CLICKED = "Clicked"
+COL_WEB = "Web version"
+CAMPAIGN_COLUMNS = (COL_SUBJECT, COL_SENT, COL_OPENED, COL_CLICKED, COL_WEB)
+
+
+def state_summary(profile: Profile) -> str:
+    """A few words for the tab label: ``"3 active"``, ``"2 active, 2 unsubscribed"``, ``"on no list"``."""
+    if profile.failed:
+        return "lookup failed"
+    if not profile.lists:
+        return "on no list"
+    counts = profile.state_counts()
+    parts = [f"{counts[s]} {word}" for s, word in STATE_WORDS.items() if counts.get(s)]
+    parts += [f"{n} {(s or 'unknown').lower()}" for s, n in counts.items() if s not in STATE_WORDS]
+    return ", ".join(parts)
+
+
+def format_when(value: datetime | None) -> str:
+    """Campaign Monitor dates carry no zone (they are in the account's time zone): shown as given."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def as_of(fetched_at: datetime) -> str:
+    """Freshness line: ``"as of 14:32:05 UTC"``."""
+    utc = fetched_at.astimezone(timezone.utc) if fetched_at.tzinfo else fetched_at
+    return f"as of {utc:%H:%M:%S} UTC"
+
+
+def list_facts(status: ListStatus) -> list[str]:
+    """The short facts shown beside a list's badge, most telling first."""
+    facts = []
+    if status.subscriber_name.strip():
+        facts.append(f"name: {status.subscriber_name.strip()}")
+    if status.state_changed:
+        facts.append(f"state since {format_when(status.state_changed)}")
+    joined = status.joined or status.date_added
+    if joined:
+        facts.append(f"joined {format_when(joined)}")
+    consent = (status.consent_to_track or "").strip()
+    facts.append(f"consent to track: {consent}" if consent else "consent to track: not reported")
+    if status.confirmed_opt_in:
+        facts.append("confirmed opt-in list")
+    return facts
+
+
+def state_reason(status: ListStatus) -> str | None:
+    """Why an unsubscribe or bounce happened, or a plain note that the history does not say."""
+    if status.reason is not None:
+        return status.reason.describe()
+    if status.state in (UNSUBSCRIBED, BOUNCED):
+        word = STATE_WORDS[status.state]
+        return (f"{word}: no matching event in the email history (done via the API, an import "
+                "or the Campaign Monitor app)")
+    return None
+
+
+def campaign_rows(profile: Profile, n: int = 3) -> list[dict[str, Any]]:
+    """The last ``n`` received emails, newest first, keyed by :data:`CAMPAIGN_COLUMNS`."""
+    return [
+        {
+            COL_SUBJECT: c.subject or c.name,
+            COL_SENT: c.sent,
+            COL_OPENED: c.opened,
+            COL_CLICKED: c.clicked,
+            COL_WEB: c.web_version_url or None,
+        }
+        for c in profile.last_campaigns(n)
+    ]
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: str
+    help: str
+
+
+def activity_figures(activity: Activity) -> list[Figure]:
+    """The Activity metrics. Rates are unique (share of emails opened at least once)."""
+    return [
+        Figure("Emails received", str(activity.received),
+               "Every email in the subscriber's history across all lists, each counted once."),
+        Figure("Open rate", f"{activity.open_rate:.0%}",
+               f"{activity.opened} of {activity.received} emails opened at least once."),
+        Figure("Click rate", f"{activity.click_rate:.0%}",
+               f"{activity.clicked} of {activity.received} emails clicked at least once."),
+        Figure("Avg opens / email", f"{activity.avg_opens:.1f}",
+               f"{activity.total_opens} opens in total."),
+        Figure("Avg clicks / email", f"{activity.avg_clicks:.1f}",
+               f"{activity.total_clicks} clicks in total."),
+    ]

@@ -1,0 +1,121 @@
+"""The Lookup page's wording and numbers, from hand-built profiles."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from cmlib.lookup import Activity, ListStatus, Profile, ReceivedCampaign, StateReason
+from cmlib.presenters import (
+    CAMPAIGN_COLUMNS,
+    COL_CLICKED,
+    COL_OPENED,
+    COL_SENT,
+    COL_SUBJECT,
+    COL_WEB,
+    activity_figures,
+    as_of,
+    campaign_rows,
+    format_when,
+    list_facts,
+    state_reason,
+    state_summary,
+)
+
+NOW = datetime(2025, 3, 4, 14, 32, 5, tzinfo=timezone.utc)
+
+
+def status(state: str, **kw) -> ListStatus:
+    base = dict(list_id=f"id-{state}", list_name=f"List {state}", state=state, date_added=datetime(2024, 1, 2, 9, 0))
+    base.update(kw)
+    return ListStatus(**base)
+
+
+def camp(cid: str, sent: datetime | None, opens: int = 0, clicks: int = 0, url: str = "") -> ReceivedCampaign:
+    return ReceivedCampaign(campaign_id=cid, name=f"name {cid}", subject=f"subject {cid}", sent=sent,
+                            web_version_url=url, opens=opens, clicks=clicks)
+
+
+def profile(lists=(), campaigns=(), failed=False) -> Profile:
+    return Profile(email="a@example.com", lists=tuple(lists), campaigns=tuple(campaigns),
+                   activity=Activity.of(campaigns), fetched_at=NOW, failed=failed)
+
+
+def test_summary_counts_states_in_support_order():
+    p = profile([status("Unsubscribed"), status("Active"), status("Active"), status("Unsubscribed")])
+    assert state_summary(p) == "2 active, 2 unsubscribed"
+
+
+def test_summary_of_each_known_state_word():
+    p = profile([status(s) for s in ("Deleted", "Bounced", "Unconfirmed", "Active", "Unsubscribed")])
+    assert state_summary(p) == "1 active, 1 pending, 1 unsubscribed, 1 bounced, 1 deleted"
+
+
+def test_summary_keeps_unknown_states():
+    assert state_summary(profile([status("Active"), status("Spam")])) == "1 active, 1 spam"
+    assert state_summary(profile([status("")])) == "1 unknown"
+
+
+def test_summary_of_no_list_and_failed():
+    assert state_summary(profile()) == "on no list"
+    assert state_summary(profile(failed=True)) == "lookup failed"
+
+
+def test_as_of_is_utc_with_seconds():
+    assert as_of(NOW) == "as of 14:32:05 UTC"
+    from datetime import timedelta
+
+    assert as_of(NOW.astimezone(timezone(timedelta(hours=3)))) == "as of 14:32:05 UTC"
+
+
+def test_format_when():
+    assert format_when(datetime(2025, 1, 2, 3, 4, 5)) == "2025-01-02 03:04"
+    assert format_when(None) == ""
+
+
+def test_list_facts_full_and_sparse():
+    full = status("Active", state_changed=datetime(2025, 2, 1, 10, 0), joined=datetime(2023, 5, 6, 7, 8),
+                  consent_to_track="Yes", confirmed_opt_in=True, subscriber_name=" Anna K ")
+    assert list_facts(full) == ["name: Anna K", "state since 2025-02-01 10:00", "joined 2023-05-06 07:08",
+                                "consent to track: Yes", "confirmed opt-in list"]
+    sparse = status("Active", date_added=None)
+    assert list_facts(sparse) == ["consent to track: not reported"]
+    # joined falls back to the listsforemail date
+    assert list_facts(status("Active"))[0] == "joined 2024-01-02 09:00"
+
+
+def test_state_reason():
+    r = StateReason(event="Unsubscribe", date=datetime(2025, 1, 1, 12, 0), campaign_id="c1",
+                    campaign_name="January news")
+    assert state_reason(status("Unsubscribed", reason=r)) == r.describe()
+    assert "no matching event" in state_reason(status("Bounced"))
+    assert state_reason(status("Active")) is None
+
+
+def test_campaign_rows_last_three_newest_first_as_given():
+    cs = [camp("c4", datetime(2025, 4, 1), opens=2, clicks=1, url="https://x/c4"),
+          camp("c3", datetime(2025, 3, 1), opens=1),
+          camp("c2", datetime(2025, 2, 1)),
+          camp("c1", datetime(2025, 1, 1), opens=5)]
+    rows = campaign_rows(profile([status("Active")], cs))
+    assert [r[COL_SUBJECT] for r in rows] == ["subject c4", "subject c3", "subject c2"]
+    assert rows[0] == {COL_SUBJECT: "subject c4", COL_SENT: datetime(2025, 4, 1), COL_OPENED: True,
+                       COL_CLICKED: True, COL_WEB: "https://x/c4"}
+    assert (rows[1][COL_OPENED], rows[1][COL_CLICKED], rows[1][COL_WEB]) == (True, False, None)
+    assert set(rows[2]) == set(CAMPAIGN_COLUMNS)
+
+
+def test_campaign_rows_fall_back_to_name_without_subject():
+    c = ReceivedCampaign(campaign_id="j", name="Welcome journey", subject="", sent=None,
+                         web_version_url="", opens=0, clicks=0)
+    assert campaign_rows(profile([status("Active")], [c]))[0][COL_SUBJECT] == "Welcome journey"
+
+
+def test_activity_figures():
+    cs = [camp("a", None, opens=3, clicks=2), camp("b", None, opens=1), camp("c", None)]
+    figs = {f.label: f.value for f in activity_figures(Activity.of(cs))}
+    assert figs == {"Emails received": "3", "Open rate": "67%", "Click rate": "33%",
+                    "Avg opens / email": "1.3", "Avg clicks / email": "0.7"}
+
+
+def test_activity_figures_with_nothing_received():
+    figs = {f.label: f.value for f in activity_figures(Activity.of(()))}
+    assert figs["Open rate"] == "0%" and figs["Avg opens / email"] == "0.0"

@@ -1,0 +1,398 @@
+"""The Lookup page: addresses in, one tab per address out (product.md cases 1-5).
+
+State lives in ``st.session_state`` so that reruns caused by clicks elsewhere (a tab, a
+dialog, the sidebar) never refetch: a lookup runs only when the set of addresses changes, on
+"Try again" after a failure, or for one address when its Refresh button is pressed. Every
+string that came from a person or the API goes through ``md_escape`` (or into a dataframe
+cell) before Streamlit sees it, so a list name is never markup and an address in a tab label
+is never a mailto: link that would swallow the click selecting the tab.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+import streamlit as st
+
+from cmlib.emails import ParsedInput, parse_addresses
+from cmlib.errors import AuthenticationError, CMError, RateLimitedError
+from cmlib.lookup import CASE_NO_CAMPAIGNS, CASE_NO_LISTS, ListStatus, Problem, Profile
+from cmlib.presenters import (
+    COL_CLICKED,
+    COL_OPENED,
+    COL_SENT,
+    COL_SUBJECT,
+    COL_WEB,
+    CAMPAIGN_COLUMNS,
+    activity_figures,
+    as_of,
+    campaign_rows,
+    list_facts,
+    state_reason,
+    state_summary,
+)
+from cmlib.runtime import Connection
+from ui.badges import render_state_badge
+from ui.connection import get_connection
+from ui.sidebar import settings_link
+from ui.text import md_escape
+
+# The subscription editor belongs to another module; the Lookup page works without it.
+try:
+    from ui.subscriptions import subscription_entry as _subscription_entry
+except ImportError:  # not installed yet: no "Manage subscriptions" button
+    _subscription_entry = None
+
+INPUT_KEY = "lookup.input"  # the text area widget
+TEXT_KEY = "lookup.text"  # a copy that survives visits to other pages (widget keys do not)
+LINKED_KEY = "lookup.linked"  # the ?email= list last seen in, or written to, the URL
+RESULTS_KEY = "lookup.results"
+REFRESH_KEY = "lookup.refresh"  # addresses to refetch fresh on the next run, in request order
+SHARED_REFRESH_KEY = "lookup_refresh"  # ui.subscriptions' set of changed addresses; we remove what we refetch
+RETRY_KEY = "lookup.retry"  # "Try again" after a failed lookup (read once)
+FOCUS_KEY = "lookup.focus"  # address whose tab the tab bar selects when its labels change
+CAMPAIGNS_SHOWN = 3
+MAX_ADDRESSES = 20  # one customer; a longer list belongs on the Bulk page
+
+
+@dataclass
+class Results:
+    """What this session looked up last, for which connection."""
+
+    connection: tuple
+    keys: tuple[str, ...] = ()
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    failure: BaseException | None = None
+
+
+# --------------------------------------------------------------------------- callbacks
+def request_refresh(email: str) -> None:
+    """Refetch ``email`` (bypassing the HTTP cache) on the next run; for Refresh buttons and for
+    the subscription editor after a change."""
+    pending = [e for e in st.session_state.get(REFRESH_KEY, []) if e.lower() != email.lower()]
+    st.session_state[REFRESH_KEY] = pending + [email]
+
+
+def _request_retry() -> None:
+    st.session_state[RETRY_KEY] = True
+
+
+# --------------------------------------------------------------------------- input
+def linked_addresses() -> list[str]:
+    """Addresses from ``?email=a@x.com&email=b@y.com`` (repeated and/or comma-separated).
+
+    A raw ``+`` in a hand-written link arrives as a space, so a single address that contains a
+    space and no display name gets its ``+`` back (``maria news@x.com`` -> ``maria+news@x.com``).
+    """
+    out: list[str] = []
+    for value in st.query_params.get_all("email"):
+        for piece in value.split(","):
+            piece = piece.strip()
+            if " " in piece and piece.count("@") == 1 and "<" not in piece:
+                piece = "+".join(piece.split())
+            if piece:
+                out.append(piece)
+    return out
+
+
+def _follow_link() -> None:
+    """A new ?email= link fills the field (before the widget exists, as Streamlit requires)."""
+    linked = linked_addresses()
+    if linked and linked != st.session_state.get(LINKED_KEY):
+        st.session_state[LINKED_KEY] = linked
+        st.session_state[TEXT_KEY] = "\n".join(linked)
+        st.session_state[INPUT_KEY] = st.session_state[TEXT_KEY]
+    elif INPUT_KEY not in st.session_state:
+        st.session_state[INPUT_KEY] = st.session_state.get(TEXT_KEY, "")
+
+
+def _update_link(emails: list[str]) -> None:
+    """The URL follows the current lookup, so it can be pasted into a ticket."""
+    if st.query_params.get_all("email") != emails:  # also rewrites "a,b" links as ?email=a&email=b
+        if emails:
+            st.query_params["email"] = emails
+        elif "email" in st.query_params:
+            del st.query_params["email"]
+    st.session_state[LINKED_KEY] = emails
+
+
+def _input_form() -> ParsedInput:
+    with st.form("lookup.form", border=False, enter_to_submit=False):
+        text = st.text_area(
+            "Email addresses",
+            key=INPUT_KEY,
+            height=100,
+            placeholder="anna@example.com, Ivan <ivan@example.com>; one or more addresses of one customer",
+            help="Separate addresses with commas, spaces, semicolons or new lines; "
+                 "“Name <address>” works too. Ctrl+Enter looks them up.",
+        )
+        st.form_submit_button("Look up", type="primary", icon=":material/search:")
+    st.session_state[TEXT_KEY] = text
+    return parse_addresses(text or "")
+
+
+def _input_feedback(parsed: ParsedInput) -> None:
+    if parsed.invalid:
+        lines = [f"- **{md_escape(bad.text) or '(empty)'}**: {md_escape(bad.reason)}" for bad in parsed.invalid]
+        noun = "address was" if len(parsed.invalid) == 1 else "addresses were"
+        st.warning(f"{len(parsed.invalid)} {noun} skipped:\n\n" + "\n".join(lines), icon=":material/error:")
+    if parsed.duplicates:
+        st.caption("Looked up once (repeated): " + ", ".join(md_escape(d) for d in parsed.duplicates))
+
+
+# --------------------------------------------------------------------------- fetching
+def _connection_identity(conn: Connection) -> tuple:
+    return (conn.credentials.source, conn.client_id, conn.credentials.api_url, id(conn))
+
+
+def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profile]:
+    """lookup_many in a worker thread while the page says what it is waiting for.
+
+    The client retries 429s itself; when it does, the status line says so instead of looking
+    stuck. Raises what lookup_many raises (AuthenticationError; anything else is unexpected).
+    """
+    service = conn.lookup_service()
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            box["profiles"] = service.lookup_many(emails, fresh=fresh)
+        except BaseException as exc:  # handed to the script thread below
+            box["error"] = exc
+
+    what = md_escape(emails[0]) if len(emails) == 1 else f"{len(emails)} addresses"
+    started = datetime.now(timezone.utc)
+    worker = threading.Thread(target=work, name="lookup", daemon=True)
+    worker.start()
+    slot = st.empty()
+    with slot.status(f"Looking up {what}…") as status:
+        limited = False
+        while worker.is_alive():
+            worker.join(0.05)
+            last = conn.client.last_call
+            if not limited and last is not None and last.status == 429 and last.at >= started:
+                limited = True
+                status.update(label=f"Looking up {what}… (Campaign Monitor is rate-limiting, retrying…)")
+    slot.empty()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["profiles"]  # type: ignore[return-value]
+
+
+def _results_for(conn: Connection, emails: list[str]) -> Results:
+    """The session's results for these addresses, fetching only what changed.
+
+    A refresh also makes that address the tab bar's ``default``: the frontend falls back to the
+    default tab when the selected tab's label changes (a new state summary), so this keeps the
+    person on the tab they refreshed. The default then stays put on later reruns, because the
+    frontend also re-selects when ``default`` itself changes.
+    """
+    ident = _connection_identity(conn)
+    res: Results | None = st.session_state.get(RESULTS_KEY)
+    if res is None or res.connection != ident:  # new session or new credentials
+        res = Results(connection=ident)
+        st.session_state[RESULTS_KEY] = res
+    keys = tuple(e.lower() for e in emails)
+    requested = list(st.session_state.pop(REFRESH_KEY, []))
+    shared = st.session_state.get(SHARED_REFRESH_KEY)
+    requested += [e for e in shared or () if isinstance(e, str)]
+    retry = st.session_state.pop(RETRY_KEY, False)
+    by_key = {e.lower(): e for e in emails}
+    refresh = list(dict.fromkeys(by_key[e.lower()] for e in requested if e.lower() in by_key))
+    if shared:
+        st.session_state[SHARED_REFRESH_KEY] = {e for e in shared if e.lower() not in by_key}
+
+    if res.keys != keys or retry or (res.failure is None and any(k not in res.profiles for k in keys)):
+        todo, fresh, refreshed = emails, [], None
+    elif refresh and res.failure is None:
+        todo, fresh, refreshed = refresh, refresh, refresh[0]
+    else:
+        return res
+
+    res.keys = keys
+    try:
+        got = _fetch(conn, todo, fresh)
+    except (CMError, OSError) as exc:  # OSError: the worker could not even reach the network stack
+        res.failure = exc
+        res.profiles = {}
+        return res
+    res.failure = None
+    if refreshed:
+        st.session_state[FOCUS_KEY] = refreshed.lower()
+    else:  # a new lookup starts on its first tab
+        res.profiles = {}
+        st.session_state.pop(FOCUS_KEY, None)
+    for p in got:
+        res.profiles[p.email.lower()] = p
+    return res
+
+
+# --------------------------------------------------------------------------- page
+def render_lookup_page() -> None:
+    st.title("Customer lookup")
+    _follow_link()
+    parsed = _input_form()
+    _input_feedback(parsed)
+    emails = [a.email for a in parsed.valid]
+    if len(emails) > MAX_ADDRESSES:
+        st.warning(f"This page looks up one customer: the first {MAX_ADDRESSES} of {len(emails)} addresses "
+                   "are shown. Use **Bulk lookup** for a whole list of addresses.", icon=":material/group:")
+        emails = emails[:MAX_ADDRESSES]
+    _update_link(emails)
+    if not emails:
+        st.info("Enter one or more email addresses of a customer to see every list they are on, "
+                "the last emails they received and how they engage.", icon=":material/person_search:")
+        return
+
+    try:
+        conn = get_connection()
+    except CMError as err:
+        st.error(f"Cannot connect to Campaign Monitor: {md_escape(err.reason)}", icon=":material/link_off:")
+        settings_link()
+        return
+
+    res = _results_for(conn, emails)
+    if res.failure is not None:
+        _render_failure(res.failure)
+        return
+    profiles = [res.profiles[e.lower()] for e in emails]
+    labels = [tab_label(p) for p in profiles]
+    focus = st.session_state.get(FOCUS_KEY)
+    default = next((lbl for p, lbl in zip(profiles, labels) if p.email.lower() == focus), None)
+    for tab, profile in zip(st.tabs(labels, default=default), profiles):
+        with tab:
+            render_profile(conn, profile)
+
+
+def tab_label(profile: Profile) -> str:
+    """``anna@example.com · 3 active``, escaped so the address is text, not a mailto: link."""
+    return f"{md_escape(profile.email)} · {md_escape(state_summary(profile))}"
+
+
+def _render_failure(err: BaseException) -> None:
+    """A failure of the whole lookup, said once, with the way out."""
+    if isinstance(err, AuthenticationError):
+        st.error("Campaign Monitor rejected the API key or client ID "
+                 f"({md_escape(err.reason)}). Check the connection in Settings.", icon=":material/key_off:")
+        settings_link("Open Settings")
+    elif isinstance(err, RateLimitedError):
+        wait = f" for about {err.reset_seconds:.0f} s" if err.reset_seconds else " for a moment"
+        st.warning("Campaign Monitor is rate-limiting requests right now and kept doing so after "
+                   f"several retries. Wait{wait}, then try again.", icon=":material/hourglass_top:")
+    elif isinstance(err, CMError):
+        st.error(f"The lookup failed: {md_escape(err.reason)}", icon=":material/error:")
+    else:
+        st.error(f"The lookup failed: {md_escape(type(err).__name__)}", icon=":material/error:")
+    st.button("Try again", key="lookup.try_again", icon=":material/refresh:", on_click=_request_retry)
+
+
+# --------------------------------------------------------------------------- one address
+def render_profile(conn: Connection, profile: Profile) -> None:
+    """One tab: actions and freshness, then the sections product.md asks for in this case."""
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        if _subscription_entry is not None and not profile.failed:
+            _subscription_entry(conn, profile)  # "Manage subscriptions" / "Subscribe…" + its dialog
+        st.button("Refresh", key=f"lookup.refresh.{profile.email.lower()}", icon=":material/refresh:",
+                  on_click=request_refresh, args=(profile.email,),
+                  help="Fetch this address again from Campaign Monitor, bypassing the cache.")
+        st.caption(md_escape(as_of(profile.fetched_at)), width="content")
+
+    _rate_limit_notice(profile)
+    if profile.failed:
+        for problem in profile.problems:
+            _problem(problem)
+        return
+    for problem in profile.problems:  # e.g. the client's campaigns could not be loaded
+        _problem(problem)
+
+    if profile.case == CASE_NO_LISTS:
+        action = " Use **Subscribe to lists…** above to add them." if _subscription_entry else ""
+        st.info(f"**Not on any list.** {md_escape(profile.email)} is not on any list of this client."
+                + action, icon=":material/person_off:")
+        return
+
+    _lists_section(profile)
+    if profile.case == CASE_NO_CAMPAIGNS:
+        st.subheader("Campaigns")
+        st.info("No campaigns received yet.", icon=":material/mail:")
+        return
+    _campaigns_section(profile)
+    _activity_section(profile)
+
+
+def _problem(problem: Problem) -> None:
+    """A failed part, shown where it belongs: the address itself (error) or one piece (warning)."""
+    if problem.where == "address":
+        st.error(md_escape(problem.message), icon=":material/error:")
+    else:
+        st.warning(md_escape(problem.message), icon=":material/warning:")
+
+
+def _rate_limit_notice(profile: Profile) -> None:
+    """Said once per tab when any part ran into 429s after the client's own retries."""
+    limited = [p for p in profile.all_problems() if isinstance(p.error, RateLimitedError)]
+    if not limited:
+        return
+    waits = [p.error.reset_seconds for p in limited if getattr(p.error, "reset_seconds", None)]
+    wait = f"about {max(waits):.0f} s" if waits else "a few seconds"
+    parts = "1 part" if len(limited) == 1 else f"{len(limited)} parts"
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.warning(f"Campaign Monitor is rate-limiting requests, so {parts} of this lookup could not be "
+                   f"loaded even after retrying. Wait {wait} and retry.", icon=":material/hourglass_top:")
+        st.button("Retry", key=f"lookup.retry.{profile.email.lower()}", icon=":material/refresh:",
+                  on_click=request_refresh, args=(profile.email,))
+
+
+def _lists_section(profile: Profile) -> None:
+    st.subheader("Lists")
+    for status in profile.lists:
+        _list_card(status)
+
+
+def _list_card(status: ListStatus) -> None:
+    with st.container(border=True):
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            # stripped: "** name**" would not be bold, and an empty name would draw a rule ("****")
+            st.markdown(f"**{md_escape(status.list_name.strip()) or '(unnamed list)'}**", width="content")
+            render_state_badge(status.state)
+            if status.unsubscribes_from_all:
+                st.badge("unsubscribes from ALL lists", color="yellow", icon=":material/warning:")
+        st.caption(" · ".join(md_escape(f) for f in list_facts(status)))
+        if status.unsubscribes_from_all:
+            st.caption("This list is set to “all client lists”: an unsubscribe here removes the address "
+                       "from every list of this client.")
+        reason = state_reason(status)
+        if reason:
+            st.caption(f"Reason: {md_escape(reason)}")
+        for problem in status.problems:
+            _problem(problem)
+
+
+def _campaigns_section(profile: Profile) -> None:
+    st.subheader("Campaigns")
+    shown = min(CAMPAIGNS_SHOWN, len(profile.campaigns))
+    st.caption(f"The last {shown} of {len(profile.campaigns)} emails received, newest first.")
+    frame = pd.DataFrame(campaign_rows(profile, CAMPAIGNS_SHOWN), columns=list(CAMPAIGN_COLUMNS))
+    frame[COL_SENT] = pd.to_datetime(frame[COL_SENT])
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            COL_SUBJECT: st.column_config.TextColumn(COL_SUBJECT, width="large"),
+            COL_SENT: st.column_config.DatetimeColumn(COL_SENT, format="YYYY-MM-DD HH:mm",
+                                                      help="As Campaign Monitor reports it (account time zone)."),
+            COL_OPENED: st.column_config.CheckboxColumn(COL_OPENED),
+            COL_CLICKED: st.column_config.CheckboxColumn(COL_CLICKED),
+            COL_WEB: st.column_config.LinkColumn(COL_WEB, display_text="view"),
+        },
+    )
+
+
+def _activity_section(profile: Profile) -> None:
+    st.subheader("Activity")
+    figures = activity_figures(profile.activity)
+    for column, fig in zip(st.columns(len(figures)), figures):
+        column.metric(fig.label, fig.value, help=fig.help, border=True)

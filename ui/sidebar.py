@@ -1,0 +1,104 @@
+"""The sidebar every page shares: which Campaign Monitor client this is, a loud demo notice,
+the way to Settings, and who is acting (for the audit log).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from cmlib.errors import AuthenticationError, CMError
+from cmlib.runtime import Connection
+from ui.identity import OPERATOR_KEY, oidc_user
+from ui.text import md_escape
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_PAGE = "pages/settings.py"
+DEMO_NOTICE = ("**Demo data** — no Campaign Monitor account is configured, so this is the built-in "
+               "sandbox with made-up customers. Nothing you do here reaches a real list.")
+
+
+def settings_link(label: str = "Settings", container=None) -> None:
+    """A link to the Settings page, or a plain pointer when that page is not part of this app run."""
+    target = container if container is not None else st
+    if (ROOT / SETTINGS_PAGE).exists():
+        try:
+            target.page_link(SETTINGS_PAGE, label=label, icon=":material/settings:")
+            return
+        except (StreamlitAPIException, KeyError):
+            pass  # e.g. a page rendered on its own in a test, outside st.navigation
+    target.caption("Open **Settings** from the navigation to change the connection.")
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _client_name(_conn: Connection, api_url: str, client_id: str, key_fingerprint: str) -> tuple[str, str]:
+    """(company name, problem) for the connected client, keyed by a fingerprint, never by the key.
+
+    A rejected key is remembered (fixing it changes the fingerprint); any other failure raises,
+    and Streamlit does not cache exceptions, so an outage is not remembered for ten minutes.
+    """
+    try:
+        details = _conn.client.client_details(client_id)
+    except AuthenticationError as err:
+        return "", f"Campaign Monitor rejected the credentials ({err.reason})."
+    return details.company_name or client_id, ""
+
+
+def _connected_name(conn: Connection) -> tuple[str, str]:
+    try:
+        return _client_name(conn, conn.credentials.api_url, conn.client_id, _fingerprint(conn))
+    except CMError as err:
+        return "", f"Could not reach Campaign Monitor ({err.reason})."
+
+
+def _fingerprint(conn: Connection) -> str:
+    return hashlib.sha256(conn.credentials.api_key.encode()).hexdigest()[:16]
+
+
+def connection_panel(conn: Connection) -> None:
+    """Which client this session reads and writes, in the sidebar."""
+    sb = st.sidebar
+    if conn.is_demo:
+        sb.warning(DEMO_NOTICE, icon=":material/science:")
+    if not conn.client_id:
+        sb.markdown(":red[:material/link_off: **Not connected.**] No client ID is configured.")
+    else:
+        name, problem = _connected_name(conn)
+        if problem:  # the page says it loudly (st.error) where the lookup failed; here just the state
+            sb.markdown(f":red[:material/link_off: **Not connected.**] {md_escape(problem)}")
+        else:
+            sb.markdown(f":material/link: Connected to **{md_escape(name)}**")
+            sb.caption(f"Client ID {md_escape(conn.client_id)}")
+    settings_link("Connection settings", container=sb)
+
+
+def operator_panel() -> None:
+    """Who is acting. With a login the name comes from it; otherwise the operator types it once."""
+    sb = st.sidebar
+    user = oidc_user()
+    if user:
+        sb.markdown(f":material/badge: Signed in as **{md_escape(user)}**")
+        return
+    # Drawn by app.py on every run of every page, so Streamlit never drops the widget's state.
+    sb.text_input("Operator name", key=OPERATOR_KEY, placeholder="Your name, for the audit log",
+                  help="Recorded in the audit log with every change you make here.")
+
+
+def demo_banner(conn: Connection | None) -> None:
+    """One line above every page's content, so demo data is never mistaken for the real account
+    even with the sidebar collapsed."""
+    if conn is not None and conn.is_demo:
+        st.markdown(":orange-badge[:material/science: Demo data] sandbox customers, not a real "
+                    "Campaign Monitor account — configure one in Settings.")
+
+
+def render_sidebar(conn: Connection | None, connection_error: str | None = None) -> None:
+    if conn is not None:
+        connection_panel(conn)
+    else:
+        st.sidebar.markdown(f":red[:material/link_off: **Not connected.**] {md_escape(connection_error or '')}")
+        settings_link("Connection settings", container=st.sidebar)
+    st.sidebar.divider()
+    operator_panel()
