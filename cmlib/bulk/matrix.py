@@ -1,0 +1,297 @@
+"""Results as marketing reads them: a summary per list and state, and the email × list matrix.
+
+One :class:`Layout` decides the output columns for the page's table, its CSV/Excel downloads
+and the CLI's streamed file, so all three agree: ``Row, Email, Status``, one column per list
+holding the state there, ``On no list``, ``Error``, the activity columns when asked for, then
+every other column of the input, unchanged.
+
+Every input row appears: a duplicate shows the states of the row it repeats (and says which),
+an invalid or failed row says why in ``Error``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from ..models import ACTIVE, BOUNCED, DELETED, KNOWN_STATES, UNCONFIRMED, UNSUBSCRIBED
+from .csv_input import unique_names
+from .engine import JobSnapshot, LookupResult
+from .validate import ROW_DUPLICATE, ROW_INVALID, ROW_VALID, BulkInput, InputRow
+
+if TYPE_CHECKING:  # pandas is imported where tables are built: the CLI streams rows and never needs it
+    import pandas as pd
+
+STATUS_OK = "ok"
+STATUS_PARTIAL = "partial"  # memberships known, part of the activity missing
+STATUS_INVALID = "invalid"
+STATUS_DUPLICATE = "duplicate"
+STATUS_ERROR = "error"
+STATUS_NOT_RUN = "not run"
+PROBLEM_STATUSES = frozenset({STATUS_PARTIAL, STATUS_INVALID, STATUS_ERROR, STATUS_NOT_RUN})
+
+COL_ROW = "Row"
+COL_EMAIL = "Email"
+COL_STATUS = "Status"
+COL_NO_LIST = "On no list"
+COL_ERROR = "Error"
+COL_OTHER_LISTS = "Other lists"
+ACTIVITY_COLUMNS = ("Campaigns received", "Open rate %", "Click rate %", "Last campaign", "Last campaign sent")
+
+# The summary's order and the colours of product.md (shared by the table, chart and Excel).
+SUMMARY_STATES = (ACTIVE, UNSUBSCRIBED, UNCONFIRMED, BOUNCED, DELETED)
+STATE_COLORS = {
+    ACTIVE: "#16a34a",  # green
+    UNSUBSCRIBED: "#dc2626",  # red
+    UNCONFIRMED: "#ea580c",  # orange
+    DELETED: "#6b7280",  # grey
+    BOUNCED: "#7c3aed",  # violet
+}
+UNKNOWN_STATE_COLOR = "#2563eb"
+# Light backgrounds for table cells, readable with dark text.
+STATE_BACKGROUNDS = {
+    ACTIVE: "#dcfce7",
+    UNSUBSCRIBED: "#fee2e2",
+    UNCONFIRMED: "#ffedd5",
+    DELETED: "#e5e7eb",
+    BOUNCED: "#ede9fe",
+}
+UNKNOWN_STATE_BACKGROUND = "#dbeafe"
+
+# Pseudo-states for the matrix filter.
+FILTER_ON_NO_LIST = "(on no list)"
+FILTER_PROBLEM = "(error or not looked up)"
+
+
+def state_color(state: str) -> str:
+    return STATE_COLORS.get(state, UNKNOWN_STATE_COLOR)
+
+
+def state_background(state: str) -> str:
+    return STATE_BACKGROUNDS.get(state, UNKNOWN_STATE_BACKGROUND)
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    status: str
+    result: LookupResult | None  # the memberships shown for the row (a duplicate's: its original's)
+    error: str
+
+
+def resolve_row(row: InputRow, results: Mapping[str, LookupResult], not_run_reason: str) -> RowOutcome:
+    """The verdict for one input row given the results so far."""
+    if row.status == ROW_INVALID:
+        return RowOutcome(STATUS_INVALID, None, f"Invalid address: {row.reason}")
+    res = results.get(row.key or "")
+    if row.status == ROW_DUPLICATE:
+        note = f"Duplicate of row {row.duplicate_of}"
+        if res is None:
+            return RowOutcome(STATUS_DUPLICATE, None, f"{note} ({not_run_reason.lower()})")
+        if not res.ok:
+            return RowOutcome(STATUS_DUPLICATE, None, f"{note}, which failed: {res.error}")
+        return RowOutcome(STATUS_DUPLICATE, res, note)
+    if res is None:
+        return RowOutcome(STATUS_NOT_RUN, None, not_run_reason)
+    if not res.ok:
+        return RowOutcome(STATUS_ERROR, None, res.error or "")
+    if res.warning:
+        return RowOutcome(STATUS_PARTIAL, res, res.warning)
+    return RowOutcome(STATUS_OK, res, "")
+
+
+class Layout:
+    """The output columns, fixed before the first row is written (the CLI streams)."""
+
+    def __init__(self, list_names: Mapping[str, str], extra_columns: Sequence[str], *, with_activity: bool,
+                 other_lists_column: bool = False) -> None:
+        self.list_ids = list(list_names)
+        self.with_activity = with_activity
+        self.other_lists_column = other_lists_column
+        fixed = [COL_ROW, COL_EMAIL, COL_STATUS]
+        tail = [COL_NO_LIST, COL_ERROR] + (list(ACTIVITY_COLUMNS) if with_activity else [])
+        if other_lists_column:
+            tail.insert(0, COL_OTHER_LISTS)
+        # List names are API data: two lists may share a name, or one may be called "Email".
+        list_cols = unique_names([list_names[i] or f"List {i}" for i in self.list_ids], taken=fixed + tail)
+        self.list_columns = list_cols
+        self.list_column_of = dict(zip(self.list_ids, list_cols))
+        extra = unique_names([c or "Column" for c in extra_columns], taken=fixed + tail + list_cols)
+        self.extra_columns = extra
+        self.headers = fixed + list_cols + tail + extra
+        self._list_index = {lid: 3 + i for i, lid in enumerate(self.list_ids)}
+        self._list_names = dict(list_names)
+
+    def cells(self, row: InputRow, outcome: RowOutcome) -> list[Any]:
+        n_lists = len(self.list_ids)
+        out: list[Any] = [row.row, row.shown_email, outcome.status] + [""] * n_lists
+        res = outcome.result
+        others: list[str] = []
+        if res is not None:
+            for lid, state in res.memberships:
+                idx = self._list_index.get(lid)
+                if idx is None:
+                    others.append(f"{lid}: {state}")
+                else:
+                    prev = out[idx]
+                    out[idx] = state if not prev else f"{prev}, {state}"
+        if self.other_lists_column:
+            out.append("; ".join(others))
+        out.append(("yes" if not res.memberships else "no") if res is not None else "")
+        out.append(outcome.error)
+        if self.with_activity:
+            act = res.activity if res is not None else None
+            if act is None:
+                out += ["", "", "", "", ""]
+            else:
+                out += [act.received, round(act.open_rate * 100, 1) if act.received else "",
+                        round(act.click_rate * 100, 1) if act.received else "", act.last_campaign,
+                        act.last_sent.strftime("%Y-%m-%d %H:%M") if act.last_sent else ""]
+        extra = list(row.extra[: len(self.extra_columns)])
+        extra += [""] * (len(self.extra_columns) - len(extra))
+        # A ragged row with more cells than the header keeps them all: joined into the last column.
+        if len(row.extra) > len(self.extra_columns) and self.extra_columns:
+            extra[-1] = "\t".join(row.extra[len(self.extra_columns) - 1:])
+        return out + extra
+
+
+def iter_matrix_rows(layout: Layout, rows: Iterable[InputRow], results: Mapping[str, LookupResult],
+                     not_run_reason: str) -> Iterable[list[Any]]:
+    for r in rows:
+        yield layout.cells(r, resolve_row(r, results, not_run_reason))
+
+
+def layout_for(snapshot: JobSnapshot) -> Layout:
+    return Layout(snapshot.list_names, snapshot.input.extra_columns, with_activity=snapshot.with_activity)
+
+
+def build_matrix(snapshot: JobSnapshot, layout: Layout | None = None) -> pd.DataFrame:
+    """One row per input row, in input order, as far as the run has got."""
+    import pandas as pd
+
+    layout = layout or layout_for(snapshot)
+    data = list(iter_matrix_rows(layout, snapshot.input.rows, snapshot.results, snapshot.not_run_reason()))
+    df = pd.DataFrame(data, columns=layout.headers)
+    if layout.with_activity:
+        for col in ("Campaigns received", "Open rate %", "Click rate %"):
+            df[col] = pd.to_numeric(df[col].replace("", None), errors="coerce")
+    df[COL_ROW] = df[COL_ROW].astype("int64")
+    return df
+
+
+@dataclass(frozen=True)
+class SummaryCounts:
+    looked_up: int  # distinct addresses with a result
+    on_no_list: int
+    failed: int
+    not_run: int
+    invalid_rows: int
+    duplicate_rows: int
+
+
+def summarise(snapshot: JobSnapshot, layout: Layout | None = None) -> tuple[pd.DataFrame, SummaryCounts]:
+    """Per list (rows, by its matrix column name) the number of distinct addresses in each state.
+
+    Known states come first in product order; a state the API invents later gets its own
+    column rather than vanishing. Every list of the client is a row, even with zeros:
+    "nobody from the event is on Webinars" is an answer too.
+    """
+    import pandas as pd
+
+    layout = layout or layout_for(snapshot)
+    counts: dict[str, dict[str, int]] = {lid: {} for lid in layout.list_ids}
+    seen_states: list[str] = []
+    ok = no_list = failed = 0
+    for res in snapshot.results.values():
+        if not res.ok:
+            failed += 1
+            continue
+        ok += 1
+        if not res.memberships:
+            no_list += 1
+        for lid, state in res.memberships:
+            per = counts.setdefault(lid, {})
+            per[state] = per.get(state, 0) + 1
+            if state not in seen_states:
+                seen_states.append(state)
+    states = list(SUMMARY_STATES) + [s for s in seen_states if s not in KNOWN_STATES]
+    index = [layout.list_column_of.get(lid, lid) for lid in counts]
+    df = pd.DataFrame([[counts[lid].get(s, 0) for s in states] for lid in counts], index=index, columns=states,
+                      dtype="int64")
+    df.index.name = "List"
+    not_run = max(0, snapshot.input.counts.valid - len(snapshot.results))
+    return df, SummaryCounts(ok, no_list, failed, not_run, snapshot.input.counts.invalid,
+                             snapshot.input.counts.duplicates)
+
+
+def filter_matrix(df: pd.DataFrame, layout: Layout, lists: Sequence[str] = (), states: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows where one of ``lists`` (all when empty) holds one of ``states`` (any when empty).
+
+    Two pseudo-states widen the choice: FILTER_ON_NO_LIST and FILTER_PROBLEM.
+    """
+    import pandas as pd
+
+    if not lists and not states:
+        return df
+    cols = [c for c in (lists or layout.list_columns) if c in df.columns]
+    real_states = [s for s in states if s not in (FILTER_ON_NO_LIST, FILTER_PROBLEM)]
+    mask = pd.Series(False, index=df.index)
+    if real_states or not states:
+        for c in cols:
+            col = df[c].astype(str)
+            if real_states:
+                # a list cell can hold "Active, Deleted" when the API lists one list twice
+                mask |= col.str.split(", ").apply(lambda parts: any(p in real_states for p in parts))
+            else:
+                mask |= col != ""
+    if FILTER_ON_NO_LIST in states:
+        mask |= df[COL_NO_LIST] == "yes"
+    if FILTER_PROBLEM in states:
+        mask |= df[COL_STATUS].isin(PROBLEM_STATUSES)
+    return df[mask]
+
+
+def filter_states(df: pd.DataFrame, layout: Layout) -> list[str]:
+    """The states present in the matrix (known ones first), then the pseudo-states."""
+    present: list[str] = []
+    for c in layout.list_columns:
+        if c in df.columns:
+            for v in df[c].unique():
+                for part in str(v).split(", "):
+                    if part and part not in present:
+                        present.append(part)
+    ordered = [s for s in SUMMARY_STATES if s in present] + [s for s in present if s not in SUMMARY_STATES]
+    return ordered + [FILTER_ON_NO_LIST, FILTER_PROBLEM]
+
+
+def _cell_style(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        return ""
+    state = value.split(", ")[0]
+    return f"background-color: {state_background(state)}; color: {state_color(state)}; font-weight: 600"
+
+
+def style_matrix(df: pd.DataFrame, layout: Layout, max_cells: int = 200_000) -> Any:
+    """The matrix with state cells coloured (pandas Styler); the plain frame when too big to style.
+
+    Styling every cell of a 100,000-row matrix makes the page slow, so the caller filters first
+    and only frames under ``max_cells`` list cells are styled.
+    """
+    import pandas as pd
+
+    cols = [c for c in layout.list_columns if c in df.columns]
+    if not cols or len(df) * len(cols) > max_cells:
+        return df
+    pd.set_option("styler.render.max_elements", max(262144, len(df) * len(df.columns) + 1))
+    return df.style.map(_cell_style, subset=cols)
+
+
+def chart_colors(columns: Sequence[str]) -> list[str]:
+    return [state_color(s) for s in columns]
+
+
+def problems_frame(bulk_input: BulkInput) -> pd.DataFrame:
+    """Invalid and duplicate rows for the validation panel: row, value as given, reason."""
+    import pandas as pd
+
+    rows = [(r.row, r.raw, f"Invalid: {r.reason}" if r.status == ROW_INVALID else f"Duplicate of row {r.duplicate_of}")
+            for r in bulk_input.rows if r.status != ROW_VALID]
+    return pd.DataFrame(rows, columns=["Row", "Value", "Reason"])

@@ -1,0 +1,164 @@
+"""Every input row gets a verdict before any API call: a valid address to look up, an invalid
+one (with the validator's reason), or a duplicate of an earlier row.
+
+Syntax only, through :func:`cmlib.emails.check` (email-validator without DNS), so the page and
+the CLI judge an address exactly as the Lookup page does. De-duplication is case-insensitive;
+the first spelling wins and later rows point back to it by row number.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from ..emails import Address, check
+from .csv_input import BulkInputError, Detected, SourceRow, Table
+
+ROW_VALID = "valid"
+ROW_INVALID = "invalid"
+ROW_DUPLICATE = "duplicate"
+
+DEFAULT_MAX_MB = 20.0
+DEFAULT_MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_rows: int
+
+    @property
+    def max_mb(self) -> float:
+        return self.max_bytes / 1_000_000
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def limits_from_env() -> Limits:
+    """``CM_BULK_MAX_MB`` (default 20) and ``CM_BULK_MAX_ROWS`` (default 100,000)."""
+    mb = _env_number("CM_BULK_MAX_MB", DEFAULT_MAX_MB)
+    rows = int(_env_number("CM_BULK_MAX_ROWS", DEFAULT_MAX_ROWS))
+    return Limits(max_bytes=int(mb * 1_000_000), max_rows=rows)
+
+
+@dataclass(frozen=True, slots=True)
+class InputRow:
+    """One input row and its verdict. ``extra`` holds the other columns' cells, in order."""
+
+    row: int
+    raw: str
+    email: str | None  # normalised address when the row is valid or a duplicate
+    extra: tuple[str, ...]
+    status: str  # ROW_VALID / ROW_INVALID / ROW_DUPLICATE
+    reason: str = ""  # why it is invalid
+    duplicate_of: int | None = None
+
+    @property
+    def key(self) -> str | None:
+        return self.email.lower() if self.email else None
+
+    @property
+    def shown_email(self) -> str:
+        """The address as looked up, or the cell as given when it is not an address."""
+        return self.email if self.email else self.raw.strip()
+
+
+class Validator:
+    """Streaming verdicts: remembers only one small entry per distinct address."""
+
+    def __init__(self) -> None:
+        self.first_row: dict[str, int] = {}
+        self.rows = 0
+        self.valid = 0
+        self.invalid = 0
+        self.duplicates = 0
+
+    def check(self, source: SourceRow, email_column: int) -> InputRow:
+        cells = source.cells
+        raw = cells[email_column] if email_column < len(cells) else ""
+        extra = tuple(c for i, c in enumerate(cells) if i != email_column)
+        self.rows += 1
+        result = check(raw)
+        if not isinstance(result, Address):
+            self.invalid += 1
+            reason = "empty" if not raw.strip() else result.reason
+            return InputRow(source.row, raw, None, extra, ROW_INVALID, reason=reason)
+        key = result.key
+        first = self.first_row.get(key)
+        if first is not None:
+            self.duplicates += 1
+            return InputRow(source.row, raw, result.email, extra, ROW_DUPLICATE, duplicate_of=first)
+        self.first_row[key] = source.row
+        self.valid += 1
+        return InputRow(source.row, raw, result.email, extra, ROW_VALID)
+
+    def iter_rows(self, rows: Iterable[SourceRow], email_column: int) -> Iterator[InputRow]:
+        for r in rows:
+            yield self.check(r, email_column)
+
+    def counts(self) -> "Counts":
+        return Counts(self.rows, self.valid, self.invalid, self.duplicates)
+
+
+@dataclass(frozen=True)
+class Counts:
+    rows: int
+    valid: int  # distinct valid addresses: the lookups to make
+    invalid: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class BulkInput:
+    """A validated table, ready to run: what the page keeps and hands to a BulkJob."""
+
+    detected: Detected
+    rows: tuple[InputRow, ...]
+    counts: Counts
+    extra_columns: tuple[str, ...]
+    source_name: str = ""
+
+    @property
+    def to_lookup(self) -> list[InputRow]:
+        return [r for r in self.rows if r.status == ROW_VALID]
+
+    @property
+    def invalid_rows(self) -> list[InputRow]:
+        return [r for r in self.rows if r.status == ROW_INVALID]
+
+    @property
+    def duplicate_rows(self) -> list[InputRow]:
+        return [r for r in self.rows if r.status == ROW_DUPLICATE]
+
+
+def extra_column_names(detected: Detected) -> tuple[str, ...]:
+    return tuple(c for i, c in enumerate(detected.columns) if i != detected.email_column)
+
+
+def validate_table(table: Table, *, max_rows: int | None = None, source_name: str = "") -> BulkInput:
+    """Verdicts for every row of a parsed table; raises BulkInputError with a clear message
+    when no email column was found or the table is over the row limit."""
+    det = table.detected
+    if det.email_column is None:
+        cols = ", ".join(f"“{c}”" for c in det.columns)
+        raise BulkInputError(f"No column with email addresses was found (columns: {cols}). Choose the email "
+                             "column yourself.")
+    if max_rows is not None and len(table.rows) > max_rows:
+        raise BulkInputError(f"The input has {len(table.rows):,} rows; the limit is {max_rows:,}. Split it into "
+                             "smaller files, use the command line (python -m cmlib bulk) or ask an admin to raise "
+                             "CM_BULK_MAX_ROWS.")
+    v = Validator()
+    rows = tuple(v.iter_rows(table.rows, det.email_column))
+    if not rows:
+        raise BulkInputError("The input has a header but no rows.")
+    return BulkInput(detected=det, rows=rows, counts=v.counts(), extra_columns=extra_column_names(det),
+                     source_name=source_name)

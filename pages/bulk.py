@@ -1,0 +1,5 @@
+"""Bulk lookup: which of these addresses are subscribed, and to what. Logic in ui/bulk_view.py
+(rendering) and cmlib/bulk (reading, validation, the run, the matrix, the exports)."""
+from ui.bulk_view import render_bulk_page
+
+render_bulk_page()

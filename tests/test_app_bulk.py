@@ -1,0 +1,260 @@
+"""The Bulk page in AppTest against the sandbox: paste or upload, run, summary, matrix, cancel,
+reruns and reloads that keep the run, limits and unusable files."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cmlib.bulk.engine import BulkJob
+from cmlib.sandbox import VIP_LIST_NAME
+from ui.text import WORD_JOINER
+from ui.bulk_view import (
+    CANCEL_KEY,
+    CLEAR_KEY,
+    FILTER_STATES_KEY,
+    JOB_KEY,
+    PASTE_KEY,
+    REFRESH_KEY,
+    SOURCE_KEY,
+    SOURCE_UPLOAD,
+    START_KEY,
+    UPLOAD_KEY,
+    registry,
+)
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "bulk.py")
+PASTE = "anna@example.com\nivan.work@example.org\nnot-an-address\nANNA@example.com\nvip@example.com\nnobody@example.com"
+
+
+@pytest.fixture
+def app_env(sandbox, monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
+    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
+    monkeypatch.setenv("CM_CACHE_BACKEND", "memory")
+    yield sandbox
+    for jid in list(registry()._jobs):  # never leave a run going into the next test
+        registry().remove(jid)
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def page() -> AppTest:
+    return run(AppTest.from_file(PAGE, default_timeout=30))
+
+
+def job_of(at: AppTest) -> BulkJob:
+    job = registry().get(at.session_state[JOB_KEY])
+    assert job is not None
+    return job
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def frame(at: AppTest, column: str):
+    for df in at.dataframe:
+        if column in df.value.columns:
+            return df.value
+    raise AssertionError(f"no dataframe with column {column!r}")
+
+
+def unescape(text: str) -> str:
+    """Markdown source back to the text a user reads (md_escape's backslashes and joiners)."""
+    return re.sub(r"\\(.)", r"\1", text.replace(WORD_JOINER, ""))
+
+
+def all_markdown(at: AppTest, raw: bool = False) -> str:
+    parts = [str(e.value) for kind in ("markdown", "caption", "error", "warning", "info", "success", "subheader")
+             for e in getattr(at, kind)]
+    text = "\n".join(parts)
+    return text if raw else unescape(text)
+
+
+def start_and_finish(at: AppTest) -> BulkJob:
+    at.button(key=START_KEY).click()
+    run(at)
+    job = job_of(at)
+    assert job.join(30)
+    return job
+
+
+def test_paste_run_shows_counts_summary_chart_and_matrix(app_env):
+    at = page()
+    at.text_area(key=PASTE_KEY).input(PASTE)
+    run(at)
+    assert metrics(at) == {"Rows": "6", "Valid addresses": "4", "Invalid": "1", "Duplicates": "1"}
+    problems = frame(at, "Reason")
+    assert list(problems["Row"]) == [3, 4] and problems.iloc[1]["Reason"] == "Duplicate of row 1"
+    assert "4 calls" in all_markdown(at)
+    start_and_finish(at)
+    run(at)
+    m = metrics(at)
+    assert m["Looked up"] == "4" and m["On no list"] == "1" and m["Failed"] == "0" and m["Not looked up"] == "0"
+    summary = frame(at, "Active")
+    assert summary.loc["Newsletter", "Active"] == 2  # anna and vip (the duplicate counts once)
+    assert summary.loc["Newsletter", "Unsubscribed"] == 1
+    assert summary.loc[VIP_LIST_NAME, "Active"] == 1
+    assert at.get("vega_lite_chart"), "the stacked bar chart is drawn"
+    matrix = frame(at, "On no list").set_index("Row")
+    assert list(matrix.index) == [1, 2, 3, 4, 5, 6]
+    assert matrix.loc[1, "Newsletter"] == "Active" and matrix.loc[2, "Newsletter"] == "Unsubscribed"
+    assert matrix.loc[3, "Status"] == "invalid" and matrix.loc[3, "Error"].startswith("Invalid address")
+    assert matrix.loc[4, "Status"] == "duplicate" and matrix.loc[4, "Newsletter"] == "Active"
+    assert matrix.loc[5, VIP_LIST_NAME] == "Active"  # the hostile list name is a column header, as data
+    assert matrix.loc[6, "On no list"] == "yes"
+    assert len(at.get("download_button")) == 2
+    assert "<img" not in all_markdown(at, raw=True) and "**VIP**" not in all_markdown(at, raw=True)
+
+
+def test_filter_by_state_narrows_the_matrix(app_env):
+    at = page()
+    at.text_area(key=PASTE_KEY).input(PASTE)
+    run(at)
+    start_and_finish(at)
+    run(at)
+    at.multiselect(key=FILTER_STATES_KEY).set_value(["Unsubscribed"])
+    run(at)
+    matrix = frame(at, "On no list")
+    assert list(matrix["Email"]) == ["ivan.work@example.org"]
+    assert "Showing 1 of 6 rows." in all_markdown(at)
+
+
+def test_upload_cp1251_semicolon_file_keeps_the_other_columns(app_env):
+    at = page()
+    at.radio(key=SOURCE_KEY).set_value(SOURCE_UPLOAD)
+    run(at)
+    data = "Имя;Электронная почта;Город\nАнна;anna@example.com;Москва\nНикто;nobody@example.com;Казань\n"
+    at.file_uploader(key=UPLOAD_KEY).upload("event.csv", data.encode("cp1251"), "text/csv")
+    run(at)
+    assert "Windows-1251" in all_markdown(at) and "semicolon" in all_markdown(at)
+    assert [s for s in at.selectbox if s.label == "Email column"][0].value == 1
+    assert metrics(at)["Valid addresses"] == "2"
+    start_and_finish(at)
+    run(at)
+    matrix = frame(at, "On no list").set_index("Row")
+    assert matrix.loc[2, "Имя"] == "Анна" and matrix.loc[3, "Город"] == "Казань"
+    assert matrix.loc[2, "Newsletter"] == "Active" and matrix.loc[3, "On no list"] == "yes"
+
+
+def test_file_without_an_email_column_asks_which_column(app_env):
+    at = page()
+    at.radio(key=SOURCE_KEY).set_value(SOURCE_UPLOAD)
+    run(at)
+    at.file_uploader(key=UPLOAD_KEY).upload("names.csv", b"Name,Contact\nIvan,ivan at example\nAnna,anna\n")
+    run(at)
+    assert any("No column with email addresses" in unescape(w.value) for w in at.warning)
+    box = [s for s in at.selectbox if s.label == "Email column"][0]
+    assert box.value is None and not at.metric
+    box.set_value(1)
+    run(at)
+    assert metrics(at)["Invalid"] == "2" and metrics(at)["Valid addresses"] == "0"
+    assert at.button(key=START_KEY).disabled
+
+
+def test_binary_upload_is_refused_clearly(app_env):
+    at = page()
+    at.radio(key=SOURCE_KEY).set_value(SOURCE_UPLOAD)
+    run(at)
+    at.file_uploader(key=UPLOAD_KEY).upload("photo.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    run(at)
+    assert any("PNG image" in unescape(e.value) for e in at.error)
+
+
+def test_row_and_size_limits_have_clear_messages(app_env, monkeypatch):
+    monkeypatch.setenv("CM_BULK_MAX_ROWS", "3")
+    at = page()
+    at.text_area(key=PASTE_KEY).input(PASTE)
+    run(at)
+    assert any("limit is 3" in unescape(e.value) for e in at.error)
+    monkeypatch.setenv("CM_BULK_MAX_MB", "0.0005")  # 500 bytes
+    at.radio(key=SOURCE_KEY).set_value(SOURCE_UPLOAD)
+    run(at)
+    at.file_uploader(key=UPLOAD_KEY).upload("big.csv", b"Email\n" + b"someone@example.com\n" * 100)
+    run(at)
+    assert any("limit is 0.0005 MB" in unescape(e.value) for e in at.error)
+
+
+def _slow_run(app_env, n=150):
+    app_env.set_faults(latency_ms=400)
+    emails = app_env.data.emails(app_env.main_client_id)[:n]
+    at = page()
+    at.text_area(key=PASTE_KEY).input("\n".join(emails))
+    run(at)
+    at.button(key=START_KEY).click()
+    run(at)
+    job = job_of(at)
+    deadline = time.monotonic() + 20
+    while job.progress().done < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return at, job, emails
+
+
+def test_cancel_stops_and_keeps_the_finished_part(app_env):
+    at, job, emails = _slow_run(app_env)
+    run(at)
+    assert at.button(key=CANCEL_KEY) and at.get("progress")
+    at.button(key=CANCEL_KEY).click()
+    run(at)
+    assert job.join(10) and job.state == "cancelled"
+    run(at)
+    assert any("cancelled" in s.value for s in at.subheader)
+    done = len(job.snapshot().results)
+    assert 3 <= done < len(emails)
+    matrix = frame(at, "On no list")
+    assert len(matrix) == len(emails)
+    assert (matrix["Status"] == "ok").sum() == done
+    assert set(matrix.loc[matrix["Status"] == "not run", "Error"]) == {"Not looked up: the run was cancelled"}
+    assert metrics(at)["Not looked up"] == str(len(emails) - done)
+    assert len(at.get("download_button")) == 2  # the partial results can be downloaded
+
+
+def test_reruns_and_a_reload_find_the_running_job(app_env):
+    at, job, emails = _slow_run(app_env)
+    run(at)  # an ordinary rerun while the job runs
+    assert any(s.value == "Results so far" for s in at.subheader)
+    first = len(frame(at, "On no list"))
+    assert first == len(emails)
+    # a browser reload is a new session: the job id in the URL brings the job back
+    again = AppTest.from_file(PAGE, default_timeout=30)
+    again.query_params["job"] = job.id
+    run(again)
+    assert again.session_state[JOB_KEY] == job.id
+    assert again.get("progress")
+    job.cancel()
+    assert job.join(10)
+    run(again)
+    assert (frame(again, "On no list")["Status"] == "ok").sum() == len(job.snapshot().results)
+    again.button(key=CLEAR_KEY).click()
+    run(again)
+    assert not again.get("progress") and registry().get(job.id) is None
+
+
+def test_an_unknown_job_id_in_the_url_is_ignored(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params["job"] = "not-a-job"
+    run(at)
+    assert not at.get("progress") and JOB_KEY not in at.session_state
+
+
+def test_show_results_so_far_redraws_the_results_while_running(app_env):
+    at, job, emails = _slow_run(app_env)
+    before = len(job.snapshot().results)
+    deadline = time.monotonic() + 20
+    while len(job.snapshot().results) < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.button(key=REFRESH_KEY).click()
+    run(at)
+    shown = (frame(at, "On no list")["Status"] == "ok").sum()
+    assert shown >= before + 3
+    job.cancel()
+    job.join(10)

@@ -1,0 +1,227 @@
+"""``python -m cmlib bulk``: every row written in input order, safe cells, exit codes, progress."""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cmlib.bulk_cli import _Memo, main
+from cmlib.bulk.engine import LookupResult
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(sandbox, monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
+    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
+    return sandbox
+
+
+def read_out(path: Path, delimiter=","):
+    data = path.read_bytes()
+    assert data.startswith(codecs.BOM_UTF8), "Excel needs the BOM to read UTF-8"
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=delimiter))
+    header = rows[0]
+    return header, [dict(zip(header, r)) for r in rows[1:]]
+
+
+def truth(sb, email):
+    names = {l.list_id: l.name for l in sb.data.lists_of(sb.main_client_id)}
+    return {names[m.list_id]: m.state for m in sb.data.memberships(sb.main_client_id, email)}
+
+
+def test_cp1251_semicolon_file_streams_in_chunks_to_a_bom_csv_in_input_order(env, tmp_path):
+    known = env.data.emails(env.main_client_id)[:9]
+    lines = ["Имя;E-mail;Комментарий"]
+    lines += [f"Клиент {i};{e};ok" for i, e in enumerate(known)]
+    lines += ["Плохой;not-an-address;=1+1", "", f"Повтор;{known[0].upper()};@dup", "Никто;nobody@example.com;-"]
+    src = tmp_path / "event.csv"
+    src.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1251"))
+    out = tmp_path / "out.csv"
+    rc = main([str(src), "-o", str(out), "--chunk-size", "4", "--rate", "off", "-q"])
+    assert rc == 3  # the invalid row is an error row (still written)
+    header, rows = read_out(out, delimiter=";")  # same separator as the input
+    assert header[:3] == ["Row", "Email", "Status"]
+    assert header[-2:] == ["Имя", "Комментарий"]
+    list_names = [l.name for l in env.data.lists_of(env.main_client_id)]
+    for name in list_names:
+        assert name in header
+    assert [r["Row"] for r in rows] == [str(i) for i in range(2, 11)] + ["11", "13", "14"]
+    for i, e in enumerate(known):
+        r = rows[i]
+        assert r["Email"].lower() == e.lower() and r["Status"] == "ok" and r["Имя"] == f"Клиент {i}"
+        got = {n: r[n] for n in list_names if r[n]}
+        assert got == truth(env, e), e
+    bad, dup, nobody = rows[9], rows[10], rows[11]
+    assert bad["Status"] == "invalid" and bad["Error"].startswith("Invalid address") and bad["Комментарий"] == "'=1+1"
+    assert dup["Status"] == "duplicate" and dup["Error"] == "Duplicate of row 2" and dup["Комментарий"] == "'@dup"
+    assert {n: dup[n] for n in list_names if dup[n]} == truth(env, known[0])  # across chunks
+    assert nobody["On no list"] == "yes" and nobody["Комментарий"] == "'-"
+
+
+def test_exit_0_when_every_row_has_a_result(env, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("email\nanna@example.com\nivan@example.com\nANNA@example.com\nnobody@example.com\n")
+    out = tmp_path / "out.csv"
+    assert main([str(src), "-o", str(out), "-q"]) == 0
+    header, rows = read_out(out)
+    assert [r["Status"] for r in rows] == ["ok", "ok", "duplicate", "ok"]
+    assert "Other lists" in header
+
+
+def test_with_activity_adds_the_activity_columns(env, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("anna@example.com\nnobody@example.com\n")
+    out = tmp_path / "out.csv"
+    assert main([str(src), "-o", str(out), "--with-activity", "--output-delimiter", "comma", "-q"]) == 0
+    header, rows = read_out(out)
+    for col in ("Campaigns received", "Open rate %", "Click rate %", "Last campaign", "Last campaign sent"):
+        assert col in header
+    assert int(rows[0]["Campaigns received"]) > 0 and rows[0]["Last campaign"]
+    assert rows[1]["Campaigns received"] == "0"
+    assert rows[0]["Email"] == "anna@example.com" and header[-1] == "Last campaign sent"  # no header row in input
+
+
+def test_column_option_by_name_and_number(env, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("Primary,Backup\nanna@example.com,ivan@example.com\n")
+    out = tmp_path / "out.csv"
+    assert main([str(src), "-o", str(out), "--column", "Backup", "-q"]) == 0
+    assert read_out(out)[1][0]["Email"] == "ivan@example.com"
+    assert main([str(src), "-o", str(out), "--column", "1", "-q"]) == 0
+    assert read_out(out)[1][0]["Email"] == "anna@example.com"
+
+
+def test_faults_slow_the_run_but_every_row_is_written(env, tmp_path):
+    known = env.data.emails(env.main_client_id)[:40]
+    src = tmp_path / "in.csv"
+    src.write_text("Email\n" + "\n".join(known) + "\n")
+    env.set_faults(error_rate=0.2, malformed_rate=0.1, rate_limit="15/s", rate_limit_headers=False)
+    out = tmp_path / "out.csv"
+    rc = main([str(src), "-o", str(out), "--rate", "off", "--concurrency", "8", "-q"])
+    env.reset_faults()
+    assert env.status_counts[429] > 0 and env.status_counts[500] > 0
+    _, rows = read_out(out)
+    assert [r["Email"].lower() for r in rows] == [e.lower() for e in known]
+    for r, e in zip(rows, known):
+        assert r["Status"] in ("ok", "error")
+        if r["Status"] == "error":
+            assert e.lower() in r["Error"].lower()
+    assert rc == (3 if any(r["Status"] == "error" for r in rows) else 0)
+
+
+def test_progress_line_on_stderr(env, tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("Email\n" + "\n".join(env.data.emails(env.main_client_id)[:30]) + "\n")
+    assert main([str(src), "-o", str(tmp_path / "o.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "\r30/30 rows (100%)" in err and "addresses/s" in err and "ETA" in err
+    assert "Wrote 30 rows" in err and "30 API calls" not in err  # 30 lookups + the lists call
+    assert "31 API calls" in err
+    assert env.client_api_key not in err
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "required"),
+    (["{missing}", "-o", "{out}"], "No such file"),
+    (["{binary}", "-o", "{out}"], "not a CSV"),
+    (["{noemail}", "-o", "{out}"], "no column with email addresses"),
+    (["{good}", "-o", "{out}", "--column", "Nope"], "no column named"),
+    (["{good}", "-o", "{out}", "--concurrency", "0"], "at least 1"),
+    (["{good}", "-o", "{out}", "--rate", "fast"], "requests per second"),
+    (["{good}", "-o", "{tmp}/no/such/dir/out.csv"], "does not exist"),
+    (["{good}", "-o", "{good}"], "must not be the input"),
+    (["{good}", "-o", "{out}", "--max-rows", "1"], "--max-rows"),
+])
+def test_bad_arguments_and_input_exit_2(env, tmp_path, capsys, args, message):
+    files = {
+        "missing": tmp_path / "missing.csv",
+        "binary": tmp_path / "photo.csv",
+        "noemail": tmp_path / "names.csv",
+        "good": tmp_path / "good.csv",
+        "out": tmp_path / "out.csv",
+        "tmp": tmp_path,
+    }
+    files["binary"].write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    files["noemail"].write_text("Name;City\nIvan;Moscow\n")
+    files["good"].write_text("Email\na@example.com\nb@example.com\n")
+    argv = [a.format(**files) for a in args]
+    assert main(argv) == 2
+    assert message.lower() in capsys.readouterr().err.lower()
+
+
+def test_rejected_credentials_exit_1_without_output(env, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CM_API_KEY", "definitely-wrong-key")
+    src = tmp_path / "in.csv"
+    src.write_text("a@example.com\n")
+    out = tmp_path / "out.csv"
+    assert main([str(src), "-o", str(out), "-q"]) == 1
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "authentication failed" in err and "definitely-wrong-key" not in err
+
+
+def test_memo_shares_membership_only_results():
+    memo = _Memo()
+    a = LookupResult("a@x.com", (("L1", "Active"),))
+    b = LookupResult("b@x.com", (("L1", "Active"),))
+    memo.keep("a@x.com", a)
+    memo.keep("b@x.com", b)
+    assert memo["a@x.com"] is memo["b@x.com"] and memo["a@x.com"].email == ""
+    failed = LookupResult("c@x.com", error="boom")
+    memo.keep("c@x.com", failed)
+    assert memo["c@x.com"] is failed
+
+
+def _subprocess_env(sb, tmp_path):
+    e = dict(os.environ, CM_API_KEY=sb.client_api_key, CM_CLIENT_ID=sb.main_client_id, CM_API_URL=sb.base_url,
+             CM_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+    return e
+
+
+def test_python_dash_m_cmlib_bulk(sandbox, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("Email\nanna@example.com\nbroken\n")
+    out = tmp_path / "out.csv"
+    r = subprocess.run([sys.executable, "-m", "cmlib", "bulk", str(src), "-o", str(out)], cwd=ROOT,
+                       env=_subprocess_env(sandbox, tmp_path), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stderr
+    _, rows = read_out(out)
+    assert [r_["Status"] for r_ in rows] == ["ok", "invalid"]
+
+
+def test_ctrl_c_finishes_in_flight_lookups_and_still_writes_every_row(sandbox, tmp_path):
+    sandbox.set_faults(latency_ms=150)
+    emails = sandbox.data.emails(sandbox.main_client_id)[:300]
+    src = tmp_path / "in.csv"
+    src.write_text("Email\n" + "\n".join(emails) + "\n")
+    out = tmp_path / "out.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "cmlib", "bulk", str(src), "-o", str(out), "--concurrency", "2",
+                             "--chunk-size", "50"], cwd=ROOT, env=_subprocess_env(sandbox, tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 3000):
+            time.sleep(0.1)  # until the first chunk is written
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err
+    _, rows = read_out(out)
+    assert [r["Email"].lower() for r in rows] == [e.lower() for e in emails]
+    statuses = [r["Status"] for r in rows]
+    assert statuses.count("ok") >= 50 and "not run" in statuses
+    assert {r["Error"] for r in rows if r["Status"] == "not run"} == {"Not looked up: the run was cancelled (Ctrl-C)"}
+    assert "Traceback" not in err

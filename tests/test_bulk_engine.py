@@ -1,0 +1,326 @@
+"""The bulk run against the sandbox: right answers, one call per address, every row accounted
+for under 429s, 5xx HTML and broken JSON, cancel keeps what finished, auth failures stop it."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from cmlib.bulk.csv_input import parse_pasted
+from cmlib.bulk.engine import (
+    STATE_CANCELLED,
+    STATE_DONE,
+    STATE_FAILED,
+    BulkJob,
+    BulkLookup,
+    JobRegistry,
+    LookupResult,
+    Progress,
+    RateMeter,
+    RunControl,
+    format_duration,
+    run_lookups,
+)
+from cmlib.bulk.matrix import COL_ERROR, COL_STATUS, STATUS_ERROR, STATUS_NOT_RUN, STATUS_OK, build_matrix
+from cmlib.bulk.validate import validate_table
+from cmlib.client import CampaignMonitor, ClientOptions
+from cmlib.errors import AuthenticationError, ServerError
+from cmlib.lookup import LookupService
+from cmlib.retry import NO_RETRY, RetryPolicy
+from cmlib.sandbox import DEMO_CUSTOMERS
+from tests.sandbox_fixtures import make_client
+
+FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_total_wait=2.0,
+                         rate_limit_fallback=0.05)
+
+
+def client_for(sb, **options) -> CampaignMonitor:
+    options.setdefault("max_in_flight", 8)
+    return make_client(sb, sb.client_api_key, **options)
+
+
+def bulk_input(addresses):
+    return validate_table(parse_pasted("\n".join(addresses)))
+
+
+def truth(sb, email):
+    return tuple((m.list_id, m.state) for m in sb.data.memberships(sb.main_client_id, email))
+
+
+def run_job(sb, client, addresses, **kw) -> BulkJob:
+    job = BulkJob(client, sb.main_client_id, bulk_input(addresses), **kw).start()
+    assert job.join(60), "job did not finish"
+    return job
+
+
+# ---------------------------------------------------------------------------- correct answers, exact cost
+def test_membership_run_is_right_and_costs_one_call_per_distinct_address(sandbox):
+    known = sandbox.data.emails(sandbox.main_client_id)[:40]
+    addresses = known + ["nobody@example.com", "not an address", known[0].upper(), known[1]]
+    sandbox.reset_counts()
+    job = run_job(sandbox, client_for(sandbox), addresses)
+    assert job.state == STATE_DONE
+    snap = job.snapshot()
+    assert set(snap.results) == {a.lower() for a in known} | {"nobody@example.com"}
+    for email in known:
+        res = snap.results[email.lower()]
+        assert res.ok and res.memberships == truth(sandbox, email), email
+    assert snap.results["nobody@example.com"].on_no_list
+    counts = sandbox.request_counts
+    assert counts["listsforemail"] == 41  # duplicates and the invalid row cost nothing
+    assert counts["lists"] == 1
+    assert set(counts) == {"listsforemail", "lists"}
+    p = job.progress()
+    assert (p.done, p.total, p.errors, p.fraction) == (41, 41, 0, 1.0)
+    df = build_matrix(snap).set_index("Row")
+    assert (df[COL_STATUS] == STATUS_OK).sum() == 41
+
+
+def test_list_names_come_from_the_client_including_lists_nobody_is_on(sandbox):
+    job = run_job(sandbox, client_for(sandbox), ["nobody@example.com"])
+    names = set(job.snapshot().list_names.values())
+    assert {l.name for l in sandbox.data.lists_of(sandbox.main_client_id)} <= names
+
+
+def test_activity_matches_the_lookup_page_at_one_history_call_per_membership(sandbox):
+    addresses = ["anna@example.com", "ivan.work@example.org", "leaver@example.com", "nobody@example.com"]
+    memberships = sum(len(truth(sandbox, a)) for a in addresses)
+    sandbox.reset_counts()
+    job = run_job(sandbox, client_for(sandbox), addresses, with_activity=True)
+    counts = sandbox.request_counts
+    assert counts["listsforemail"] == 4
+    assert counts["history"] == memberships
+    assert counts["campaigns"] == 1
+    assert "subscriber" not in counts  # the bulk run skips what the matrix does not show
+    profiles = {p.email: p for p in LookupService(client_for(sandbox), sandbox.main_client_id).lookup_many(addresses)}
+    snap = job.snapshot()
+    for a in addresses:
+        act, p = snap.results[a].activity, profiles[a]
+        assert act is not None
+        assert (act.received, act.opened, act.clicked) == (p.activity.received, p.activity.opened,
+                                                          p.activity.clicked)
+        if p.campaigns:
+            assert act.last_campaign == (p.campaigns[0].subject or p.campaigns[0].name)
+            assert act.last_sent == p.campaigns[0].sent
+    assert snap.results["anna@example.com"].activity.received > 0
+    assert snap.results["nobody@example.com"].activity.received == 0
+
+
+def test_html_list_name_is_kept_as_data(sandbox):
+    vip = DEMO_CUSTOMERS["html_list_name"][0]
+    snap = run_job(sandbox, client_for(sandbox), [vip]).snapshot()
+    names = {snap.list_names[lid] for lid, _ in snap.results[vip].memberships}
+    assert "<img src=x onerror=alert(1)> **VIP** :red[x]" in names
+
+
+# ---------------------------------------------------------------------------- faults: nothing is lost
+@pytest.mark.parametrize("faults", [
+    {"rate_limit": "25/s", "rate_limit_headers": True},
+    {"rate_limit": "25/s", "rate_limit_headers": False},
+    {"error_rate": 0.3},  # 500 with an HTML body
+    {"malformed_rate": 0.3},  # 200 with truncated JSON
+    {"error_rate": 0.15, "malformed_rate": 0.15, "rate_limit": "40/s", "rate_limit_headers": False},
+], ids=["429-headers", "429-no-headers", "5xx-html", "malformed-json", "all-at-once"])
+def test_every_row_is_accounted_for_under_faults(sandbox, faults):
+    known = sandbox.data.emails(sandbox.main_client_id)[:60]
+    addresses = known + ["bad@@x", known[5].upper()]
+    sandbox.set_faults(**faults)
+    client = client_for(sandbox, retry=FAST_RETRY, max_in_flight=8)
+    job = run_job(sandbox, client, addresses, repass_delay=1.1)
+    sandbox.reset_faults()
+    snap = job.snapshot()
+    assert len(snap.results) == 60  # one result per distinct valid address, none missing
+    for email in known:
+        res = snap.results[email.lower()]
+        if res.ok:
+            assert res.memberships == truth(sandbox, email), email  # never a silently wrong answer
+        else:
+            assert email in res.error and ("429" in res.error or "500" in res.error or "JSON" in res.error)
+    df = build_matrix(snap)
+    assert len(df) == len(addresses)
+    assert set(df[COL_STATUS]) <= {STATUS_OK, STATUS_ERROR, "invalid", "duplicate"}
+    # with retries and the final re-pass these fault rates are absorbed completely
+    if "rate_limit" not in faults or faults.get("rate_limit_headers", True):
+        assert all(r.ok for r in snap.results.values()), [r.error for r in snap.results.values() if not r.ok]
+
+
+def test_a_lasting_outage_ends_as_explicit_errors_naming_address_and_reason(sandbox):
+    sandbox.set_faults(error_rate=1.0)
+    job = run_job(sandbox, client_for(sandbox, retry=NO_RETRY), ["anna@example.com", "ivan@example.com", "x@@"],
+                  repass_delay=0.05)
+    assert job.state == STATE_DONE
+    df = build_matrix(job.snapshot()).set_index("Email")
+    for email in ("anna@example.com", "ivan@example.com"):
+        assert df.loc[email, COL_STATUS] == STATUS_ERROR
+        err = df.loc[email, COL_ERROR]
+        assert email in err and "HTML 500" in err and "re-pass" in err
+    assert job.progress().errors == 2
+
+
+class FlakyLookup(BulkLookup):
+    """Fails each address's first try with a 503 (an outage longer than the client's retries)."""
+
+    def __init__(self, fail_once=True, auth_fail_on=None):
+        self.list_names, self.notes, self.with_activity = {}, [], False
+        self.calls: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.fail_once = fail_once
+        self.auth_fail_on = auth_fail_on
+
+    def lookup(self, email, cancel=None):
+        with self.lock:
+            n = self.calls[email] = self.calls.get(email, 0) + 1
+        if email == self.auth_fail_on:
+            raise AuthenticationError("Invalid API Key", status=401, code=100, email=email)
+        if self.fail_once and n == 1:
+            raise ServerError("Service Unavailable", status=503, email=email)
+        return LookupResult(email, (("L1", "Active"),))
+
+
+def test_final_repass_recovers_transient_failures():
+    lookup = FlakyLookup()
+    emails = [f"u{i}@x.com" for i in range(20)]
+    out = list(run_lookups(lookup, emails, lambda e: e, control=RunControl(), max_workers=4, repass_delay=0.01))
+    assert sorted(t for t, _ in out) == sorted(emails)
+    assert all(r.ok for _, r in out)
+    assert all(n == 2 for n in lookup.calls.values())
+
+
+def test_without_repass_transient_failures_are_reported():
+    out = list(run_lookups(FlakyLookup(), ["a@x.com"], lambda e: e, control=RunControl(), repass=False))
+    assert len(out) == 1 and not out[0][1].ok and "503" in out[0][1].error and "after retries" in out[0][1].error
+
+
+def test_authentication_failure_mid_run_stops_and_says_so():
+    lookup = FlakyLookup(fail_once=False, auth_fail_on="u3@x.com")
+    control = RunControl()
+    emails = [f"u{i}@x.com" for i in range(500)]
+    out = dict(run_lookups(lookup, emails, lambda e: e, control=control, max_workers=1))
+    assert control.fatal == "Code 100: Invalid API Key" and control.stopped
+    assert "authentication failed" in out["u3@x.com"].error
+    assert len(out) < 50  # it stopped instead of failing 500 times
+
+
+def test_rejected_key_fails_the_job_before_any_lookup(sandbox):
+    bad = CampaignMonitor("wrong-key", sandbox.base_url, options=ClientOptions(retry=NO_RETRY, rate=None), cache=None)
+    sandbox.reset_counts()
+    job = run_job(sandbox, bad, ["anna@example.com"])
+    assert job.state == STATE_FAILED
+    snap = job.snapshot()
+    assert "Invalid API Key" in (snap.fatal or "")
+    assert "authentication failed" in snap.not_run_reason()
+    assert sandbox.request_counts["listsforemail"] == 0
+    df = build_matrix(snap)
+    assert df.loc[0, COL_STATUS] == STATUS_NOT_RUN and "authentication failed" in df.loc[0, COL_ERROR]
+
+
+# ---------------------------------------------------------------------------- cancel
+def test_cancel_stops_promptly_and_keeps_what_finished(sandbox):
+    sandbox.set_faults(latency_ms=100)
+    addresses = sandbox.data.emails(sandbox.main_client_id)[:200]
+    job = BulkJob(client_for(sandbox, max_in_flight=4), sandbox.main_client_id, bulk_input(addresses)).start()
+    deadline = time.monotonic() + 20
+    while job.progress().done < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job.cancel()
+    t0 = time.monotonic()
+    assert job.join(5)
+    assert time.monotonic() - t0 < 2.0  # only the requests in flight finish
+    assert job.state == STATE_CANCELLED
+    snap = job.snapshot()
+    done = len(snap.results)
+    assert 8 <= done < 200
+    assert all(r.ok for r in snap.results.values())
+    df = build_matrix(snap)
+    assert (df[COL_STATUS] == STATUS_OK).sum() == done
+    not_run = df[df[COL_STATUS] == STATUS_NOT_RUN]
+    assert len(not_run) == 200 - done
+    assert set(not_run[COL_ERROR]) == {"Not looked up: the run was cancelled"}
+    time.sleep(0.3)
+    assert len(job.snapshot().results) == done  # nothing starts after the cancel
+
+
+class SlowLookup(BulkLookup):
+    def __init__(self):
+        self.list_names, self.notes, self.with_activity = {}, [], False
+        self.started = 0
+        self.lock = threading.Lock()
+
+    def lookup(self, email, cancel=None):
+        with self.lock:
+            self.started += 1
+        time.sleep(0.2)
+        return LookupResult(email, ())
+
+
+def test_cancel_does_not_start_tasks_already_queued_in_the_window():
+    lookup, control = SlowLookup(), RunControl()
+    out = []
+    t0 = None
+    for task, res in run_lookups(lookup, [f"u{i}@x.com" for i in range(100)], lambda e: e, control=control,
+                                 max_workers=2):
+        out.append(task)
+        if len(out) == 2 and t0 is None:
+            control.cancel.set()
+            t0 = time.monotonic()
+    assert time.monotonic() - t0 < 0.5  # only the two in flight finish, not the queued window of 8
+    assert lookup.started == len(out) <= 4
+
+
+def test_cancel_during_activity_keeps_the_memberships(sandbox):
+    lookup = BulkLookup(client_for(sandbox), sandbox.main_client_id, with_activity=True)
+    cancel = threading.Event()
+    cancel.set()
+    sandbox.reset_counts()
+    res = lookup.lookup("anna@example.com", cancel)
+    assert res.ok and res.memberships == truth(sandbox, "anna@example.com")
+    assert "cancelled" in res.warning and sandbox.request_counts["history"] == 0
+
+
+def test_results_are_visible_while_the_job_runs(sandbox):
+    sandbox.set_faults(latency_ms=50)
+    addresses = sandbox.data.emails(sandbox.main_client_id)[:60]
+    job = BulkJob(client_for(sandbox, max_in_flight=2), sandbox.main_client_id, bulk_input(addresses)).start()
+    deadline = time.monotonic() + 20
+    while job.progress().done < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    snap = job.snapshot()
+    assert not snap.finished and 4 <= len(snap.results) < 60
+    assert "Not looked up yet" in build_matrix(snap)[COL_ERROR].tolist()
+    job.cancel()
+    job.join(5)
+
+
+# ---------------------------------------------------------------------------- progress and registry
+def test_progress_text_rate_and_eta():
+    p = Progress("running", 1200, 3000, 3, 10.0, 120.0, 15.0)
+    assert p.describe() == "1,200 / 3,000 addresses · 120.0/s · about 15 s left · 3 failed"
+    assert Progress("done", 10, 10, 0, 1.0, 10.0, 0.0).describe() == "10 / 10 addresses · 10.0/s"
+    assert format_duration(75) == "1 min 15 s" and format_duration(3725) == "1 h 02 min"
+    assert format_duration(None) == "unknown"
+
+
+def test_rate_meter_uses_the_recent_window():
+    now = [0.0]
+    m = RateMeter(window=10.0, clock=lambda: now[0])
+    for i in range(0, 101):
+        now[0] = i * 0.5
+        m.record(i * 10)  # 20 per second
+    assert m.rate(1000) == pytest.approx(20.0, rel=0.05)
+
+
+def test_registry_finds_jobs_and_drops_old_finished_ones(sandbox):
+    reg = JobRegistry(max_jobs=2)
+    client = client_for(sandbox)
+    jobs = [run_job(sandbox, client, ["anna@example.com"]) for _ in range(3)]
+    for j in jobs:
+        reg.add(j)
+    assert reg.get(jobs[0].id) is None and reg.get(jobs[2].id) is jobs[2]
+    assert reg.get(None) is None and reg.get("nope") is None
+    jobs[2].created_at = datetime.now(timezone.utc) - timedelta(days=2)
+    reg.add(jobs[1])
+    assert reg.get(jobs[2].id) is None
+    reg.remove(jobs[1].id)
+    assert len(reg) == 0

