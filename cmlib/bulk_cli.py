@@ -14,7 +14,6 @@ flight and still writes every row (the rest as "not looked up").
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -22,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence, TextIO
 
+from .logs import cli_logging
 from .bulk.csv_input import DELIMITER_NAMES, BulkInputError, FileInfo, inspect_file, iter_file_rows
 from .bulk.engine import BulkLookup, LookupResult, RateMeter, RunControl, format_duration, run_lookups
 from .bulk.export import open_csv_output
@@ -187,20 +187,9 @@ def _err(msg: str) -> None:
     print(f"cmlib bulk: {msg}", file=sys.stderr)
 
 
-def _quiet_retries(verbose: bool) -> logging.Handler:
-    """Retries are normal in a long run (that is the point of them): log them only with -v.
-    Without a handler Python would print each WARNING to stderr, over the progress line."""
-    handler: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()
-    logging.getLogger("cmlib").addHandler(handler)
-    return handler
-
-
 def run(args: argparse.Namespace) -> int:
-    handler = _quiet_retries(args.verbose)
-    try:
+    with cli_logging(args.verbose):
         return _run(args)
-    finally:
-        logging.getLogger("cmlib").removeHandler(handler)
 
 
 def _run(args: argparse.Namespace) -> int:

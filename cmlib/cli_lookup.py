@@ -12,6 +12,7 @@ import sys
 from typing import TextIO
 
 from .emails import parse_addresses
+from .logs import cli_logging
 from .errors import AuthenticationError, CMError
 from .lookup import Profile
 
@@ -59,10 +60,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true", help="print a stable JSON document")
     ap.add_argument("--fresh", action="store_true", help="bypass the cache")
     ap.add_argument("--no-cache", action="store_true", help="do not use or write the HTTP cache")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log every retry (429, 5xx) on stderr")
     try:
         args = ap.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and 2
+    with cli_logging(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     parsed = parse_addresses(args.emails)
     if not parsed.valid:
         for bad in parsed.invalid:

@@ -39,7 +39,8 @@ def run_many(
     """Yield an Outcome per item as each completes (not in input order).
 
     Exceptions are captured per item, never raised, so one failure cannot lose the rest.
-    When ``cancel`` is set, no new item starts; those already running finish and are yielded.
+    When ``cancel`` is set, no new item starts (queued ones are dropped unstarted); those
+    already running finish and are yielded.
     Pass a long-lived ``executor`` to skip starting threads per call (interactive lookups).
     """
     if executor is not None:
@@ -67,9 +68,17 @@ def _drive(fn: Callable[[T], R], items: Iterable[T], pool: Executor, cancel: thr
 
     fill()
     while pending:
+        if cancel is not None and cancel.is_set():
+            for fut in list(pending):
+                if fut.cancel():  # queued in the window but not started: drop it, unstarted
+                    pending.pop(fut)
+            if not pending:
+                break
         done, _ = wait(list(pending), return_when=FIRST_COMPLETED, timeout=0.5)
         for fut in done:
             item = pending.pop(fut)
+            if fut.cancelled():
+                continue
             exc = fut.exception()
             yield Outcome(item, None, exc) if exc is not None else Outcome(item, fut.result(), None)
         fill()

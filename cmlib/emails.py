@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.utils import getaddresses
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -52,18 +51,23 @@ def check(text: str) -> Address | InvalidAddress:
     return Address(email=result.normalized, original=text.strip())
 
 
+# "Display Name <addr>" at the start of a chunk or after a separator; the name may be quoted
+# (and then hold commas) but never holds an "@", so a bare address before it is left alone.
+_NAMED = re.compile(r'(?:^|(?<=[,;>]))\s*(?:"[^"]*"|[^,;<>@"\n]*?)\s*<\s*([^<>\s]+)\s*>')
+_BRACKETED = re.compile(r"<\s*([^<>\s]+)\s*>")
+
+
 def _tokens(text: str) -> list[str]:
-    """Split pasted text into candidate addresses, keeping "Name <addr>" pairs together."""
+    """Split pasted text into candidate addresses, turning "Name <addr>" into addr."""
     out: list[str] = []
-    # Pull out every <...> first: a display name may contain spaces and commas.
     for chunk in re.split(r"[\n;]+", text or ""):
         if "<" in chunk and ">" in chunk:
-            pairs = getaddresses([chunk])
-            addrs = [a for _, a in pairs if a]
-            if addrs:
-                out.extend(addrs)
-                continue
-        out.extend(t for t in _SPLIT.split(chunk) if t.strip())
+            chunk = _NAMED.sub(lambda m: f" {m.group(1)} ", chunk)
+            chunk = _BRACKETED.sub(lambda m: f" {m.group(1)} ", chunk)
+            # What is left without an "@" next to bracketed addresses is a display name's words.
+            out.extend(t for t in _SPLIT.split(chunk) if t.strip() and "@" in t)
+        else:
+            out.extend(t for t in _SPLIT.split(chunk) if t.strip())
     return out
 
 

@@ -6,6 +6,10 @@ dataframe and a CSV, never into markdown.
 """
 from __future__ import annotations
 
+from ui.shell import ensure_shell
+
+ensure_shell(__file__)
+
 from datetime import datetime, timezone
 
 import pandas as pd

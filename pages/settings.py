@@ -8,6 +8,10 @@ saved key never goes back to the browser, only its last four characters.
 """
 from __future__ import annotations
 
+from ui.shell import ensure_shell
+
+ensure_shell(__file__)
+
 import hashlib
 import logging
 import os

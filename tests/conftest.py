@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-_CM_VARS = ("CM_API_KEY", "CM_CLIENT_ID", "CM_API_URL", "CM_ADMIN_PASSWORD", "CM_CACHE_BACKEND")
+_CM_VARS = ("CM_API_KEY", "CM_CLIENT_ID", "CM_API_URL", "CM_ADMIN_PASSWORD", "CM_CACHE_BACKEND", "CM_AUDIT_DB",
+            "CM_BULK_MAX_MB", "CM_BULK_MAX_ROWS")
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +33,4 @@ def _clear_streamlit_caches():
     yield
 
 
-try:  # the sandbox fixtures, once cmlib.sandbox exists
-    from tests.sandbox_fixtures import *  # noqa: F401,F403
-except ImportError:
-    pass
+from tests.sandbox_fixtures import app_env, cm, createsend_auth, raw, sandbox  # noqa: E402,F401  (fixtures)

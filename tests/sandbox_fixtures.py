@@ -1,7 +1,6 @@
 """Shared pytest fixtures for tests that talk to the local Campaign Monitor sandbox.
 
-Import the ones a module uses (``from tests.sandbox_fixtures import sandbox, cm  # noqa``) or
-wire them into conftest.py. Every ``sandbox`` is a fresh, started Sandbox on a free loopback
+tests/conftest.py makes the fixtures available to every test module. Every ``sandbox`` is a fresh, started Sandbox on a free loopback
 port with seed 7 and a pinned "now", so data and dates are identical on every run; building
 one is cheap after the first (the seeded world is cached and only subscriber rows are copied).
 """
@@ -85,3 +84,30 @@ def createsend_auth(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> dict[s
     monkeypatch.setattr(createsend.CreateSend, "base_uri", sandbox.base_url)
     monkeypatch.setattr(cs_mod.CreateSendBase, "timeout", 10)
     return {"api_key": sandbox.account_api_key}
+
+
+def point_app_at(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configure the app (through the environment, as a deployment would) to use ``sb``."""
+    monkeypatch.setenv("CM_API_KEY", sb.client_api_key)
+    monkeypatch.setenv("CM_CLIENT_ID", sb.main_client_id)
+    monkeypatch.setenv("CM_API_URL", sb.base_url)
+    monkeypatch.setenv("CM_CACHE_BACKEND", "memory")
+
+
+@pytest.fixture
+def app_env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The app pointed at a fresh sandbox, with an in-memory cache and quick, bounded retries."""
+    from cmlib import runtime
+    from cmlib.retry import RetryPolicy
+
+    point_app_at(sandbox, monkeypatch)
+    real_connect = runtime.connect
+
+    def quick_connect(credentials: Any = None, **kw: Any) -> Any:
+        kw.setdefault("options", ClientOptions(retry=RetryPolicy(max_attempts=2, base_delay=0.01,
+                                                                 rate_limit_fallback=0.01, max_delay=0.05),
+                                               rate=None, max_in_flight=16, read_timeout=5.0))
+        return real_connect(credentials, **kw)
+
+    monkeypatch.setattr(runtime, "connect", quick_connect)
+    return sandbox

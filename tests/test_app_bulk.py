@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from cmlib.bulk.engine import BulkJob
 from cmlib.sandbox import VIP_LIST_NAME
+from tests.sandbox_fixtures import point_app_at
 from ui.text import WORD_JOINER
 from ui.bulk_view import (
     CANCEL_KEY,
@@ -32,10 +33,7 @@ PASTE = "anna@example.com\nivan.work@example.org\nnot-an-address\nANNA@example.c
 
 @pytest.fixture
 def app_env(sandbox, monkeypatch):
-    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
-    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
-    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
-    monkeypatch.setenv("CM_CACHE_BACKEND", "memory")
+    point_app_at(sandbox, monkeypatch)
     yield sandbox
     for jid in list(registry()._jobs):  # never leave a run going into the next test
         registry().remove(jid)

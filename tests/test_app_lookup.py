@@ -6,16 +6,11 @@ data (``sb.data``), not through cmlib.lookup, so a mistake in the lookup shows u
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from cmlib import runtime
-from cmlib.client import ClientOptions
-from cmlib.retry import RetryPolicy
 from cmlib.sandbox import DEMO_CUSTOMERS, VIP_LIST_NAME
 from ui.text import WORD_JOINER
 
@@ -40,25 +35,6 @@ def shown(md: str) -> str:
 
 
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture
-def app_env(sandbox, monkeypatch):
-    """Point the app at the test sandbox, with an in-memory cache and quick, bounded retries."""
-    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
-    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
-    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
-    monkeypatch.setenv("CM_CACHE_BACKEND", "memory")
-    real_connect = runtime.connect
-
-    def quick_connect(credentials=None, **kw):
-        kw.setdefault("options", ClientOptions(retry=RetryPolicy(max_attempts=2, base_delay=0.01,
-                                                                 rate_limit_fallback=0.01, max_delay=0.05),
-                                               rate=None, max_in_flight=16, read_timeout=5.0))
-        return real_connect(credentials, **kw)
-
-    monkeypatch.setattr(runtime, "connect", quick_connect)
-    return sandbox
-
-
 def lookup(*, query=None, path=LOOKUP_PAGE) -> AppTest:
     at = AppTest.from_file(path, default_timeout=30)
     if query is not None:

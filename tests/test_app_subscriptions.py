@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cmlib import runtime
 from cmlib.audit import AuditLog
-from cmlib.client import ClientOptions
-from cmlib.retry import RetryPolicy
 from ui.subscriptions import (
     APPLIED_TOKENS,
     DIALOG_FLAG,
@@ -32,23 +29,9 @@ ANNA = "anna@example.com"
 
 
 @pytest.fixture
-def sb(sandbox, monkeypatch):
-    """The app pointed at a fresh sandbox, with an in-memory cache and quick, bounded retries."""
-    monkeypatch.setenv("CM_API_KEY", sandbox.client_api_key)
-    monkeypatch.setenv("CM_CLIENT_ID", sandbox.main_client_id)
-    monkeypatch.setenv("CM_API_URL", sandbox.base_url)
-    monkeypatch.setenv("CM_CACHE_BACKEND", "memory")
-    monkeypatch.delenv("CM_AUDIT_DB", raising=False)
-    real_connect = runtime.connect
-
-    def quick_connect(credentials=None, **kw):
-        kw.setdefault("options", ClientOptions(retry=RetryPolicy(max_attempts=2, base_delay=0.01,
-                                                                 rate_limit_fallback=0.01, max_delay=0.05),
-                                               rate=None, max_in_flight=16, read_timeout=5.0))
-        return real_connect(credentials, **kw)
-
-    monkeypatch.setattr(runtime, "connect", quick_connect)
-    return sandbox
+def sb(app_env):
+    """The app pointed at a fresh sandbox (see tests/sandbox_fixtures.app_env)."""
+    return app_env
 
 
 def lid(sb, name: str) -> str:

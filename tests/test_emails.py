@@ -29,3 +29,17 @@ def test_plus_and_mailto():
 def test_list_input_from_query_params():
     p = parse_addresses(["a@x.com,b@x.com", "c@x.com"])
     assert len(p.valid) == 3
+
+
+def test_named_addresses_mixed_with_bare_ones():
+    cases = {
+        "Ivan <a@b.com>, x@y.com z@w.com": ["a@b.com", "x@y.com", "z@w.com"],
+        "x@y.com Ivan Petrov <a@b.com>": ["x@y.com", "a@b.com"],
+        '"Doe, Jane" <jane@x.org>, bob@x.org': ["jane@x.org", "bob@x.org"],
+        "Anna <anna@x.org>; Bob Smith <bob@x.org>\nc@x.org": ["anna@x.org", "bob@x.org", "c@x.org"],
+        "<only@x.org>": ["only@x.org"],
+    }
+    for text, want in cases.items():
+        p = parse_addresses(text)
+        assert [a.email for a in p.valid] == want, text
+        assert p.invalid == (), text
