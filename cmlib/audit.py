@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .spreadsheet import neutralise
 from .config import data_dir
 
 ENV_PATH = "CM_AUDIT_DB"
@@ -56,7 +57,6 @@ CREATE INDEX IF NOT EXISTS audit_email ON audit(email);
 CSV_COLUMNS = ("at", "actor", "client_id", "email", "list_id", "list_name", "state_before", "action",
                "reason", "result")
 # Characters that make a spreadsheet treat a cell as a formula (or a DDE payload).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def utc_now_iso() -> str:
@@ -257,10 +257,7 @@ def table_rows(entries: Iterable[AuditEntry]) -> list[dict[str, str]]:
 
 def neutralise_cell(value: object) -> str:
     """A CSV cell that a spreadsheet shows as text, never runs as a formula (OWASP CSV injection)."""
-    text = "" if value is None else str(value)
-    if text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    return neutralise("" if value is None else str(value))
 
 
 def to_csv_bytes(entries: Iterable[AuditEntry]) -> bytes:

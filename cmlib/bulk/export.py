@@ -22,21 +22,14 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 if TYPE_CHECKING:  # the CLI streams rows through CsvSink without loading pandas
     import pandas as pd
 
+from ..spreadsheet import FORMULA_PREFIXES, neutralise  # noqa: F401  (re-exported)
 from .matrix import state_background, state_color
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_MAX_CELL = 32767
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 CSV_MIME = "text/csv"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def neutralise(value: Any) -> Any:
-    """A spreadsheet-safe cell: text that a spreadsheet would run as a formula gets a ``'``."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def _plain(value: Any) -> Any:
