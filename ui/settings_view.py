@@ -1,0 +1,385 @@
+"""The Settings page's view: credentials, the HTTP cache, API health, and who may change them.
+
+Only layout and callbacks live here: checks and computations live in ``cmlib.diagnostics`` (test connection,
+health, cache info), ``cmlib.config`` (where credentials come from, the 0600 settings file)
+and ``cmlib.access`` (the admin password). Buttons act in ``on_click`` callbacks because only
+there may a widget's value be changed, and the password field must be empty after saving: a
+saved key never goes back to the browser, only its last four characters.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+
+import streamlit as st
+
+from cmlib import config, diagnostics, runtime
+from cmlib.cache import DEFAULT_EXPIRY
+from cmlib.diagnostics import ConnectionReport, Problem
+from ui import access
+from ui.connection import get_connection, reset_connections
+from ui.identity import current_user
+from ui.text import md_escape, plain
+
+log = logging.getLogger("cmapp.settings")
+
+K_KEY = "settings_api_key"
+K_CLIENT_ID = "settings_client_id"
+K_CLIENT_CHOICE = "settings_client_choice"
+K_URL = "settings_api_url"
+K_CLIENTS = "_settings_clients"  # {"fp": key fingerprint, "clients": [(id, name), ...]}
+K_REPORT = "_settings_report"
+K_FLASH = "_settings_flash"
+K_CONFIRM_FORGET = "_settings_confirm_forget"
+K_HEALTH = "_settings_health"
+K_CACHE_FLASH = "_settings_cache_flash"
+
+# A save is refused when the API said the credentials are wrong; it goes ahead (with a
+# warning) when the API could not be asked, so an outage does not block fixing a setting.
+REFUSE_SAVE = {Problem.MISSING_KEY, Problem.MISSING_CLIENT_ID, Problem.BAD_URL, Problem.BAD_AUTH_HEADER,
+               Problem.INVALID_KEY, Problem.CLIENT_NOT_FOUND, Problem.OAUTH, Problem.AUTH_OTHER,
+               Problem.UNEXPECTED}
+
+SOURCE_LABELS = {
+    config.SOURCE_ENV: "environment variables (CM_API_KEY, CM_CLIENT_ID, CM_API_URL)",
+    config.SOURCE_SECRETS: "secrets.toml (the [campaign_monitor] section of .streamlit/secrets.toml)",
+}
+
+EXPIRY_LABELS = {
+    "clients": "Clients and client details",
+    "lists": "Lists of the client",
+    "list_details": "List settings",
+    "campaigns": "Sent campaigns",
+    "suppressionlist": "Suppression list",
+    "listsforemail": "Lists of an address",
+    "subscriber": "Subscriber details",
+    "history": "Subscriber history",
+}
+
+
+def _fingerprint(key: str) -> str:
+    return hashlib.sha256(b"settings-clients\0" + key.encode("utf-8")).hexdigest()
+
+
+def _saved() -> dict:
+    return config.SettingsStore().load()
+
+
+def _entered_key() -> str:
+    """The key in the field, or the saved one when the field is left empty."""
+    typed = (st.session_state.get(K_KEY) or "").strip()
+    return typed or str(_saved().get("api_key") or "").strip()
+
+
+def _known_clients(key: str) -> list[tuple[str, str]]:
+    known = st.session_state.get(K_CLIENTS)
+    if key and known and known.get("fp") == _fingerprint(key):
+        return list(known["clients"])
+    return []
+
+
+def _entered_client(key: str) -> str:
+    if _known_clients(key):
+        return (st.session_state.get(K_CLIENT_CHOICE) or "").strip()
+    return (st.session_state.get(K_CLIENT_ID) or "").strip()
+
+
+def _entered_url() -> str:
+    return (st.session_state.get(K_URL) or "").strip() or config.DEFAULT_API_URL
+
+
+def _remember(report: ConnectionReport, key: str) -> None:
+    """Keep what the check learnt: the clients the key sees (for the picker) and the result."""
+    st.session_state[K_REPORT] = report
+    if report.clients:
+        ids = [c.client_id for c in report.clients]
+        st.session_state[K_CLIENTS] = {"fp": _fingerprint(key),
+                                       "clients": [(c.client_id, c.name) for c in report.clients]}
+        wanted = report.client_id or (st.session_state.get(K_CLIENT_ID) or "").strip()
+        if wanted in ids:
+            st.session_state[K_CLIENT_CHOICE] = wanted
+        else:
+            st.session_state.pop(K_CLIENT_CHOICE, None)
+    elif report.problem in (Problem.INVALID_KEY, Problem.BAD_AUTH_HEADER):
+        st.session_state.pop(K_CLIENTS, None)
+    if report.client_id:
+        st.session_state[K_CLIENT_ID] = report.client_id
+
+
+def _on_test() -> None:
+    key = _entered_key()
+    report = diagnostics.test_connection(key, _entered_client(key), _entered_url())
+    _remember(report, key)
+    st.session_state.pop(K_FLASH, None)
+
+
+def _on_test_managed() -> None:
+    creds = config.resolve_credentials()
+    if creds is None:
+        return
+    st.session_state[K_REPORT] = diagnostics.test_connection(creds.api_key, creds.client_id, creds.api_url)
+
+
+def _on_save() -> None:
+    key = _entered_key()
+    client_id = _entered_client(key)
+    url = _entered_url()
+    if not key:
+        st.session_state[K_FLASH] = ("error", "Not saved: enter an API key.")
+        return
+    report = diagnostics.test_connection(key, client_id, url)
+    _remember(report, key)
+    if report.problem in REFUSE_SAVE:
+        st.session_state[K_FLASH] = ("error", f"Not saved. {report.message}")
+        return
+    client_id = report.client_id or client_id
+    config.SettingsStore().update(api_key=key, client_id=client_id, api_url=url)
+    st.session_state[K_KEY] = ""  # the key never goes back to the browser
+    st.session_state.pop(K_HEALTH, None)
+    reset_connections()
+    st.cache_data.clear()
+    log.info("credentials saved by %s: client %s, key %s, %s", current_user(), client_id,
+             config.mask_key(key), url)
+    masked = config.mask_key(key)
+    if report.ok:
+        st.session_state[K_FLASH] = ("success", f"Saved. Every user of this app now uses client {client_id} "
+                                                f"with key {masked}.")
+    else:
+        st.session_state[K_FLASH] = ("warning", f"Saved, but the connection could not be verified: {report.message}")
+
+
+def _ask_forget() -> None:
+    st.session_state[K_CONFIRM_FORGET] = True
+
+
+def _cancel_forget() -> None:
+    st.session_state.pop(K_CONFIRM_FORGET, None)
+
+
+def _on_forget() -> None:
+    config.SettingsStore().forget_credentials()
+    for k in (K_CONFIRM_FORGET, K_CLIENTS, K_REPORT, K_CLIENT_CHOICE, K_HEALTH):
+        st.session_state.pop(k, None)
+    st.session_state[K_KEY] = ""
+    st.session_state[K_CLIENT_ID] = ""
+    reset_connections()
+    st.cache_data.clear()
+    log.info("saved credentials forgotten by %s", current_user())
+    st.session_state[K_FLASH] = ("success", "The saved credentials were removed.")
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def _show(level: str, text: str) -> None:
+    {"success": st.success, "warning": st.warning, "error": st.error, "info": st.info}[level](md_escape(text))
+
+
+def _show_report(report: ConnectionReport) -> None:
+    if report.ok:
+        _show("success", report.message)
+        details = report.client
+        rows = {
+            "Company": details.company_name if details else "",
+            "Client ID": report.client_id,
+            "Country": details.country if details else "",
+            "Time zone": details.time_zone if details else "",
+            "Lists": str(report.list_count),
+            "Latency": f"{report.latency_ms:.0f} ms" if report.latency_ms is not None else "",
+        }
+        st.dataframe([{"Detail": k, "Value": plain(v)} for k, v in rows.items()], hide_index=True)
+    elif report.problem is Problem.MISSING_CLIENT_ID and report.clients:
+        _show("info", report.message)
+    else:
+        _show("error", report.message)
+
+
+def _identity_section() -> bool:
+    """Who is signed in (Streamlit OIDC). False when login is configured but nobody is signed in."""
+    if not access.auth_configured():
+        return True
+    st.subheader("Signed in")
+    if access.is_logged_in():
+        st.markdown("Signed in as " + md_escape(current_user()))
+        st.button("Log out", key="settings_logout", on_click=st.logout, icon=":material/logout:")
+        return True
+    st.info("This deployment uses single sign-on. Log in to change settings, so changes carry your name.")
+    for provider in access.login_providers():
+        label = "Log in" if provider is None else f"Log in with {provider}"
+        st.button(label, key=f"settings_login_{provider or 'default'}", on_click=st.login, args=(provider,),
+                  type="primary", icon=":material/login:")
+    return False
+
+
+def _demo_notice() -> None:
+    st.info(
+        "The app is showing **demo data** from the local sandbox: no Campaign Monitor account is "
+        "connected. To connect a real account, do one of these:\n"
+        "- set the environment variables `CM_API_KEY` and `CM_CLIENT_ID` (and `CM_API_URL` if needed);\n"
+        "- add `api_key` and `client_id` to a `[campaign_monitor]` section in `.streamlit/secrets.toml`;\n"
+        "- or enter them in the form below (an admin does this once, for every user of this app)."
+    )
+
+
+def _managed_section(creds: config.Credentials) -> None:
+    st.info(f"Managed by the environment: the credentials come from {SOURCE_LABELS[creds.source]}. "
+            "They are read-only here; change them where they are set and restart the app.")
+    st.text_input("API key", value=creds.masked_key, disabled=True, key="settings_managed_key")
+    st.text_input("Client ID", value=creds.client_id, disabled=True, key="settings_managed_client")
+    st.text_input("API URL", value=creds.api_url, disabled=True, key="settings_managed_url")
+    if config.SettingsStore().load().get("api_key"):
+        st.caption("Credentials saved earlier on this page are ignored while the environment provides them.")
+    st.button("Test connection", key="settings_test_managed", on_click=_on_test_managed,
+              icon=":material/network_check:")
+
+
+def _editable_section(saved: dict) -> None:
+    saved_key = str(saved.get("api_key") or "")
+    if saved_key:
+        st.markdown(f"Using the credentials saved on this page: key `{md_escape(config.mask_key(saved_key))}`, "
+                    f"client `{md_escape(saved.get('client_id') or '')}`.")
+    else:
+        _demo_notice()
+
+    st.session_state.setdefault(K_CLIENT_ID, str(saved.get("client_id") or ""))
+    st.session_state.setdefault(K_URL, str(saved.get("api_url") or os.environ.get("CM_API_URL") or
+                                           config.DEFAULT_API_URL))
+    st.text_input(
+        "API key", type="password", key=K_KEY, autocomplete="off",
+        placeholder=(f"Saved key {config.mask_key(saved_key)}: leave empty to keep it" if saved_key
+                     else "Paste the API key"),
+        help="Campaign Monitor → Account settings → API keys. Stored on the server only; never shown again.",
+    )
+    key = _entered_key()
+    clients = _known_clients(key)
+    if clients:
+        names = dict(clients)
+        st.selectbox("Client", options=[cid for cid, _ in clients], index=None, key=K_CLIENT_CHOICE,
+                     format_func=lambda cid: f"{plain(names.get(cid, ''))} ({cid})",
+                     placeholder="Choose a client", help="The clients this key can see.")
+    else:
+        st.text_input("Client ID", key=K_CLIENT_ID,
+                      help="Campaign Monitor → client → Client settings → API keys. Leave empty and press "
+                           "Test connection to choose from the clients an account-level key sees.")
+    with st.expander("API URL (advanced)"):
+        st.text_input("API URL", key=K_URL, help=f"Default {config.DEFAULT_API_URL}")
+
+    c1, c2, c3 = st.columns(3)
+    c1.button("Test connection", key="settings_test", on_click=_on_test, icon=":material/network_check:")
+    c2.button("Save", key="settings_save", on_click=_on_save, type="primary", icon=":material/save:")
+    c3.button("Forget credentials", key="settings_forget", on_click=_ask_forget, disabled=not saved_key,
+              icon=":material/delete:")
+    if st.session_state.get(K_CONFIRM_FORGET) and saved_key:
+        st.warning("Remove the saved key and client ID for every user of this app? "
+                   "The app goes back to demo data unless the environment provides credentials.")
+        d1, d2 = st.columns(2)
+        d1.button("Yes, forget them", key="settings_forget_confirm", on_click=_on_forget, type="primary")
+        d2.button("Cancel", key="settings_forget_cancel", on_click=_cancel_forget)
+
+
+def _credentials_section() -> None:
+    st.header("Credentials")
+    creds = config.resolve_credentials()
+    if creds is not None and creds.source in SOURCE_LABELS:
+        _managed_section(creds)
+    else:
+        _editable_section(_saved())
+    flash = st.session_state.pop(K_FLASH, None)
+    if flash:
+        _show(*flash)
+    report = st.session_state.get(K_REPORT)
+    if report is not None and (not flash or flash[0] != "error"):
+        _show_report(report)
+
+
+def _cache_section(conn: runtime.Connection) -> None:
+    st.header("Cache")
+    info = diagnostics.cache_info(conn.client)
+    c1, c2 = st.columns(2)
+    c1.metric("Backend", info.backend if info.enabled else "off")
+    c2.metric("Size on disk", info.describe_size())
+    if os.environ.get("CM_CACHE_BACKEND"):
+        st.caption("The backend is set by the CM_CACHE_BACKEND environment variable.")
+
+    current = runtime.cache_settings().expiry
+    with st.form("settings_cache_expiry"):
+        st.markdown("**How long answers are reused** (seconds; 0 = always ask the API)")
+        cols = st.columns(2)
+        for i, name in enumerate(DEFAULT_EXPIRY):
+            cols[i % 2].number_input(EXPIRY_LABELS.get(name, name), min_value=0, max_value=86400, step=10,
+                                     value=int(current.get(name, DEFAULT_EXPIRY[name])),
+                                     key=f"settings_expiry_{name}",
+                                     help=f"Endpoint '{name}', default {DEFAULT_EXPIRY[name]} s")
+        saved_expiry = st.form_submit_button("Save expiry times")
+    if saved_expiry:
+        values = {name: st.session_state.get(f"settings_expiry_{name}") for name in DEFAULT_EXPIRY}
+        clean, errors = diagnostics.validate_expiry(values)
+        if errors:
+            st.error(md_escape("Not saved: " + "; ".join(errors)))
+        else:
+            config.SettingsStore().update(cache_expiry=clean)
+            reset_connections()
+            st.session_state[K_CACHE_FLASH] = "Expiry times saved; they apply from the next request."
+            st.rerun()
+
+    b1, b2 = st.columns(2)
+    if b1.button("Clear cache", key="settings_clear_cache", disabled=not info.enabled, icon=":material/mop:"):
+        conn.client.clear_cache()
+        st.cache_data.clear()
+        log.info("HTTP cache cleared by %s", current_user())
+        st.session_state[K_CACHE_FLASH] = "Cache cleared: the next lookups ask the API."
+        st.rerun()
+    if b2.button("Reset expiry times to defaults", key="settings_reset_expiry"):
+        config.SettingsStore().update(cache_expiry=None)
+        for name in DEFAULT_EXPIRY:
+            st.session_state.pop(f"settings_expiry_{name}", None)
+        reset_connections()
+        st.session_state[K_CACHE_FLASH] = "Expiry times reset to the defaults."
+        st.rerun()
+    flash = st.session_state.pop(K_CACHE_FLASH, None)
+    if flash:
+        st.success(flash)
+
+
+def _health_section(conn: runtime.Connection) -> None:
+    st.header("Health")
+    if st.button("Check the API now", key="settings_health_check", icon=":material/monitor_heart:"):
+        with st.spinner("Asking the API…"):
+            st.session_state[K_HEALTH] = diagnostics.health(conn.client, conn.client_id, is_demo=conn.is_demo)
+    report = st.session_state.get(K_HEALTH)
+    last = conn.client.last_call
+    headroom = report.rate_limit if report else None
+    if headroom is None and conn.client.last_rate_limit is not None:
+        s = conn.client.last_rate_limit
+        headroom = diagnostics.RateLimitHeadroom(s.rate_limit_limit, s.rate_limit_remaining, s.rate_limit_reset, s.at)
+
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
+    c1.metric("Account", "Demo (sandbox)" if conn.is_demo else "Real account")
+    c2.metric("API", "not checked" if report is None else ("reachable" if report.reachable else "unreachable"))
+    c3.metric("Last call", f"{last.latency_ms:.0f} ms" if last else "none yet",
+              help=None if not last else f"{last.endpoint}{' (from cache)' if last.from_cache else ''}")
+    fraction = headroom.fraction_left if headroom else None
+    c4.metric("Rate-limit headroom", f"{fraction:.0%}" if fraction is not None else "not reported",
+              help="From the API's X-RateLimit headers on the last response that had them.")
+    if headroom is not None:
+        st.caption(md_escape(f"Rate limit: {headroom.describe()}"))
+    if report is not None:
+        _show("success" if report.reachable else "error", report.message)
+    st.caption(f"Requests sent by this server's client so far: {conn.client.calls_made}.")
+
+
+def render_settings_page() -> None:
+    st.title("Settings")
+    if not _identity_section():
+        st.stop()
+    if not access.require_admin("the Settings page"):
+        st.stop()
+    if access.admin_configured():
+        st.button("Lock admin actions", key="settings_lock", on_click=access.lock, icon=":material/lock:",
+                  help="Ask for the admin password again in this session.")
+    _credentials_section()
+    conn = get_connection()
+    _health_section(conn)
+    _cache_section(conn)
