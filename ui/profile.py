@@ -37,13 +37,9 @@ from cmlib.runtime import Connection
 from ui.badges import render_state_badge
 from ui.connection import get_connection
 from ui.sidebar import settings_link
+from ui.subscriptions import subscription_entry
 from ui.text import md_escape
 
-# The subscription editor belongs to another module; the Lookup page works without it.
-try:
-    from ui.subscriptions import subscription_entry as _subscription_entry
-except ImportError:  # not installed yet: no "Manage subscriptions" button
-    _subscription_entry = None
 
 INPUT_KEY = "lookup.input"  # the text area widget
 TEXT_KEY = "lookup.text"  # a copy that survives visits to other pages (widget keys do not)
@@ -292,8 +288,8 @@ def _render_failure(err: BaseException) -> None:
 def render_profile(conn: Connection, profile: Profile) -> None:
     """One tab: actions and freshness, then the sections product.md asks for in this case."""
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        if _subscription_entry is not None and not profile.failed:
-            _subscription_entry(conn, profile)  # "Manage subscriptions" / "Subscribe…" + its dialog
+        if not profile.failed:
+            subscription_entry(conn, profile)  # "Manage subscriptions" / "Subscribe…" + its dialog
         st.button("Refresh", key=f"lookup.refresh.{profile.email.lower()}", icon=":material/refresh:",
                   on_click=request_refresh, args=(profile.email,),
                   help="Fetch this address again from Campaign Monitor, bypassing the cache.")
@@ -308,7 +304,7 @@ def render_profile(conn: Connection, profile: Profile) -> None:
         _problem(problem)
 
     if profile.case == CASE_NO_LISTS:
-        action = " Use **Subscribe to lists…** above to add them." if _subscription_entry else ""
+        action = " Use **Subscribe to lists…** above to add them."
         st.info(f"**Not on any list.** {md_escape(profile.email)} is not on any list of this client."
                 + action, icon=":material/person_off:")
         return
