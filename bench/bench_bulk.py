@@ -22,7 +22,6 @@ would compete with the client for the GIL. Exit status 0 when every target is me
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import logging
 import os
@@ -31,7 +30,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -45,6 +43,7 @@ from cmlib.bulk.engine import BulkJob  # noqa: E402
 from cmlib.bulk.validate import validate_table  # noqa: E402
 from cmlib.client import CampaignMonitor, ClientOptions  # noqa: E402
 from cmlib.sandbox import CLIENT_API_KEY, MAIN_CLIENT_ID, Sandbox  # noqa: E402
+from sandbox_proc import sandbox_process  # noqa: E402
 
 RATE_LIMIT = 100.0
 LATENCY_MS = 100.0
@@ -55,27 +54,6 @@ OUR_IN_FLIGHT = 20
 # is the CLI, so nothing else (a sandbox, an earlier run) is mixed into the number.
 _WRAPPER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
-
-
-@contextlib.contextmanager
-def sandbox_process(*args: str) -> Iterator[str]:
-    """A seed-7 sandbox in its own process; yields its base URL."""
-    cmd = [sys.executable, "-m", "cmlib", "sandbox", "--port", "0", "--seed", "7", *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        if " on http" not in first:
-            raise RuntimeError(f"sandbox did not start: {first!r}")
-        url = first.split(" on ", 1)[1].strip()
-        for line in proc.stdout:
-            if "Ctrl-C" in line:
-                break
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def addresses(n: int) -> list[str]:

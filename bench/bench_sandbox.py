@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import http.client
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +42,7 @@ if str(ROOT) not in sys.path:
 import createsend  # noqa: E402
 import createsend.createsend as cs_mod  # noqa: E402
 
+from sandbox_proc import sandbox_process  # noqa: E402
 from cmlib.cache import CacheSettings  # noqa: E402
 from cmlib.client import CampaignMonitor, ClientOptions  # noqa: E402
 from cmlib.sandbox import CLIENT_API_KEY, DEMO_CUSTOMERS, MAIN_CLIENT_ID, Sandbox, Store  # noqa: E402
@@ -115,23 +115,8 @@ def sandbox_url(latency_ms: float, now: datetime, in_process: bool) -> Iterator[
         with Sandbox(seed=7, latency_ms=latency_ms, now=now) as sb:
             yield sb.base_url
         return
-    cmd = [sys.executable, "-m", "cmlib.sandbox.cli", "--port", "0", "--seed", "7",
-           "--latency-ms", str(latency_ms), "--now", now.isoformat()]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # "Campaign Monitor sandbox on http://127.0.0.1:PORT/api/v3.3"
-        if " on http" not in first:
-            raise RuntimeError(f"sandbox did not start: {first!r}")
-        url = first.split(" on ", 1)[1].strip()
-        for line in proc.stdout:  # wait for the banner to end
-            if "Ctrl-C" in line:
-                break
+    with sandbox_process("--latency-ms", str(latency_ms), "--now", now.isoformat()) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------- (a) lookup
