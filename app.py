@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from cmlib.errors import CMError
+from ui.access import require_login
 from ui.connection import get_connection
 from ui.shell import resume_deep_link
 from ui.sidebar import demo_banner, render_sidebar
@@ -26,6 +27,11 @@ pages = [
     for i, (path, title, icon, url) in enumerate(PAGES)
 ]
 
+nav = st.navigation(pages)
+resume_deep_link({Path(path).name: page for (path, *_), page in zip(PAGES, pages)})
+if not require_login():
+    st.stop()
+
 conn = None
 connection_error = None
 try:
@@ -34,9 +40,6 @@ except CMError as err:  # e.g. a configured API URL that cannot be used at all
     connection_error = f"Cannot connect to Campaign Monitor: {err.reason}"
 except OSError as err:  # the demo sandbox could not bind its loopback port
     connection_error = f"Cannot start the demo sandbox: {type(err).__name__}"
-
-nav = st.navigation(pages)
-resume_deep_link({Path(path).name: page for (path, *_), page in zip(PAGES, pages)})
 render_sidebar(conn, connection_error)
 demo_banner(conn)
 nav.run()

@@ -425,3 +425,34 @@ def test_operator_name_input_is_bound_to_the_audit_key(app_env):
     assert not at.exception
     [field] = at.sidebar.text_input
     assert field.key == "operator_name" and field.value == "Dana"
+
+
+def _with_sso(monkeypatch, tmp_path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
+                       'cookie_secret = "test-cookie-secret"\nclient_id = "app"\nclient_secret = "s"\n'
+                       'server_metadata_url = "https://idp.example.com/.well-known/openid-configuration"\n')
+    monkeypatch.setenv("CM_SECRETS_PATH", str(secrets))
+
+
+def test_with_sso_configured_nobody_uses_the_app_anonymously(app_env, monkeypatch, tmp_path):
+    _with_sso(monkeypatch, tmp_path)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["email"] = "anna@example.com"
+    at.user = {}
+    served = app_env.requests_served
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not at.tabs and not at.text_area  # no lookup, no customer data
+    assert app_env.requests_served == served  # not one call to Campaign Monitor
+
+
+def test_with_sso_a_signed_in_user_gets_the_app(app_env, monkeypatch, tmp_path):
+    _with_sso(monkeypatch, tmp_path)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["email"] = "anna@example.com"
+    at.user = {"is_logged_in": True, "email": "lead@example.com"}
+    at.run()
+    assert not at.exception
+    assert at.tabs and not [b for b in at.button if b.label == "Log in"]

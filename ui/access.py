@@ -73,6 +73,26 @@ def is_logged_in() -> bool:
         return False
 
 
+def login_prompt(message: str, key: str) -> None:
+    """A "Log in" button per configured identity provider (``st.login`` runs in the callback)."""
+    st.info(message, icon=":material/login:")
+    for provider in login_providers():
+        label = "Log in" if provider is None else f"Log in with {provider}"
+        st.button(label, key=f"{key}_login_{provider or 'default'}", on_click=st.login, args=(provider,),
+                  type="primary", icon=":material/login:")
+
+
+def require_login() -> bool:
+    """With single sign-on configured nobody uses the app anonymously: the audit log needs a name.
+
+    True when SSO is not configured or the user is signed in; else offers login and returns False.
+    """
+    if not auth_configured() or is_logged_in():
+        return True
+    login_prompt("This deployment uses single sign-on: log in to use the dashboard.", "app")
+    return False
+
+
 def admin_configured() -> bool:
     return access.admin_password() is not None
 

@@ -204,11 +204,8 @@ def _identity_section() -> bool:
         st.markdown("Signed in as " + md_escape(current_user()))
         st.button("Log out", key="settings_logout", on_click=st.logout, icon=":material/logout:")
         return True
-    st.info("This deployment uses single sign-on. Log in to change settings, so changes carry your name.")
-    for provider in access.login_providers():
-        label = "Log in" if provider is None else f"Log in with {provider}"
-        st.button(label, key=f"settings_login_{provider or 'default'}", on_click=st.login, args=(provider,),
-                  type="primary", icon=":material/login:")
+    access.login_prompt("This deployment uses single sign-on. Log in to change settings, so changes carry "
+                        "your name.", "settings")
     return False
 
 
