@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hang-seconds", type=float, default=30.0, help="how long a hung request is held (default 30)")
     p.add_argument("--fail-list", action="append", default=[], metavar="LIST_ID",
                    help="a list ID whose every request answers 500 (repeatable)")
+    p.add_argument("--write-answer-fault", choices=["502", "hang"], default=None,
+                   help="apply every write, then answer an HTML 502 or hang --hang-seconds (a lost answer)")
+    p.add_argument("--down", action="store_true", help="close every connection without answering (API down)")
     return p
 
 
@@ -77,6 +80,8 @@ def describe(sb: Sandbox, out: TextIO) -> None:
         f"malformed JSON {f.malformed_rate:.0%}" if f.malformed_rate else "",
         f"hangs {f.hang_rate:.0%} x {f.hang_seconds:g}s" if f.hang_rate else "",
         f"failing lists {len(f.fail_list_ids)}" if f.fail_list_ids else "",
+        f"writes applied then answered {f.write_answer_fault}" if f.write_answer_fault else "",
+        "down (no answers)" if f.down else "",
     ]
     print("  faults: " + (", ".join(k for k in knobs if k) or "none"), file=out)
     print("Demo customers:", file=out)
@@ -101,6 +106,7 @@ def main(argv: list[str] | None = None, *, stop: threading.Event | None = None, 
         jitter_ms=args.jitter_ms, rate_limit=args.rate_limit, rate_limit_headers=not args.no_rate_limit_headers,
         error_rate=args.fault_rate, malformed_rate=args.malformed_rate, hang_rate=args.hang_rate,
         hang_seconds=args.hang_seconds, fail_list_ids=args.fail_list,
+        write_answer_fault=args.write_answer_fault, down=args.down,
     )
     try:
         sb.start()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 _RATE_FIELDS = ("error_rate", "malformed_rate", "hang_rate")
+WRITE_ANSWER_FAULTS = (None, "502", "hang")
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$", re.I)
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
@@ -50,6 +51,11 @@ class Faults:
     hang_rate: float = 0.0  # share of requests held hang_seconds before answering
     hang_seconds: float = 5.0
     fail_list_ids: set[str] = field(default_factory=set)  # every request on these lists: 500 JSON
+    # What a proxy in front of the API does to the answer of a write (POST/PUT/DELETE) that the
+    # API *applied*: "502" answers an HTML 502, "hang" holds the answer hang_seconds and then
+    # drops the connection. The client cannot tell from the answer whether anything happened.
+    write_answer_fault: str | None = None
+    down: bool = False  # "down from now on": every connection is closed without an answer
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "rate_limit":
@@ -62,8 +68,12 @@ class Faults:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         elif name in ("latency_ms", "jitter_ms", "hang_seconds"):
             value = max(0.0, float(value or 0.0))
-        elif name == "rate_limit_headers":
+        elif name in ("rate_limit_headers", "down"):
             value = bool(value)
+        elif name == "write_answer_fault":
+            value = (str(value).strip().lower() or None) if value else None
+            if value not in WRITE_ANSWER_FAULTS:
+                raise ValueError(f"write_answer_fault must be one of {sorted(v for v in WRITE_ANSWER_FAULTS if v)}")
         object.__setattr__(self, name, value)
 
     def update(self, **changes: Any) -> None:

@@ -22,6 +22,8 @@ from .errors import ApiError
 from .faults import FaultInjector
 
 JSON_TYPE = "application/json; charset=utf-8"
+HTML_502 = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+            b"<body><h1>Bad Gateway</h1><p>The upstream server did not answer in time.</p></body></html>")
 HTML_500 = (b"<!DOCTYPE html><html><head><title>500 Internal Server Error</title></head>"
             b"<body><h1>Internal Server Error</h1><p>The server encountered an internal error.</p>"
             b"</body></html>")
@@ -118,6 +120,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         ctx.counter.count(kind)
 
         inj, faults = ctx.injector, ctx.injector.faults
+        if faults.down:  # the API is gone: no status line, the connection just closes
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return None
         delay = inj.delay_seconds()
         if delay > 0:
             ctx.stopping.wait(delay)
@@ -150,9 +159,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except Exception:  # a sandbox bug must look like the API's own 500, not a dropped socket
             resp = ApiResponse(500, ApiError(500).body)
         payload = resp.payload()
+        if faults.write_answer_fault and self.command != "GET" and resp.status < 500:
+            return self._lose_write_answer(ctx, faults.write_answer_fault, faults.hang_seconds)
         if resp.status in (200, 201) and payload and inj.roll(faults.malformed_rate):
             payload = payload[: max(1, len(payload) // 2)]
         self._send(resp.status, payload, JSON_TYPE if payload or resp.status >= 400 else None, extra)
+
+    def _lose_write_answer(self, ctx: ServerContext, mode: str, hang_seconds: float) -> None:
+        """The write was applied above; the answer is lost on its way back (a proxy's 502 or a hang)."""
+        if mode == "hang":
+            ctx.stopping.wait(hang_seconds)
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return None
+        return self._send(502, HTML_502, "text/html; charset=utf-8")
 
     def _send(self, status: int, payload: bytes, content_type: str | None,
               headers: dict[str, str] | None = None) -> None:

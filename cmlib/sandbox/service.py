@@ -50,6 +50,8 @@ class Sandbox:
         hang_rate: float = 0.0,
         hang_seconds: float = 5.0,
         fail_list_ids: Iterable[str] = (),
+        write_answer_fault: str | None = None,
+        down: bool = False,
         fault_seed: int | None = None,
     ) -> None:
         self.seed = seed
@@ -59,7 +61,8 @@ class Sandbox:
         self._injector = FaultInjector(
             Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, rate_limit=rate_limit,
                    rate_limit_headers=rate_limit_headers, error_rate=error_rate, malformed_rate=malformed_rate,
-                   hang_rate=hang_rate, hang_seconds=hang_seconds, fail_list_ids=set(fail_list_ids)),
+                   hang_rate=hang_rate, hang_seconds=hang_seconds, fail_list_ids=set(fail_list_ids),
+                   write_answer_fault=write_answer_fault, down=down),
             seed=seed if fault_seed is None else fault_seed,
         )
         self._counter = RequestCounter()
