@@ -7,33 +7,59 @@ queryable for the Audit page's filters. The file lives in the app's data folder 
 
 Only what a reviewer needs is stored: who, when, which address and list, the state before, the
 requested action, the reason given and what happened. Never credentials: no field takes them,
-and :func:`AuditLog.record` refuses a row whose text contains the configured API key.
+and :func:`AuditLog.record` refuses a row whose text contains a configured secret (the API key,
+the admin password, secrets.toml credentials). The same check, :func:`find_secrets`, runs on
+operator-supplied text *before* a change is sent (``cmlib.subscriptions.apply_plan``), so a key
+pasted into a reason is refused up front instead of leaving a change without its audit row.
 """
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta, timezone
+from enum import StrEnum
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
+from .config import data_dir, load_secrets
 from .spreadsheet import neutralise
-from .config import data_dir
 
 ENV_PATH = "CM_AUDIT_DB"
 
-# Results, as the first word of the ``result`` column (details may follow after ": ").
-RESULT_DONE = "done"
-RESULT_ALREADY = "already"
-RESULT_QUEUED = "queued"
-RESULT_FAILED = "failed"
-RESULT_CONFLICT = "conflict"
-RESULT_SENT = "sent"  # the API accepted the write but the read-back failed
-RESULTS = (RESULT_DONE, RESULT_ALREADY, RESULT_QUEUED, RESULT_FAILED, RESULT_CONFLICT, RESULT_SENT)
+
+
+class Outcome(StrEnum):
+    """What happened to one attempted change: the head of the ``result`` column (details after ": ").
+
+    A write whose answer was lost (5xx, timeout, dropped connection, malformed answer) is never
+    reported from the answer: the read-back decides between DONE, FAILED (not done) and UNKNOWN.
+    """
+
+    DONE = "done"  # the read-back shows the change (or the API confirmed it and the read-back agrees)
+    ALREADY = "already"  # nothing to send: the address was already so
+    QUEUED = "queued"  # the API accepted it but the read-back does not show it yet (adds are queued)
+    FAILED = "failed"  # not done: the API refused, or the answer was lost and the read-back shows no change
+    CONFLICT = "conflict"  # not written: the states changed since the dialog opened
+    SENT = "sent"  # the API accepted the write but the read-back failed
+    UNKNOWN = "unknown"  # the answer was lost and the read-back could not tell: someone must check
+    NOT_SENT = "not sent"  # never reached Campaign Monitor (API unreachable, another change in progress)
+
+
+# The historical names, kept because pages and tests import them.
+RESULT_DONE = Outcome.DONE
+RESULT_ALREADY = Outcome.ALREADY
+RESULT_QUEUED = Outcome.QUEUED
+RESULT_FAILED = Outcome.FAILED
+RESULT_CONFLICT = Outcome.CONFLICT
+RESULT_SENT = Outcome.SENT
+RESULT_UNKNOWN = Outcome.UNKNOWN
+RESULT_NOT_SENT = Outcome.NOT_SENT
+RESULTS = tuple(o.value for o in Outcome)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -87,9 +113,12 @@ class AuditEntry:
 
     @property
     def result_kind(self) -> str:
-        """``done`` / ``already`` / ``queued`` / ``failed`` / ``conflict`` / ``sent``."""
-        head = self.result.split(":", 1)[0].split(" ", 1)[0].strip().lower()
-        return head
+        """The :class:`Outcome` value the result starts with (``done``, ``not sent``, …)."""
+        text = self.result.strip().lower()
+        for kind in sorted(RESULTS, key=len, reverse=True):
+            if text == kind or text.startswith(kind + ":") or text.startswith(kind + " "):
+                return kind
+        return text.split(":", 1)[0].split(" ", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -105,12 +134,105 @@ class AuditFilter:
     limit: int = 10_000
 
 
+# --------------------------------------------------------------------------- secrets in data
+MIN_SECRET_LENGTH = 8  # shorter values would refuse ordinary words
+_SECRET_KEY_WORDS = ("secret", "password", "api_key", "apikey", "token")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A configured credential and what to call it in a message (the value is never shown)."""
+
+    label: str  # "the API key", "the admin password", "secrets.toml auth.client_secret"
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SecretFinding:
+    """Which field holds which secret: enough to tell the operator what to remove."""
+
+    field: str
+    label: str
+
+    def describe(self) -> str:
+        return f"the {self.field.replace('_', ' ')} contains {self.label}"
+
+
+class SecretInTextError(ValueError):
+    """Text meant for the audit log (or sent with a change) contains a configured secret."""
+
+    def __init__(self, findings: Sequence[SecretFinding]) -> None:
+        self.findings = tuple(findings)
+        what = "; ".join(dict.fromkeys(f.describe() for f in self.findings))
+        super().__init__(f"{what}: remove it (credentials never go into a reason or an audit row)")
+
+
+def _as_secret(s: Secret | str) -> Secret:
+    return s if isinstance(s, Secret) else Secret("a configured credential", s)
+
+
+def api_key_secrets(api_key: str | None) -> tuple[Secret, ...]:
+    """The key itself and the Basic header it travels in (a pasted ``Authorization:`` line)."""
+    if not api_key:
+        return ()
+    basic = base64.b64encode(f"{api_key}:x".encode("utf-8")).decode("ascii")
+    return (Secret("the API key", api_key), Secret("the API key (as an Authorization header)", basic))
+
+
+def configured_secrets(api_key: str | None = None, *, env: Mapping[str, str] | None = None,
+                       secrets_toml: Mapping[str, Any] | None = None) -> tuple[Secret, ...]:
+    """Every credential this deployment knows: the API key, the admin password, and each
+    secrets.toml value whose name says it is one (``api_key``, ``*secret*``, ``*password*``,
+    ``*token*``, e.g. ``[auth] client_secret`` and ``cookie_secret``)."""
+    from .access import (
+        admin_password,  # access imports config, as we do; imported late to stay light
+    )
+
+    out: list[Secret] = list(api_key_secrets(api_key))
+    toml = load_secrets() if secrets_toml is None else secrets_toml
+    password = admin_password(env=env, secrets=toml)
+    if password:
+        out.append(Secret("the admin password", password))
+
+    def walk(node: Mapping[str, Any], path: str) -> None:
+        for k, v in node.items():
+            name = f"{path}.{k}" if path else str(k)
+            if isinstance(v, Mapping):
+                walk(v, name)
+            elif isinstance(v, str) and any(w in str(k).lower() for w in _SECRET_KEY_WORDS):
+                out.append(Secret(f"a credential from secrets.toml ({name})", v))
+
+    walk(toml, "")
+    seen: set[str] = set()
+    unique = []
+    for s in out:
+        if len(s.value.strip()) >= MIN_SECRET_LENGTH and s.value not in seen:
+            seen.add(s.value)
+            unique.append(s)
+    return tuple(unique)
+
+
+def find_secrets(values: Mapping[str, object], secrets: Iterable[Secret | str]) -> list[SecretFinding]:
+    """Which of ``values`` (field name → text) contain which secret; the one check used both
+    before a change is sent and before an audit row is stored."""
+    found: list[SecretFinding] = []
+    usable = [_as_secret(s) for s in secrets]
+    usable = [s for s in usable if s.value and len(s.value.strip()) >= MIN_SECRET_LENGTH]
+    for name, value in values.items():
+        text = "" if value is None else str(value)
+        for s in usable:
+            if s.value in text or s.value.strip() in text:
+                found.append(SecretFinding(name, s.label))
+    return found
+
+
 class AuditLog:
     """The audit database. Cheap to construct; the file is created on the first write or read."""
 
-    def __init__(self, path: str | Path | None = None, *, secrets: Sequence[str] = ()) -> None:
+    def __init__(self, path: str | Path | None = None, *, secrets: Sequence[Secret | str] = ()) -> None:
         self.path = Path(path) if path else default_path()
-        self._secrets = tuple(s for s in secrets if s and len(s) >= 8)
+        self._secrets = tuple(_as_secret(s) for s in secrets
+                              if s and len(_as_secret(s).value.strip()) >= MIN_SECRET_LENGTH)
         self._init_lock = threading.Lock()
         self._ready = False
 
@@ -138,11 +260,22 @@ class AuditLog:
         con.row_factory = sqlite3.Row
         return con
 
+    def find_secrets(self, values: Mapping[str, object]) -> list[SecretFinding]:
+        """The secrets this log refuses, found in ``values`` (field name → text)."""
+        return find_secrets(values, self._secrets)
+
+    def check_text(self, **values: object) -> None:
+        """Raise :class:`SecretInTextError` when any of the named texts holds a secret.
+
+        Called before a change is sent, with every operator-supplied text of the change."""
+        found = self.find_secrets(values)
+        if found:
+            raise SecretInTextError(found)
+
     def _check_no_secret(self, entry: AuditEntry) -> None:
-        text = "\x00".join(str(getattr(entry, f.name)) for f in fields(entry))
-        for s in self._secrets:
-            if s in text:
-                raise ValueError("refusing to write an audit row that contains a credential")
+        found = self.find_secrets({f.name: getattr(entry, f.name) for f in fields(entry)})
+        if found:
+            raise SecretInTextError(found)
 
     def ensure_writable(self) -> None:
         """Raise if a row could not be stored now; called before any change is sent."""

@@ -10,6 +10,13 @@ errors (invalid address, lookup failed, not looked up) -- they are still written
 reason in the Error column -- 2 on bad arguments or unusable input, 1 when the credentials
 are rejected before the run starts. Ctrl-C stops starting new lookups, finishes those in
 flight and still writes every row (the rest as "not looked up").
+
+When Campaign Monitor stops answering, the client's circuit breaker opens and the run pauses
+instead of retrying: stderr says "Campaign Monitor is not answering since HH:MM UTC — paused,
+N rows waiting" at once, one probe goes out every few seconds, and the run continues when the
+API is back. After ``--patience`` seconds without an answer (``CM_BULK_PATIENCE``, default 5
+minutes) it stops, writes every row (the rest as "not looked up", never as failed) and exits 3
+with the reason on stderr.
 """
 from __future__ import annotations
 
@@ -17,13 +24,23 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence, TextIO
 
 from .logs import cli_logging
 from .bulk.csv_input import DELIMITER_NAMES, BulkInputError, FileInfo, inspect_file, iter_file_rows
-from .bulk.engine import BulkLookup, LookupResult, RateMeter, RunControl, format_duration, run_lookups
+from .bulk.engine import (
+    BulkLookup,
+    LookupResult,
+    Pause,
+    RateMeter,
+    RunControl,
+    format_duration,
+    patience_from_env,
+    run_lookups,
+)
 from .bulk.export import open_csv_output
 from .bulk.matrix import (
     STATUS_DUPLICATE,
@@ -66,6 +83,18 @@ def _rate(text: str) -> float | None:
     return v
 
 
+def _patience(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none", "forever"):
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (or 'off'), got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more seconds (or 'off')")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m cmlib bulk",
@@ -91,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=_positive_int, default=None, metavar="N",
                    help="refuse inputs with more than N rows (default: no limit)")
     p.add_argument("--no-repass", action="store_true", help="do not retry failed addresses once more at the end")
+    p.add_argument("--patience", type=_patience, default=patience_from_env(), metavar="SECONDS",
+                   help="when Campaign Monitor stops answering, how long the run waits for it before stopping "
+                        "(the rest is written as not looked up); default CM_BULK_PATIENCE or 300; 'off' waits "
+                        "until Ctrl-C")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.add_argument("-v", "--verbose", action="store_true", help="log every retry (429, 5xx) on stderr")
     return p
@@ -110,6 +143,7 @@ class ProgressLine:
         self.rows = 0
         self._last = 0.0
         self._width = 0
+        self._lock = threading.Lock()  # notes come from worker threads, updates from the main one
 
     def update(self, rows: int, lookups: int, force: bool = False) -> None:
         self.rows, self.lookups = rows, lookups
@@ -119,6 +153,10 @@ class ProgressLine:
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return
+        with self._lock:
+            self._draw(now, rows, lookups)
+
+    def _draw(self, now: float, rows: int, lookups: int) -> None:
         self._last = now
         rate = self.meter.rate(rows)
         elapsed = now - self.meter.started
@@ -133,8 +171,19 @@ class ProgressLine:
         self.out.flush()
 
     def finish(self) -> None:
-        if self.enabled and self._width:
-            self.out.write("\n")
+        with self._lock:
+            if self.enabled and self._width:
+                self.out.write("\n")
+                self.out.flush()
+                self._width = 0
+
+    def note(self, text: str) -> None:
+        """A line of its own on stderr, even with -q; the progress line is redrawn below it."""
+        with self._lock:
+            if self.enabled and self._width:
+                self.out.write("\r" + " " * self._width + "\r")
+                self._width = 0
+            self.out.write(text + "\n")
             self.out.flush()
 
 
@@ -206,19 +255,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_rows is not None and info.data_rows > args.max_rows:
         _err(f"{args.input} has {info.data_rows:,} rows; --max-rows is {args.max_rows:,}")
         return 2
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        _err(f"the folder of {args.output} does not exist")
-        return 2
-    if os.path.exists(args.output) and os.path.samefile(args.output, args.input):
-        _err("the output file must not be the input file")
+    problem = output_problem(args.output, args.input)
+    if problem:
+        _err(problem)
         return 2
 
     from .client import ClientOptions
     from .runtime import connect
 
     opts = ClientOptions(rate=args.rate, max_in_flight=args.concurrency, pool_size=max(32, args.concurrency))
-    conn = connect(cache=False, options=opts)
+    try:
+        conn = connect(cache=False, options=opts)
+    except CMError as exc:  # e.g. an API URL the key must not be sent to (cmlib.urls)
+        _err(f"cannot connect: {exc.message}")
+        return 1
+    for note in conn.notes:  # e.g. "CM_API_URL is ignored: the saved key only goes to its own URL"
+        _err(note)
     if not args.quiet:
         where = "the local demo sandbox (no credentials configured)" if conn.is_demo else conn.credentials.api_url
         print(f"Reading {args.input}: {det.describe()}; email column “{det.columns[det.email_column]}” "
@@ -237,7 +289,18 @@ def _run(args: argparse.Namespace) -> int:
     layout = Layout(dict(lookup.list_names), extra_column_names(det), with_activity=args.with_activity,
                     other_lists_column=True)
     delimiter = _DELIMS[args.output_delimiter] or det.delimiter
-    control = RunControl()
+    progress = ProgressLine(info.data_rows, sys.stderr, enabled=not args.quiet)
+    tally = Tally()
+    in_chunk = 0
+
+    def on_pause(pause: Pause) -> None:
+        waiting = max(0, info.data_rows - tally.rows - in_chunk)
+        progress.note(f"cmlib bulk: {pause.message(waiting, 'rows')}")
+
+    def on_resume() -> None:
+        progress.note("cmlib bulk: Campaign Monitor is answering again; the run continues")
+
+    control = RunControl(patience=args.patience, on_pause=on_pause, on_resume=on_resume)
     previous_handler = None
 
     def on_sigint(signum, frame):  # first Ctrl-C: stop gently; second: the default (abort)
@@ -251,8 +314,6 @@ def _run(args: argparse.Namespace) -> int:
 
     validator = Validator()
     memo = _Memo()
-    tally = Tally()
-    progress = ProgressLine(info.data_rows, sys.stderr, enabled=not args.quiet)
     started = time.monotonic()
     lookups_done = 0
     fh = None
@@ -269,16 +330,12 @@ def _run(args: argparse.Namespace) -> int:
                     lookups_done += 1
                     in_chunk += 1
                     progress.update(tally.rows + in_chunk, lookups_done)
-            if control.fatal:
-                reason = f"Not looked up: the run stopped because authentication failed ({control.fatal})"
-            elif control.stopped:
-                reason = "Not looked up: the run was cancelled (Ctrl-C)"
-            else:
-                reason = "Not looked up"
+            reason = control.not_looked_up("Not looked up: the run was cancelled (Ctrl-C)")
             for r in chunk:
                 outcome = resolve_row(r, memo, reason)
                 sink.write(layout.cells(r, outcome))
                 _count(tally, outcome)
+            in_chunk = 0
             progress.update(tally.rows, lookups_done)
             sink.flush()
     except OSError as exc:
@@ -307,7 +364,27 @@ def _run(args: argparse.Namespace) -> int:
               f"{calls:,} API calls; separator: {DELIMITER_NAMES.get(delimiter, delimiter)}.", file=sys.stderr)
     if control.fatal:
         _err(f"the run stopped: authentication failed ({control.fatal})")
+    elif control.gave_up:
+        _err(f"{control.gave_up}. {tally.not_run:,} rows were not looked up (written with that reason); run them "
+             "again when it answers.")
     return 3 if tally.errors else 0
+
+
+def output_problem(output: str, input_path: str) -> str | None:
+    """Why OUT.csv cannot be written, found before any lookup (not after a long run)."""
+    if os.path.isdir(output):
+        return f"{output} is a folder: give the name of the file to write, e.g. {os.path.join(output, 'out.csv')}"
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        return f"the folder of {output} does not exist"
+    if os.path.exists(output):
+        if os.path.samefile(output, input_path):
+            return "the output file must not be the input file"
+        if not os.access(output, os.W_OK):
+            return f"cannot write {output}: permission denied"
+    elif not os.access(out_dir, os.W_OK | os.X_OK):
+        return f"cannot create {output}: the folder is not writable"
+    return None
 
 
 def _count(t: Tally, outcome: RowOutcome) -> None:

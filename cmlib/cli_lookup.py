@@ -71,6 +71,11 @@ def main(argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     parsed = parse_addresses(args.emails)
+    if parsed.empty:
+        # e.g. `lookup ""` or only separators: argparse saw an argument, but it holds no address
+        print("no email address given: every EMAIL argument is empty. Example: python -m cmlib lookup "
+              "anna@example.com", file=sys.stderr)
+        return 2
     if not parsed.valid:
         for bad in parsed.invalid:
             print(f"invalid address {bad.text!r}: {bad.reason}", file=sys.stderr)
@@ -78,7 +83,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from .runtime import connect
 
-    conn = connect(cache=not args.no_cache)
+    try:
+        conn = connect(cache=not args.no_cache)
+    except CMError as exc:  # e.g. an API URL the key must not be sent to (cmlib.urls)
+        print(f"cannot connect: {exc.message}", file=sys.stderr)
+        return 1
+    for note in conn.notes:  # e.g. "CM_API_URL is ignored: the saved key only goes to its own URL"
+        print(note, file=sys.stderr)
     if conn.is_demo:
         print("Demo data: no credentials configured, using the local sandbox.", file=sys.stderr)
     emails = [a.email for a in parsed.valid]

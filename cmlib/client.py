@@ -7,12 +7,14 @@ failed without ever containing the API key.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import random
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
@@ -21,9 +23,11 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import cache as cache_mod
+from .breaker import DEFAULT_PROBE_INTERVAL, DEFAULT_THRESHOLD, CircuitBreaker, breaker_for
 from .cache import CacheSettings
 from .config import DEFAULT_API_URL
 from .errors import (
+    ApiUnavailableError,
     CMError,
     RateLimitedError,
     TimeoutError,
@@ -50,6 +54,47 @@ from .retry import RetryPolicy
 log = logging.getLogger("cmlib.client")
 
 CONSENT_VALUES = ("Yes", "No", "Unchanged")
+
+INTERACTIVE_DEADLINE = 25.0
+"""Seconds an interactive call may take across all its retries: a person waiting on a page is
+told within 30 s, instead of after read timeout × attempts (212 s with every request hanging)."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An absolute time by which every call made under it must have ended, retries included."""
+
+    at: float
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+
+    def remaining(self) -> float:
+        return self.at - self.clock()
+
+
+_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("cm_deadline", default=None)
+
+
+@contextmanager
+def call_deadline(seconds: float | None, *,
+                  clock: Callable[[], float] = time.monotonic) -> Iterator[Deadline | None]:
+    """Every request made inside (in this thread, and in workers started through
+    :func:`cmlib.concurrency.run_many`, which carry the context along) ends by ``seconds`` from
+    now: read timeouts are shortened and retries stop when the time is up. ``None``: no limit.
+    An enclosing, earlier deadline wins."""
+    if seconds is None:
+        yield _DEADLINE.get()
+        return
+    mine = Deadline(clock() + max(0.0, seconds), float(seconds), clock)
+    outer = _DEADLINE.get()
+    if outer is not None and outer.remaining() <= mine.remaining():
+        yield outer
+        return
+    token = _DEADLINE.set(mine)
+    try:
+        yield mine
+    finally:
+        _DEADLINE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -93,6 +138,12 @@ class ClientOptions:
     max_in_flight: int = 8
     burst: int = 1  # requests allowed at once before spacing at `rate` kicks in
     pool_size: int = 32
+    # Circuit breaker (cmlib.breaker), shared per credential: used by the first client of a
+    # credential in the process to create it.
+    breaker_threshold: int = DEFAULT_THRESHOLD  # connection failures/timeouts in a row that open it
+    breaker_probe_interval: float = DEFAULT_PROBE_INTERVAL  # seconds between probes while open
+    # Seconds an interactive lookup (LookupService) may take, retries included; None: no limit.
+    interactive_deadline: float | None = INTERACTIVE_DEADLINE
 
 
 class CampaignMonitor:
@@ -110,11 +161,15 @@ class CampaignMonitor:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if not api_key:
             from .errors import ConfigurationError
 
             raise ConfigurationError("No API key configured")
+        from .urls import require_api_url  # the key never goes to a URL cmlib.urls refuses
+
+        require_api_url(base_url)
         self.options = options or ClientOptions()
         self.base_url = base_url.rstrip("/")
         self._sleep = sleep
@@ -136,6 +191,10 @@ class CampaignMonitor:
         self.limiter = limiter or RateLimiter(
             self.options.rate, self.options.max_in_flight, burst=self.options.burst, clock=clock, sleep=sleep
         )
+        # One breaker per credential in the process, found by a hash of (URL, key), so every
+        # client of the same account learns about an outage at once.
+        self.breaker = breaker or breaker_for(self.base_url, api_key, threshold=self.options.breaker_threshold,
+                                              probe_interval=self.options.breaker_probe_interval)
         self.last_call: CallStats | None = None
         self.last_rate_limit: CallStats | None = None
         self._stats_lock = threading.Lock()
@@ -205,32 +264,58 @@ class CampaignMonitor:
         result_data = body.get("ResultData") if isinstance(body, dict) else None
         return error_for(status, code, message, endpoint=endpoint, result_data=result_data, **ctx)
 
-    def _once(self, method: str, path: str, endpoint: str, ctx: dict, **kw: Any) -> Any:
+    def _unavailable(self, status: Any, endpoint: str, ctx: dict) -> ApiUnavailableError:
+        return ApiUnavailableError(f"{status.describe()}; nothing was sent", since=status.down_since,
+                                   retry_in=status.next_probe_in, endpoint=endpoint, **ctx)
+
+    def _once(self, method: str, path: str, endpoint: str, ctx: dict,
+              timeout: tuple[float, float] | None = None, **kw: Any) -> Any:
         url = self.base_url + path
+        timeout = timeout or self.timeout
         started = time.perf_counter()
         resp = None
         if method == "GET" and not kw.get("force_refresh") and hasattr(self.session, "cache"):
             # A cache hit costs the API nothing: serve it without waiting for a rate slot.
-            hit = self.session.request(method, url, timeout=self.timeout, only_if_cached=True, **kw)
+            hit = self.session.request(method, url, timeout=timeout, only_if_cached=True, **kw)
             # A miss is a synthetic 504; only 200s are ever stored, so 504 always means "not cached".
             if getattr(hit, "from_cache", False) and hit.status_code != 504:
                 self._record(endpoint, hit, started)
                 return self._body(hit, method, endpoint, ctx)
+        refused = self.breaker.check()  # fail fast, before queueing for a rate slot
+        if refused is not None:
+            raise self._unavailable(refused, endpoint, ctx)
         try:
             with self.limiter.slot():
+                permit = self.breaker.acquire()
+                if not permit.granted:
+                    raise self._unavailable(permit.status, endpoint, ctx)
                 started = time.perf_counter()
-                resp = self.session.request(method, url, timeout=self.timeout, **kw)
+                try:
+                    resp = self.session.request(method, url, timeout=timeout, **kw)
+                except requests.exceptions.RequestException as exc:
+                    self.breaker.record_failure(self._transport_reason(exc, timeout), permit)
+                    raise
+                except BaseException:
+                    self.breaker.release(permit)
+                    raise
+                # Any HTTP answer, 429 and 5xx included, proves the API is reachable.
+                self.breaker.record_answer(permit)
         except requests.exceptions.Timeout as exc:
             self._record(endpoint, None, started)
-            kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
-            raise TimeoutError(f"{kind} timeout after {self.timeout[0 if kind == 'connect' else 1]:g}s",
-                               endpoint=endpoint, **ctx) from None
+            raise TimeoutError(self._transport_reason(exc, timeout), endpoint=endpoint, **ctx) from None
         except requests.exceptions.RequestException as exc:
             self._record(endpoint, None, started)
-            raise TransportError(f"connection failed: {type(exc).__name__}", endpoint=endpoint, **ctx) from None
+            raise TransportError(self._transport_reason(exc, timeout), endpoint=endpoint, **ctx) from None
         self._record(endpoint, resp, started)
         self._remember_key(resp, ctx.get("email"))
         return self._body(resp, method, endpoint, ctx)
+
+    @staticmethod
+    def _transport_reason(exc: BaseException, timeout: tuple[float, float]) -> str:
+        if isinstance(exc, requests.exceptions.Timeout):
+            kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
+            return f"{kind} timeout after {timeout[0 if kind == 'connect' else 1]:g}s"
+        return f"connection failed: {type(exc).__name__}"
 
     def _body(self, resp: requests.Response, method: str, endpoint: str, ctx: dict) -> Any:
         if resp.status_code >= 400:
@@ -279,18 +364,35 @@ class CampaignMonitor:
         if fresh and method == "GET" and hasattr(self.session, "cache"):
             kw["force_refresh"] = True
         policy = self.options.retry
+        deadline = _DEADLINE.get()
         waited = 0.0
         attempt = 0
         while True:
             attempt += 1
+            timeout = self.timeout
+            if deadline is not None:
+                left = deadline.remaining()
+                if left <= 0:  # e.g. queued behind other work until the time was up: do not send late
+                    raise TimeoutError(f"no answer within the {deadline.seconds:g} s allowed (not sent: the time "
+                                       "was up)", endpoint=endpoint, **ctx)
+                timeout = (min(timeout[0], left), min(timeout[1], left))
+            cut_short = timeout != self.timeout  # this try only had what was left of the deadline
             try:
-                return self._once(method, path, endpoint, ctx, **kw)
+                return self._once(method, path, endpoint, ctx, timeout, **kw)
             except CMError as err:
+                if deadline is not None and isinstance(err, TimeoutError) and (
+                        cut_short or deadline.remaining() <= 0.001):
+                    raise TimeoutError(f"no answer within the {deadline.seconds:g} s allowed ({err.reason})",
+                                       endpoint=endpoint, **ctx) from None
                 if attempt >= policy.max_attempts or not policy.should_retry(method, err):
                     raise
+                if isinstance(err, TransportError) and self.breaker.check() is not None:
+                    raise  # this failure opened the breaker: a retry would only be refused after the wait
                 delay = policy.delay(attempt, err, self._rng)
                 if waited + delay > policy.max_total_wait:
                     raise
+                if deadline is not None and delay >= deadline.remaining():
+                    raise  # no time left for another try: say why now
                 if isinstance(err, RateLimitedError):
                     self.limiter.pause_for(delay)
                 log.warning("retry %d/%d for %s after %s; waiting %.2fs",

@@ -4,9 +4,12 @@ The pool only bounds threads; the client's shared RateLimiter bounds requests pe
 in flight, so whoever calls this (a lookup fanning out over lists, a bulk run over 100,000
 addresses) cannot exceed the API budget. Submission is windowed so memory stays flat however
 long the input is, and a cancel event stops promptly while keeping what finished.
+Each task runs in a copy of the submitter's context (``contextvars``), so a deadline set around
+a lookup (:func:`cmlib.client.call_deadline`) also bounds the calls its workers make.
 """
 from __future__ import annotations
 
+import contextvars
 import threading
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -64,7 +67,8 @@ def _drive(fn: Callable[[T], R], items: Iterable[T], pool: Executor, cancel: thr
             except StopIteration:
                 exhausted = True
                 return
-            pending[pool.submit(fn, item)] = item
+            # A fresh copy per task: one Context cannot be entered by two threads at once.
+            pending[pool.submit(contextvars.copy_context().run, fn, item)] = item
 
     fill()
     while pending:

@@ -5,6 +5,13 @@
 3. what an admin saved on the Settings page (a 0600 JSON file in the data folder),
 4. nothing: demo mode on the local sandbox.
 
+Credentials are (key, URL) pairs: the first source with a key wins *whole*, and a key is only
+ever combined with the URL of its own source (or the official default when that source names
+none). A ``CM_API_URL`` in the environment therefore never redirects a key saved on the
+Settings page or written in secrets.toml: whoever can set an environment variable or type a URL
+must not be able to receive a key they never saw. The saved pair is recorded together, and
+:func:`choose_key` refuses to reuse the saved key for any other URL.
+
 Kept free of Streamlit so the CLI resolves credentials exactly as the app does.
 """
 from __future__ import annotations
@@ -14,8 +21,11 @@ import os
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Mapping
+
+from .urls import display_url, normalize_api_url, require_api_url, same_api_url
 
 DEFAULT_API_URL = "https://api.createsend.com/api/v3.3"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -121,6 +131,27 @@ class SettingsStore:
     def forget_credentials(self) -> None:
         self.update(api_key=None, client_id=None, api_url=None)
 
+    def save_credentials(self, api_key: str, client_id: str, api_url: str) -> None:
+        """Record the key together with the one URL it may be sent to (normalised).
+
+        Raises :class:`cmlib.urls.ApiUrlError` for a URL the key must not go to, so nothing
+        unusable is ever stored.
+        """
+        url = require_api_url(api_url)
+        self.update(api_key=api_key.strip(), client_id=client_id.strip(), api_url=url)
+
+    def saved_credentials(self) -> Credentials | None:
+        """The saved (key, client, URL) triple; a file saved without a URL pairs with the default."""
+        saved = self.load()
+        if not _clean(saved.get("api_key")):
+            return None
+        return Credentials(
+            api_key=_clean(saved.get("api_key")),
+            client_id=_clean(saved.get("client_id")),
+            api_url=_clean(saved.get("api_url")) or DEFAULT_API_URL,
+            source=SOURCE_SETTINGS,
+        )
+
 
 def _clean(v: Any) -> str:
     return str(v).strip() if v is not None else ""
@@ -131,7 +162,11 @@ def resolve_credentials(
     secrets: Mapping[str, Any] | None = None,
     store: SettingsStore | None = None,
 ) -> Credentials | None:
-    """The credentials to use, or None for demo mode. The first source with a key wins whole."""
+    """The credentials to use, or None for demo mode. The first source with a key wins whole.
+
+    A key only ever travels with its own source's URL (or the official default): the secrets
+    key never takes ``CM_API_URL``, nor does the key saved on the Settings page.
+    """
     env = os.environ if env is None else env
     if _clean(env.get("CM_API_KEY")):
         return Credentials(
@@ -146,18 +181,67 @@ def resolve_credentials(
         return Credentials(
             api_key=_clean(section.get("api_key")),
             client_id=_clean(section.get("client_id")) or _clean(env.get("CM_CLIENT_ID")),
-            api_url=_clean(section.get("api_url")) or _clean(env.get("CM_API_URL")) or DEFAULT_API_URL,
+            api_url=_clean(section.get("api_url")) or DEFAULT_API_URL,
             source=SOURCE_SECRETS,
         )
-    saved = (store or SettingsStore()).load()
-    if _clean(saved.get("api_key")):
-        return Credentials(
-            api_key=_clean(saved.get("api_key")),
-            client_id=_clean(saved.get("client_id")),
-            api_url=_clean(saved.get("api_url")) or _clean(env.get("CM_API_URL")) or DEFAULT_API_URL,
-            source=SOURCE_SETTINGS,
-        )
-    return None
+    return (store or SettingsStore()).saved_credentials()
+
+
+def ignored_env_url(creds: Credentials | None, env: Mapping[str, str] | None = None) -> str | None:
+    """A note when ``CM_API_URL`` is set but not used, because the key in use belongs to another URL.
+
+    The CLI logs it and the Settings page shows it, so nobody believes their ``CM_API_URL``
+    is being asked when it is not.
+    """
+    env = os.environ if env is None else env
+    env_url = _clean(env.get("CM_API_URL"))
+    if creds is None or creds.source in (SOURCE_ENV, SOURCE_DEMO) or not env_url:
+        return None
+    if same_api_url(env_url, creds.api_url) or env_url == creds.api_url:
+        return None
+    where = "saved on the Settings page" if creds.source == SOURCE_SETTINGS else "in secrets.toml"
+    return (f"CM_API_URL ({display_url(env_url)}) is ignored: the API key {where} is only sent to its own URL "
+            f"({display_url(creds.api_url)}). To use another server, set CM_API_KEY (and CM_CLIENT_ID) together "
+            "with CM_API_URL.")
+
+
+class KeyOrigin(StrEnum):
+    """Where the key for a test or save on the Settings page comes from."""
+
+    TYPED = "typed"  # typed into the field now: may go to any acceptable URL
+    SAVED = "saved"  # the saved key, for the very URL it was saved with
+    MISSING = "missing"  # nothing typed, nothing saved
+    OTHER_URL = "other_url"  # nothing typed, and the saved key belongs to another URL: refused
+
+
+@dataclass(frozen=True)
+class KeyChoice:
+    origin: KeyOrigin
+    api_key: str = field(default="", repr=False)
+    message: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.origin in (KeyOrigin.TYPED, KeyOrigin.SAVED)
+
+
+def choose_key(typed_key: str | None, api_url: str, saved: Credentials | None) -> KeyChoice:
+    """The key to send to ``api_url``: the one typed, else the saved one *only* for its own URL.
+
+    This is what stops "leave the key field empty, point the URL at my server, press Test":
+    the saved key never leaves for a URL it was not saved with; that takes typing it again.
+    """
+    typed = (typed_key or "").strip()
+    if typed:
+        return KeyChoice(KeyOrigin.TYPED, typed)
+    if saved is None or not saved.api_key:
+        return KeyChoice(KeyOrigin.MISSING, message="Enter an API key first.")
+    if same_api_url(api_url, saved.api_url):
+        return KeyChoice(KeyOrigin.SAVED, saved.api_key)
+    return KeyChoice(KeyOrigin.OTHER_URL, message=(
+        f"The saved key {saved.masked_key} is only sent to the URL it was saved with "
+        f"({display_url(normalize_api_url(saved.api_url) or saved.api_url)}). To use "
+        f"{display_url(api_url) or 'another URL'}, type the API key again."))
 
 
 def managed_by_environment(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> str | None:

@@ -4,10 +4,16 @@ Kept pure (no Streamlit) so the messages can be unit-tested against canned API a
 CLI can print the same diagnosis. Every message names what is wrong in the admin's terms
 (wrong key, wrong client ID, no network) and never contains the key itself: the only thing a
 report may say about the key is its last four characters.
+
+Nothing here raises for bad input: a URL the key must not go to (see :mod:`cmlib.urls`) is a
+``BAD_URL`` report before any connection is made, and an unexpected exception from the HTTP
+stack becomes an ``UNEXPECTED`` report naming its type -- the Settings page shows a sentence,
+never a traceback.
 """
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +34,9 @@ from .errors import (
 )
 from .models import ClientDetails, ClientRef
 from .retry import RetryPolicy
+from .urls import ApiUrlError, Resolver, check_api_url, display_url, system_resolver
+
+log = logging.getLogger("cmlib.diagnostics")
 
 DEFAULT_TIMEOUT = 8.0
 TEST_RETRY = RetryPolicy(max_attempts=2, base_delay=0.3, max_delay=2.0, max_total_wait=4.0)
@@ -40,6 +49,7 @@ class Problem(str, enum.Enum):
     MISSING_KEY = "missing_key"
     MISSING_CLIENT_ID = "missing_client_id"  # account key, no client chosen yet
     BAD_URL = "bad_url"
+    KEY_NOT_FOR_URL = "key_not_for_url"  # the saved key, asked to go to another URL: refused
     BAD_AUTH_HEADER = "bad_auth_header"  # Code 50
     INVALID_KEY = "invalid_key"  # Code 100
     CLIENT_NOT_FOUND = "client_not_found"  # Code 102
@@ -71,7 +81,13 @@ class ConnectionReport:
 
 
 def _host(api_url: str) -> str:
-    return urlsplit(api_url).netloc or api_url
+    """host[:port] of a URL for a message: never its ``user:password@`` part, never 5,000 characters."""
+    try:
+        parts = urlsplit(api_url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+    except ValueError:
+        host = ""
+    return display_url(host or api_url, 80)
 
 
 def describe_error(err: CMError, *, client_id: str = "", api_url: str = "") -> tuple[Problem, str]:
@@ -110,16 +126,20 @@ def describe_error(err: CMError, *, client_id: str = "", api_url: str = "") -> t
         return Problem.UNEXPECTED, (
             f"The answer{where} was not Campaign Monitor JSON ({err.message}). Check the API URL "
             "(it should end in /api/v3.3).")
+    if isinstance(err, ApiUrlError):
+        return Problem.BAD_URL, err.message
     if isinstance(err, ConfigurationError):
         return Problem.MISSING_KEY, err.message
     return Problem.UNEXPECTED, f"The API answered with an error ({err.reason})."
 
 
-def _check_url(api_url: str) -> str | None:
-    parts = urlsplit(api_url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"The API URL {api_url!r} is not an http(s) address (expected e.g. https://api.createsend.com/api/v3.3)."
-    return None
+def unexpected_failure(exc: BaseException, api_url: str = "") -> tuple[Problem, str]:
+    """A sentence for an exception the HTTP stack should not have raised (logged with its type only)."""
+    where = f" at {_host(api_url)}" if api_url else ""
+    log.warning("unexpected %s while checking the API%s", type(exc).__name__, where)
+    return Problem.UNEXPECTED, (
+        f"The check of the API{where} failed unexpectedly ({type(exc).__name__}). Check the API URL "
+        "(expected e.g. https://api.createsend.com/api/v3.3) and try again.")
 
 
 def make_test_client(api_key: str, api_url: str, timeout: float = DEFAULT_TIMEOUT) -> CampaignMonitor:
@@ -136,8 +156,12 @@ def test_connection(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     client: CampaignMonitor | None = None,
+    resolve: Resolver | None = system_resolver,
 ) -> ConnectionReport:
     """Call the API the way the app will and say precisely what, if anything, is wrong.
+
+    The URL is checked first (:func:`cmlib.urls.check_api_url`, including what its host name
+    resolves to): a refused URL is a ``BAD_URL`` report and nothing is sent anywhere.
 
     Order matters: with a client ID, ``client_details`` is the definitive check (100 = bad
     key, 102 = bad client); ``/clients.json`` is then asked only to learn whether the key is
@@ -147,14 +171,22 @@ def test_connection(
     api_key = (api_key or "").strip()
     client_id = (client_id or "").strip()
     api_url = (api_url or "").strip()
+    url_check = check_api_url(api_url, resolve=resolve)
+    if not url_check.ok:
+        return ConnectionReport(False, Problem.BAD_URL, url_check.message)
     if not api_key:
         return ConnectionReport(False, Problem.MISSING_KEY, "Enter an API key first.")
-    bad_url = _check_url(api_url)
-    if bad_url:
-        return ConnectionReport(False, Problem.BAD_URL, bad_url)
-    cm = client or make_test_client(api_key, api_url, timeout)
+    try:
+        cm = client or make_test_client(api_key, api_url, timeout)
+    except CMError as err:
+        problem, message = describe_error(err, api_url=api_url)
+        return ConnectionReport(False, problem, message)
+    except Exception as exc:  # noqa: BLE001 - a check reports, it never raises
+        return ConnectionReport(False, *unexpected_failure(exc, api_url))
     try:
         return _run_checks(cm, client_id, api_url)
+    except Exception as exc:  # noqa: BLE001 - e.g. urllib3's LocationParseError escaping requests
+        return ConnectionReport(False, *unexpected_failure(exc, api_url))
     finally:
         if client is None:
             cm.close()
@@ -296,8 +328,11 @@ def health(client: CampaignMonitor, client_id: str, *, is_demo: bool = False) ->
                             rate_limit=_headroom(client))
     try:
         details = client.client_details(client_id, fresh=True)
-    except CMError as err:
-        problem, message = describe_error(err, client_id=client_id, api_url=client.base_url)
+    except Exception as err:  # noqa: BLE001 - the health panel reports, it never raises
+        if isinstance(err, CMError):
+            problem, message = describe_error(err, client_id=client_id, api_url=client.base_url)
+        else:
+            problem, message = unexpected_failure(err, client.base_url)
         last = client.last_call
         return HealthReport(False, problem, message, is_demo,
                             latency_ms=last.latency_ms if last else None,

@@ -1,31 +1,71 @@
-"""Email address input: split what a person pasted, validate syntax, normalise, de-duplicate.
+"""Email address input: one normaliser, one splitter and one judge for every surface.
 
-Syntax only (``email-validator`` without DNS): the dashboard asks Campaign Monitor whether an
-address is known, it does not judge whether the mailbox exists. The address is shown as typed
-(domain lower-cased by the validator); de-duplication is case-insensitive.
+The Lookup box, ``?email=`` links, Bulk cells and pasted lists, and the CLI all come through
+here, so an address is accepted, refused or rewritten the same way wherever it was typed.
+
+* :func:`normalise_text` drops invisible format characters (Unicode category Cf: the WORD
+  JOINER the app itself puts into markdown, zero-width spaces, BOMs, soft hyphens, direction
+  marks). They are never part of an address, and a person cannot see them to remove them.
+* :func:`split_items` cuts pasted text into items: commas, semicolons, white space and new lines
+  separate; ``"Doe, Jane" <jane@x.org>`` and ``Ivan Petrov <ivan@x.ru>`` are one item each; a
+  ``<...>`` or ``"..."`` run is never cut, so ``<script>alert(1)</script>`` stays one item that
+  can be named and refused, instead of being dropped or mangled.
+* :func:`check` judges one item (or one Bulk cell): syntax only (``email-validator`` without
+  DNS), because the dashboard asks Campaign Monitor whether an address is known, not whether a
+  mailbox exists. Every refusal carries a :class:`Rejection` and a sentence a person understands.
+
+Internationalised addresses: Campaign Monitor accepts an internationalised *domain* in its
+ASCII (IDNA/punycode) form, and answers "Code 1: Invalid Email Address" to anything else. So
+``user@bücher.de`` is looked up as ``user@xn--bcher-kva.de`` (:attr:`Address.email`, what is
+sent) while :attr:`Address.display` keeps the Unicode spelling; a non-ASCII part before the
+``@`` (``андрей@пример.рф``) cannot be sent at all and is refused up front, with that reason.
+De-duplication is case-insensitive on the form that is sent.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
-# Separators a support lead pastes: commas, semicolons, whitespace, new lines.
-_SPLIT = re.compile(r"[,;\s]+")
-_ANGLE = re.compile(r"<([^<>]+)>")
+
+class Rejection(StrEnum):
+    """Why an item was not used (stable codes for tests, exports and JSON)."""
+
+    EMPTY = "empty"
+    MARKUP = "markup"  # "<" or ">" that are not the brackets of "Name <address>"
+    QUOTED = "quoted"  # "o'brien"@example.com: a quoted part before the @
+    NON_ASCII_LOCAL = "non_ascii_local"  # андрей@пример.рф: Campaign Monitor cannot take it
+    SEVERAL = "several"  # two or more addresses in one Bulk cell
+    SYNTAX = "syntax"  # anything else email-validator refuses; its own sentence is the reason
 
 
 @dataclass(frozen=True)
 class Address:
-    """A valid address: ``email`` as typed (domain normalised), ``key`` for de-duplication."""
+    """A usable address.
+
+    ``email`` is what is sent to Campaign Monitor and used everywhere as the address (ASCII:
+    the domain in IDNA form, lower-cased); ``display`` is the same address with a Unicode domain
+    for people; ``original`` is the item as typed.
+    """
 
     email: str
     original: str
+    display: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.display:
+            object.__setattr__(self, "display", self.email)
 
     @property
     def key(self) -> str:
         return self.email.lower()
+
+    @property
+    def is_international(self) -> bool:
+        return self.display != self.email
 
 
 @dataclass(frozen=True)
@@ -33,42 +73,188 @@ class InvalidAddress:
     text: str
     reason: str
     position: int | None = None  # 1-based item or row number, when known
+    kind: Rejection = Rejection.SYNTAX
 
 
-def check(text: str) -> Address | InvalidAddress:
-    raw = (text or "").strip().strip("'\"")
-    m = _ANGLE.search(raw)
-    if m:  # "Name <a@x.com>" -> a@x.com
-        raw = m.group(1).strip()
-    if raw.lower().startswith("mailto:"):
-        raw = raw[7:]
+# --------------------------------------------------------------------------- normalising
+def is_invisible(ch: str) -> bool:
+    """A format character (Cf): rendered as nothing, never part of an address."""
+    return unicodedata.category(ch) == "Cf"
+
+
+def normalise_text(text: str | None) -> str:
+    """``text`` without invisible format characters (U+2060 WORD JOINER, U+200B, U+FEFF, ...).
+
+    Applied to everything a person typed, pasted, uploaded or linked before it is split or
+    judged, so text copied from the app (which may carry the app's own WORD JOINERs) pastes back.
+    """
+    if not text:
+        return ""
+    if text.isascii():  # no format character is ASCII; a big pasted file is mostly this case
+        return text
+    return "".join(ch for ch in text if not is_invisible(ch))
+
+
+# --------------------------------------------------------------------------- splitting
+_HARD = frozenset(",;\n\r")  # separators that also end a "Display Name <address>" group
+
+
+@dataclass(frozen=True)
+class Item:
+    """One piece of pasted text: ``text`` as it stood (normalised), ``address`` the part to
+    judge (the address inside ``<...>`` of a named item, else the whole text)."""
+
+    text: str
+    address: str
+
+
+def _segments(text: str) -> list[tuple[str, bool]]:
+    """``(segment, ends_group)`` pairs: runs between separators, with ``"..."`` and ``<...>``
+    runs kept whole (a quote or bracket without its partner on the same line is a character)."""
+    out: list[tuple[str, bool]] = []
+    buf: list[str] = []
+    i, n = 0, len(text)
+    ahead: dict[str, int] = {}  # next position of '"', '>' and newline: linear time on any input
+
+    def next_of(ch: str, start: int) -> int:
+        pos = ahead.get(ch)
+        if pos is None or (pos != -1 and pos < start):
+            pos = ahead[ch] = text.find(ch, start)
+        return pos
+
+    def flush(hard: bool) -> None:
+        if buf:
+            out.append(("".join(buf), hard))
+            buf.clear()
+        elif hard and out:
+            out[-1] = (out[-1][0], True)
+
+    while i < n:
+        ch = text[i]
+        if ch in ('"', "<"):
+            close = '"' if ch == '"' else ">"
+            end = next_of(close, i + 1)
+            line_end = next_of("\n", i + 1)
+            if end != -1 and (line_end == -1 or end < line_end):
+                buf.append(text[i:end + 1])
+                i = end + 1
+                continue
+        if ch in _HARD:
+            flush(True)
+        elif ch.isspace():
+            flush(False)
+        else:
+            buf.append(ch)
+        i += 1
+    flush(True)
+    return out
+
+
+# "Display Name <address>" as one segment: a name without "@" or brackets, then the brackets.
+# (Unambiguous on purpose, so that a long run of "a@a@..." cannot make the match quadratic.)
+_NAMED_PATTERN = re.compile(r"^(?P<name>[^<>@]*)<\s*(?P<addr>[^<>\s]+)\s*>$", re.DOTALL)
+
+
+def _named(segment: str) -> re.Match[str] | None:
+    m = _NAMED_PATTERN.match(segment)
+    return m if m and "@" in m.group("addr") else None
+
+
+def _is_name_word(seg: str) -> bool:
+    return not any(c in seg for c in "@<>")
+
+
+def split_items(text: str | None) -> list[Item]:
+    """Pasted text as items, in order. Every character that is not a separator ends up in an
+    item, so nothing is dropped without being judged."""
+    items: list[Item] = []
+    pending: list[str] = []  # words that may be the display name of a following "<address>"
+
+    def flush_pending() -> None:
+        items.extend(Item(w, w) for w in pending)
+        pending.clear()
+
+    for seg, ends_group in _segments(normalise_text(text)):
+        named = _named(seg)
+        if named:
+            whole = " ".join([*pending, seg])
+            pending.clear()
+            items.append(Item(whole, named.group("addr")))
+        elif _is_name_word(seg):
+            pending.append(seg)
+        else:
+            flush_pending()
+            items.append(Item(seg, seg))
+        if ends_group:
+            flush_pending()
+    flush_pending()
+    return items
+
+
+# --------------------------------------------------------------------------- judging
+_QUOTES = ('"', "'")
+
+
+def _unwrap(candidate: str) -> str:
+    s = candidate.strip()
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in _QUOTES:  # "anna@x.com" or 'anna@x.com'
+        s = s[1:-1].strip()
+    if s.lower().startswith("mailto:"):
+        s = s[7:].strip()
+    return s
+
+
+def judge(item: Item) -> Address | InvalidAddress:
+    """The verdict on one item. The reason names what is wrong with the item as it stood."""
+    shown = item.text.strip()
+    raw = _unwrap(item.address)
     if not raw:
-        return InvalidAddress(text=text, reason="empty")
+        return InvalidAddress(shown, "empty", kind=Rejection.EMPTY)
+    if "<" in raw or ">" in raw:
+        if "@" in raw:
+            why = ("contains “<” or “>” (HTML?): these are only allowed around a whole address, "
+                   "as in Name <address>")
+        else:
+            why = "looks like HTML markup, not an email address"
+        return InvalidAddress(shown, why, kind=Rejection.MARKUP)
     try:
         result = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
-        return InvalidAddress(text=text.strip(), reason=str(exc))
-    return Address(email=result.normalized, original=text.strip())
+        message = str(exc)
+        if raw.startswith('"') and "quot" in message.lower():
+            return InvalidAddress(shown, "the part before the @ is in quotes; Campaign Monitor does not accept "
+                                         "quoted addresses", kind=Rejection.QUOTED)
+        return InvalidAddress(shown, message, kind=Rejection.SYNTAX)
+    if result.ascii_email is None:
+        return InvalidAddress(
+            shown,
+            f"the part before the @ (“{result.local_part}”) has non-ASCII characters, which Campaign Monitor "
+            "does not accept (an internationalised domain after the @ is fine)",
+            kind=Rejection.NON_ASCII_LOCAL,
+        )
+    return Address(email=result.ascii_email, original=shown, display=result.normalized)
 
 
-# "Display Name <addr>" at the start of a chunk or after a separator; the name may be quoted
-# (and then hold commas) but never holds an "@", so a bare address before it is left alone.
-_NAMED = re.compile(r'(?:^|(?<=[,;>]))\s*(?:"[^"]*"|[^,;<>@"\n]*?)\s*<\s*([^<>\s]+)\s*>')
-_BRACKETED = re.compile(r"<\s*([^<>\s]+)\s*>")
+def check(text: str | None) -> Address | InvalidAddress:
+    """One field that should hold one address (a Bulk cell, one ``?email=`` value item).
 
-
-def _tokens(text: str) -> list[str]:
-    """Split pasted text into candidate addresses, turning "Name <addr>" into addr."""
-    out: list[str] = []
-    for chunk in re.split(r"[\n;]+", text or ""):
-        if "<" in chunk and ">" in chunk:
-            chunk = _NAMED.sub(lambda m: f" {m.group(1)} ", chunk)
-            chunk = _BRACKETED.sub(lambda m: f" {m.group(1)} ", chunk)
-            # What is left without an "@" next to bracketed addresses is a display name's words.
-            out.extend(t for t in _SPLIT.split(chunk) if t.strip() and "@" in t)
-        else:
-            out.extend(t for t in _SPLIT.split(chunk) if t.strip())
-    return out
+    Two or more addresses in it are refused as such; other stray words are judged together
+    with the address, so the validator names the character that does not belong.
+    """
+    cleaned = normalise_text(text).strip()
+    named = _named(cleaned)
+    if named:  # the whole field is "Name <address>"; the name may hold commas ("Doe, Jane <j@x.org>")
+        return judge(Item(cleaned, named.group("addr")))
+    items = split_items(cleaned)
+    if not items:
+        return InvalidAddress(cleaned, "empty", kind=Rejection.EMPTY)
+    if len(items) == 1:
+        return judge(items[0])
+    with_at = [it for it in items if "@" in it.address]
+    if len(with_at) > 1:
+        return InvalidAddress(cleaned, f"{len(with_at)} addresses in one field; give one address per row",
+                              kind=Rejection.SEVERAL)
+    return judge(Item(cleaned, cleaned))
 
 
 @dataclass(frozen=True)
@@ -77,21 +263,35 @@ class ParsedInput:
     invalid: tuple[InvalidAddress, ...]
     duplicates: tuple[str, ...]
 
+    @property
+    def empty(self) -> bool:
+        """Nothing at all was given (only separators or invisible characters)."""
+        return not (self.valid or self.invalid or self.duplicates)
 
-def parse_addresses(text: str | list[str]) -> ParsedInput:
-    """Everything a person typed or linked: valid (first spelling kept), invalid with reasons, duplicates."""
-    items = _tokens(text) if isinstance(text, str) else [t for v in text for t in _tokens(v)]
+
+def parse_addresses(text: str | list[str] | tuple[str, ...]) -> ParsedInput:
+    """Everything a person typed or linked: valid (first spelling kept), invalid with reasons,
+    duplicates. A list (``?email=`` values, CLI arguments) is split value by value."""
+    if isinstance(text, str):
+        items = split_items(text)
+    else:
+        items = [it for v in text for it in split_items(v)]
     valid: list[Address] = []
     invalid: list[InvalidAddress] = []
     dupes: list[str] = []
     seen: set[str] = set()
-    for i, token in enumerate(items, start=1):
-        res = check(token)
+    for i, item in enumerate(items, start=1):
+        res = judge(item)
         if isinstance(res, InvalidAddress):
-            invalid.append(InvalidAddress(res.text, res.reason, i))
+            invalid.append(InvalidAddress(res.text, res.reason, i, res.kind))
         elif res.key in seen:
             dupes.append(res.email)
         else:
             seen.add(res.key)
             valid.append(res)
     return ParsedInput(tuple(valid), tuple(invalid), tuple(dupes))
+
+
+def candidates(text: str | None) -> list[str]:
+    """The text to judge of each item (the address of a named item): for lists pasted into Bulk."""
+    return [it.address for it in split_items(text)]

@@ -88,6 +88,20 @@ class TimeoutError(TransportError):  # noqa: A001 - deliberately mirrors httpx n
     """Connect or read timeout."""
 
 
+class ApiUnavailableError(TransportError):
+    """Not sent: the circuit breaker is open because Campaign Monitor stopped answering.
+
+    Raised before anything goes on the wire, so a write that gets it certainly did not happen.
+    ``since`` is when the API stopped answering (UTC), ``retry_in`` the seconds until the next
+    probe may go (None while one is in flight).
+    """
+
+    def __init__(self, message: str, *, since: Any = None, retry_in: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.since = since
+        self.retry_in = retry_in
+
+
 class UnexpectedResponseError(CMError):
     """A body we cannot use: HTML, malformed JSON, an empty 404."""
 

@@ -6,9 +6,11 @@ CLI or an export can reuse them; the view only escapes and lays them out.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from .lookup import Activity, ListStatus, Profile
 from .models import ACTIVE, BOUNCED, DELETED, UNCONFIRMED, UNSUBSCRIBED
@@ -81,15 +83,43 @@ def state_reason(status: ListStatus) -> str | None:
     return None
 
 
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+def safe_web_link(url: str | None) -> str | None:
+    """``url`` when it is an http(s) address with a host, else None (no link is drawn).
+
+    The web version URL comes from the API, and a data grid's link column makes whatever it is
+    given clickable: ``javascript:``, ``data:`` or ``vbscript:`` must never become a "view" link.
+    Whitespace, control characters and backslashes are refused outright rather than cleaned,
+    because browsers strip or reinterpret them (``java\tscript:``, ``https:\\evil``) in ways a
+    parser here would not.
+    """
+    if not url:
+        return None
+    text = url.strip()
+    if not text or _URL_FORBIDDEN.search(text):
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return text
+
+
 def campaign_rows(profile: Profile, n: int = 3) -> list[dict[str, Any]]:
-    """The last ``n`` received emails, newest first, keyed by :data:`CAMPAIGN_COLUMNS`."""
+    """The last ``n`` received emails, newest first, keyed by :data:`CAMPAIGN_COLUMNS`.
+
+    The web version is a link only when it is http(s) (:func:`safe_web_link`)."""
     return [
         {
             COL_SUBJECT: c.subject or c.name,
             COL_SENT: c.sent,
             COL_OPENED: c.opened,
             COL_CLICKED: c.clicked,
-            COL_WEB: c.web_version_url or None,
+            COL_WEB: safe_web_link(c.web_version_url),
         }
         for c in profile.last_campaigns(n)
     ]

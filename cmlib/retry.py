@@ -2,7 +2,9 @@
 
 GETs are safe to repeat, so they retry on 429, 5xx and transport errors. Writes are not
 idempotent in Campaign Monitor (no idempotency keys), so a write is retried only on 429,
-where the API guarantees it did nothing.
+where the API guarantees it did nothing. Nothing is retried while the circuit breaker is open
+(:class:`~cmlib.errors.ApiUnavailableError`): the API is not answering, so waiting out a backoff
+per call would only hide the outage; the breaker's probe finds out when it is back.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import CMError, RateLimitedError, ServerError, TransportError, UnexpectedResponseError
+from .errors import ApiUnavailableError, CMError, RateLimitedError, ServerError, TransportError, UnexpectedResponseError
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class RetryPolicy:
     rate_limit_fallback: float = 2.0  # wait for a 429 that came without X-RateLimit-Reset
 
     def should_retry(self, method: str, error: CMError) -> bool:
+        if isinstance(error, ApiUnavailableError):
+            return False
         if isinstance(error, RateLimitedError):
             return True
         if method.upper() != "GET":

@@ -5,14 +5,18 @@ thing in both: start the local sandbox in the background and use its demo client
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import DEFAULT_EXPIRY, CacheSettings
 from .client import CampaignMonitor, ClientOptions
-from .config import SOURCE_DEMO, Credentials, SettingsStore, resolve_credentials
+from .config import SOURCE_DEMO, Credentials, SettingsStore, ignored_env_url, resolve_credentials
 from .lookup import LookupService
+from .urls import require_api_url
+
+log = logging.getLogger("cmlib.runtime")
 
 
 def demo_credentials() -> Credentials:
@@ -46,6 +50,7 @@ class Connection:
     client: CampaignMonitor
     credentials: Credentials
     extra: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # things a CLI should tell its user (e.g. "CM_API_URL is ignored")
 
     @property
     def client_id(self) -> str:
@@ -75,8 +80,18 @@ def connect(
     """A client for the given (or configured, or demo) credentials.
 
     ``cache=True`` uses the configured cache, ``False``/``None`` none, or pass CacheSettings.
+    Raises :class:`cmlib.urls.ApiUrlError` (a ConfigurationError) when the configured API URL
+    is one the key must not be sent to (plain http to another host, a metadata address, a
+    malformed URL): every caller already reports a CMError from here as "cannot connect".
     """
     creds = credentials or current_credentials(store)
+    require_api_url(creds.api_url)
+    notes: tuple[str, ...] = ()
+    if credentials is None:
+        note = ignored_env_url(creds)
+        if note:
+            log.warning(note)
+            notes = (note,)
     if cache is True:
         cache_cfg: CacheSettings | None = cache_settings(store)
     elif cache is False:
@@ -87,4 +102,4 @@ def connect(
     # requests are spaced; a bulk run passes its own options.
     opts = options or ClientOptions(rate=20.0, max_in_flight=32, burst=40)
     client = CampaignMonitor(creds.api_key, creds.api_url, options=opts, cache=cache_cfg)
-    return Connection(client=client, credentials=creds)
+    return Connection(client=client, credentials=creds, notes=notes)

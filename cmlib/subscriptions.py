@@ -12,11 +12,17 @@ words what will happen, including Campaign Monitor's own surprises:
   sent. We treat that like a resubscribe: allowed only with a reason and an explicit
   confirmation, and then sent with ``Resubscribe`` on every list being added.
 
-:func:`apply_plan` re-reads the states right before writing and writes nothing if anything
-changed since the snapshot (a stale form must never resubscribe someone who just left), sends
-each write once, reads the lists back and reports per list: done, already so, queued (adds go
-through a queue, so an unchanged read-back is not a failure), failed with the API's reason.
-Every attempted change, including a refused one, becomes an audit row.
+:func:`apply_plan` refuses a reason (or actor) that contains a configured secret before
+anything is sent, then, holding the per-address write lock (:mod:`cmlib.write_locks`), re-reads
+the states right before writing. It writes nothing if anything changed since the snapshot
+against the plan (a stale form must never resubscribe someone who just left); a change that
+already went the plan's way -- another session's identical change -- makes that step "already
+so", not sent again. It sends each write once, reads the lists back and reports per list: done,
+already so, queued (adds go through a queue, so an unchanged read-back is not a failure), failed
+with the API's reason. A write whose answer was lost (5xx, timeout, dropped connection,
+malformed body) is judged by the read-back alone: done, not done, or unknown with what to
+check. When Campaign Monitor cannot be reached, every step is "not sent". Every attempted
+change, including a refused or unsent one, becomes an audit row with the same verdict.
 """
 from __future__ import annotations
 
@@ -26,19 +32,40 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Mapping, Sequence
 
+import requests
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+
 from .audit import (
     RESULT_ALREADY,
     RESULT_CONFLICT,
     RESULT_DONE,
     RESULT_FAILED,
+    RESULT_NOT_SENT,
     RESULT_QUEUED,
     RESULT_SENT,
+    RESULT_UNKNOWN,
     AuditEntry,
     AuditLog,
+    Outcome,
+    SecretInTextError,
 )
 from .client import CONSENT_VALUES, CampaignMonitor
 from .concurrency import map_all
-from .errors import AuthenticationError, CMError, NotInListError, SubscriberStateError
+from .errors import (
+    APIError,
+    ApiUnavailableError,
+    AuthenticationError,
+    CMError,
+    ConfigurationError,
+    NotInListError,
+    RateLimitedError,
+    ServerError,
+    SubscriberStateError,
+    TransportError,
+)
+from .errors import (
+    TimeoutError as CMTimeoutError,
+)
 from .models import (
     BOUNCED,
     DELETED,
@@ -47,6 +74,13 @@ from .models import (
     UNSUBSCRIBED,
     ListMembership,
     SuppressedAddress,
+)
+from .write_locks import (
+    DEFAULT_WAIT_SECONDS,
+    WriteKey,
+    WriteLocks,
+    WriteLockTimeout,
+    write_locks,
 )
 
 SUBSCRIBE = "subscribe"
@@ -120,7 +154,7 @@ class Snapshot:
     @classmethod
     def of(cls, email: str, client_id: str, memberships: Iterable[ListMembership], *,
            suppressed: SuppressedAddress | None = None, suppression_problem: str = "",
-           taken_at: datetime | None = None) -> "Snapshot":
+           taken_at: datetime | None = None) -> Snapshot:
         ms = list(memberships)
         return cls(
             email=email,
@@ -431,19 +465,20 @@ class StepResult:
     list_name: str
     action: str  # audit wording: subscribe / resubscribe / unsubscribe / unsubscribe (via X)
     state_before: str
-    state_after: str | None  # read-back state; None when the read-back failed
-    status: str  # done / already / queued / failed / sent / conflict
+    state_after: str | None  # read-back state; None when the read-back failed (or nothing was read)
+    status: Outcome  # done / already / queued / failed / sent / conflict / unknown / not sent
     detail: str = ""
+    answer_lost: bool = False  # the write's answer never arrived intact: the read-back decided
 
     @property
     def audit_result(self) -> str:
-        if self.status == RESULT_FAILED:
-            return f"failed: {self.detail}"
+        """The ``result`` column: the verdict first, then why (the same words the dialog shows)."""
         if self.status == RESULT_CONFLICT:
             return "conflict — not written"
-        if self.status == RESULT_SENT:
-            return f"sent: {self.detail}"
-        return self.status
+        if self.detail and (self.status in (RESULT_FAILED, RESULT_SENT, RESULT_UNKNOWN, RESULT_NOT_SENT)
+                            or self.answer_lost or self.status == RESULT_ALREADY):
+            return f"{self.status}: {self.detail}"
+        return str(self.status)
 
     def describe(self) -> str:
         before = self.state_before or "not on the list"
@@ -452,12 +487,21 @@ class StepResult:
             RESULT_DONE: "done",
             RESULT_ALREADY: "already so",
             RESULT_QUEUED: "queued (Campaign Monitor has not shown the change yet)",
-            RESULT_FAILED: "failed",
+            RESULT_FAILED: "not done" if self.answer_lost else "failed",
             RESULT_SENT: "sent, not verified",
             RESULT_CONFLICT: "not written",
+            RESULT_UNKNOWN: "UNKNOWN whether it happened",
+            RESULT_NOT_SENT: "not sent",
         }[self.status]
-        text = f"{self.list_name} — {self.action}: {words} ({before} → {after})"
+        states = f"{before} → {after}"
+        if self.status == RESULT_NOT_SENT and self.state_after is None:
+            states = f"{before}, untouched"
+        text = f"{self.list_name} — {self.action}: {words} ({states})"
         return f"{text}: {self.detail}" if self.detail else text
+
+
+# What may have changed at Campaign Monitor (the lookup must be refetched to show it).
+_MAYBE_WRITTEN = (RESULT_DONE, RESULT_QUEUED, RESULT_SENT, RESULT_UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -467,21 +511,31 @@ class ApplyReport:
     results: tuple[StepResult, ...] = ()
     conflict: tuple[StateChange, ...] = ()  # non-empty: nothing was written
     new_snapshot: Snapshot | None = None  # the read-back (or the re-read on conflict)
-    problem: str = ""  # nothing was written for another reason (audit or re-read failed)
+    problem: str = ""  # nothing was written for another reason (API unreachable, re-read failed, busy)
     audit_problem: str = ""  # the writes happened but the audit rows could not be stored
+    unreachable: bool = False  # Campaign Monitor did not answer at all: nothing was sent
 
     @property
     def written(self) -> bool:
-        return not self.conflict and not self.problem and any(
-            r.status in (RESULT_DONE, RESULT_QUEUED, RESULT_SENT) for r in self.results)
+        """Something may have changed at Campaign Monitor (done, queued, unverified or unknown)."""
+        return not self.conflict and not self.problem and any(r.status in _MAYBE_WRITTEN for r in self.results)
 
     @property
     def failed(self) -> tuple[StepResult, ...]:
         return tuple(r for r in self.results if r.status == RESULT_FAILED)
 
     @property
+    def unknown(self) -> tuple[StepResult, ...]:
+        return tuple(r for r in self.results if r.status == RESULT_UNKNOWN)
+
+    @property
+    def not_sent(self) -> tuple[StepResult, ...]:
+        return tuple(r for r in self.results if r.status == RESULT_NOT_SENT)
+
+    @property
     def ok(self) -> bool:
-        return not self.conflict and not self.problem and not self.failed
+        return (not self.conflict and not self.problem and not self.failed and not self.unknown
+                and not self.not_sent)
 
     def summary(self) -> str:
         if self.conflict:
@@ -489,16 +543,83 @@ class ApplyReport:
                     "opened (" + "; ".join(c.describe() for c in self.conflict) + "). The form now shows "
                     "the current states; decide again.")
         if self.problem:
-            return f"Nothing was written for {self.email}: {self.problem}"
+            text = f"Nothing was written for {self.email}: {self.problem}."
+            if self.not_sent:
+                text += " Not sent: " + "; ".join(f"{r.action} on {r.list_name}" for r in self.not_sent) + "."
+            return text
         counts: dict[str, int] = {}
         for r in self.results:
-            counts[r.status] = counts.get(r.status, 0) + 1
+            counts[str(r.status)] = counts.get(str(r.status), 0) + 1
         parts = [f"{n} {k}" for k, n in counts.items()]
         return f"{self.email}: " + (", ".join(parts) if parts else "nothing to do")
 
 
 def _cm_reason(err: BaseException) -> str:
     return err.reason if isinstance(err, CMError) else f"{type(err).__name__}: {err}"
+
+
+def _refused(err: BaseException) -> bool:
+    """The API answered and said no: the write certainly did not happen (a 4xx with a Code, 401, 429)."""
+    return isinstance(err, (APIError, AuthenticationError, RateLimitedError, ConfigurationError))
+
+
+def _never_sent(err: BaseException) -> bool:
+    """The request certainly never reached Campaign Monitor: no connection could be made.
+
+    The client's circuit breaker says so with :class:`ApiUnavailableError`, any other client may
+    with ``sent = False`` on the error; otherwise the transport exception the client replaced
+    tells: a connect timeout or a refused/unresolvable connection. A dropped connection or a
+    read timeout is *not* this: the request may have arrived.
+    """
+    if isinstance(err, ApiUnavailableError):  # the circuit breaker refused it before the wire
+        return True
+    flag = getattr(err, "sent", None)
+    if flag is not None:
+        return flag is False
+    if not isinstance(err, TransportError):
+        return False
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(cause, requests.exceptions.ConnectionError):
+        inner = cause.args[0] if cause.args else None
+        reason = getattr(inner, "reason", inner)
+        return isinstance(reason, (NewConnectionError, NameResolutionError))
+    return False
+
+
+def _lost_words(err: BaseException) -> str:
+    """Why the write's own answer cannot be believed, in words."""
+    reason = _cm_reason(err)
+    if isinstance(err, CMTimeoutError):
+        return f"no answer came back in time ({reason})"
+    if isinstance(err, TransportError):
+        return f"the connection dropped before an answer came back ({reason})"
+    if isinstance(err, ServerError) and getattr(err, "code", None) is not None:
+        return f"Campaign Monitor answered {reason}, which does not say whether the change was applied"
+    return f"the answer was lost ({reason})"
+
+
+def _wanted_subscribed(plan: Plan) -> dict[str, bool]:
+    """Per list, whether the plan leaves the address subscribed (cascades included)."""
+    out: dict[str, bool] = {}
+    for s in plan.steps:
+        if s.action == UNSUBSCRIBE and s.unsubscribes_from_all:
+            for lid, _ in s.cascade:
+                out.setdefault(lid, False)
+    for s in plan.steps:
+        out[s.list_id] = s.action == SUBSCRIBE
+    return out
+
+
+def _in_line_with(change: StateChange, wanted: Mapping[str, bool]) -> bool:
+    """A change since the snapshot that already went where the plan goes (another session's
+    identical change, or the person doing it themselves): not a conflict, just "already so"."""
+    return change.list_id in wanted and (change.after in SUBSCRIBED_STATES) == wanted[change.list_id]
+
+
+def _satisfied(step: Step, state: str) -> bool:
+    return (state in SUBSCRIBED_STATES) == (step.action == SUBSCRIBE)
 
 
 def apply_plan(
@@ -513,12 +634,20 @@ def apply_plan(
     actor: str,
     audit: AuditLog,
     confirmed: Iterable[str] = (),
+    locks: WriteLocks | None = None,
+    lock_timeout: float = DEFAULT_WAIT_SECONDS,
 ) -> ApplyReport:
     """Check for conflicts, write each step once, read back, audit every attempt.
 
-    Raises :class:`PlanNotReady` when a warning is not in ``confirmed`` or a required reason is
-    empty; nothing is written or audited then (the UI never gets
-    there: its Apply button stays disabled).
+    Raises :class:`PlanNotReady` when a warning is not in ``confirmed``, a required reason is
+    empty or an operator-supplied text (the reason, the actor) contains a configured secret;
+    nothing is written or audited then (the UI never gets there: its Apply button stays
+    disabled).
+
+    Everything from the re-read to the read-back runs under the process-wide write lock of
+    ``(client_id, email)`` (``locks``, see :mod:`cmlib.write_locks`), so a second session
+    applying the same change waits, re-reads what the first one produced and reports "already
+    so" instead of sending it again.
     """
     missing = plan.missing(confirmed, reason)
     if missing:
@@ -528,11 +657,14 @@ def apply_plan(
     if snapshot.email.lower() != email.lower() or plan.email.lower() != email.lower():
         raise PlanNotReady("the plan and snapshot are for another address")
     reason = reason.strip()
+    # Checked before anything is sent: a row the audit log would refuse must not describe a
+    # change that already happened.
+    try:
+        audit.check_text(reason=reason, operator_name=actor, email=email)
+    except SecretInTextError as exc:
+        raise PlanNotReady(f"{exc}; nothing was sent") from None
 
-    def rows(results: Iterable[StepResult]) -> list[AuditEntry]:
-        return [AuditEntry(actor=actor, client_id=client_id, email=email, list_id=r.list_id,
-                           list_name=r.list_name, state_before=r.state_before, action=r.action,
-                           reason=reason, result=r.audit_result, plan_token=plan.token) for r in results]
+    run = _Run(client, client_id, email, snapshot, plan, reason=reason, consent=consent, actor=actor, audit=audit)
 
     # The audit log must be able to take the rows before anything is changed.
     try:
@@ -540,91 +672,183 @@ def apply_plan(
     except Exception as exc:  # noqa: BLE001 - any storage failure means "do not write"
         return ApplyReport(email, plan.token, problem=f"the audit log cannot be written ({type(exc).__name__}: "
                                                       f"{exc}), so no change was sent")
-
-    # Conflict check: re-read fresh right before writing.
     try:
-        current = Snapshot.of(email, client_id, client.lists_for_email(client_id, email, fresh=True),
-                              suppressed=snapshot.suppressed, suppression_problem=snapshot.suppression_problem)
-    except CMError as err:
-        return ApplyReport(email, plan.token,
-                           problem=f"the current states could not be re-read ({err.reason}), so no change was sent")
-    changes = diff_states(snapshot, current)
-    if changes:
-        results = tuple(StepResult(s.list_id, s.list_name, s.audit_action, s.state_before,
-                                   current.state_of(s.list_id), RESULT_CONFLICT,
-                                   "changed since the dialog opened") for s in plan.steps)
-        audit_problem = ""
-        try:
-            audit.record_many(rows(results))
-        except Exception as exc:  # noqa: BLE001
-            audit_problem = f"{type(exc).__name__}: {exc}"
-        return ApplyReport(email, plan.token, results=results, conflict=tuple(changes), new_snapshot=current,
-                           audit_problem=audit_problem)
+        with (locks if locks is not None else write_locks()).hold(WriteKey.of(client_id, email), timeout=lock_timeout):
+            return run.locked()
+    except WriteLockTimeout as exc:
+        return run.nothing_sent(f"{exc}", problem=f"{exc}, so no change was sent; try again in a moment")
 
-    # Writes: each step exactly once; a failure does not stop the others.
-    errors: dict[str, BaseException] = {}
-    for s in plan.steps:
+
+class _Run:
+    """One apply: the steps from the re-read to the audit rows (called with the write lock held)."""
+
+    def __init__(self, client: CampaignMonitor, client_id: str, email: str, snapshot: Snapshot, plan: Plan, *,
+                 reason: str, consent: str, actor: str, audit: AuditLog) -> None:
+        self.client, self.client_id, self.email = client, client_id, email
+        self.snapshot, self.plan = snapshot, plan
+        self.reason, self.consent, self.actor, self.audit = reason, consent, actor, audit
+
+    def record(self, results: Iterable[StepResult]) -> str:
+        """Store one row per result; returns the storage problem ("" when stored)."""
+        rows = [AuditEntry(actor=self.actor, client_id=self.client_id, email=self.email, list_id=r.list_id,
+                           list_name=r.list_name, state_before=r.state_before, action=r.action,
+                           reason=self.reason, result=r.audit_result, plan_token=self.plan.token) for r in results]
         try:
-            if s.action == SUBSCRIBE:
-                client.add_subscriber(s.list_id, email, resubscribe=s.resubscribe, consent_to_track=consent)
-            else:
-                client.unsubscribe(s.list_id, email)
+            self.audit.record_many(rows)
+        except Exception as exc:  # noqa: BLE001 - the outcome stands: report, do not hide it
+            return f"{type(exc).__name__}: {exc}"
+        return ""
+
+    def nothing_sent(self, detail: str, *, problem: str, unreachable: bool = False) -> ApplyReport:
+        results = tuple(StepResult(s.list_id, s.list_name, s.audit_action, s.state_before, None, RESULT_NOT_SENT,
+                                   detail) for s in self.plan.steps)
+        return ApplyReport(self.email, self.plan.token, results=results, problem=problem,
+                           unreachable=unreachable, audit_problem=self.record(results))
+
+    def reread(self) -> Snapshot:
+        return Snapshot.of(self.email, self.client_id, self.client.lists_for_email(self.client_id, self.email,
+                                                                                   fresh=True),
+                           suppressed=self.snapshot.suppressed, suppression_problem=self.snapshot.suppression_problem)
+
+    def locked(self) -> ApplyReport:
+        email, plan, snapshot = self.email, self.plan, self.snapshot
+        # Conflict check: re-read fresh right before writing.
+        try:
+            current = self.reread()
         except CMError as err:
-            errors[s.list_id] = err
+            if isinstance(err, TransportError):
+                why = f"Campaign Monitor could not be reached ({err.reason})"
+                return self.nothing_sent(f"API unreachable ({err.reason})", problem=why, unreachable=True)
+            why = f"the current states could not be re-read ({err.reason})"
+            return self.nothing_sent(why, problem=f"{why}, so no change was sent")
+        changes = diff_states(snapshot, current)
+        wanted = _wanted_subscribed(plan)
+        if any(not _in_line_with(c, wanted) for c in changes):
+            conflicts = tuple(StepResult(s.list_id, s.list_name, s.audit_action, s.state_before,
+                                         current.state_of(s.list_id), RESULT_CONFLICT,
+                                         "changed since the dialog opened") for s in plan.steps)
+            return ApplyReport(email, plan.token, results=conflicts, conflict=tuple(changes), new_snapshot=current,
+                               audit_problem=self.record(conflicts))
 
-    # Read back once: listsforemail gives every list.
-    after: Snapshot | None = None
-    readback_problem = ""
-    try:
-        after = Snapshot.of(email, client_id, client.lists_for_email(client_id, email, fresh=True),
-                            suppressed=snapshot.suppressed, suppression_problem=snapshot.suppression_problem)
-    except CMError as err:
-        readback_problem = f"read-back failed: {err.reason}"
+        # Steps another change (another session, the person) already carried out: not sent again.
+        already = {s.list_id for s in plan.steps if _satisfied(s, current.state_of(s.list_id))}
+        todo = [s for s in plan.steps if s.list_id not in already]
 
-    results: list[StepResult] = []
-    for s in plan.steps:
-        now = after.state_of(s.list_id) if after else None
-        results.append(_judge(s, errors.get(s.list_id), now, readback_problem))
-    # The lists an AllClientLists unsubscribe took along (and that were not steps themselves).
-    stepped = {s.list_id for s in plan.steps}
-    for s in plan.steps:
-        if s.action != UNSUBSCRIBE or not s.unsubscribes_from_all or s.list_id in errors:
-            continue
-        for lid, lname in s.cascade:
-            if lid in stepped:
+        # Writes: each step exactly once; a refusal does not stop the others, a silent API does.
+        errors: dict[str, BaseException] = {}
+        skipped: dict[str, str] = {}  # list_id -> why it was not sent
+        stop = ""
+        for s in todo:
+            if stop:
+                skipped[s.list_id] = stop
                 continue
-            stepped.add(lid)
-            now = after.state_of(lid) if after else None
-            before = snapshot.state_of(lid)
-            action = f"unsubscribe (via {s.list_name})"
-            if now is None:
-                results.append(StepResult(lid, lname, action, before, None, RESULT_SENT, readback_problem))
-            elif now in SUBSCRIBED_STATES:
-                results.append(StepResult(lid, lname, action, before, now, RESULT_QUEUED))
+            try:
+                if s.action == SUBSCRIBE:
+                    self.client.add_subscriber(s.list_id, email, resubscribe=s.resubscribe,
+                                               consent_to_track=self.consent)
+                else:
+                    self.client.unsubscribe(s.list_id, email)
+            except CMError as err:
+                errors[s.list_id] = err
+                if isinstance(err, TransportError):  # no answer at all: do not pile up more writes
+                    stop = (f"Campaign Monitor stopped answering during the change to {s.list_name} "
+                            f"({err.reason}), so this one was not sent")
+
+        # Read back once (listsforemail gives every list), fresh, bypassing every cache.
+        after: Snapshot | None = current if not todo else None
+        readback_problem = ""
+        if todo:
+            try:
+                after = self.reread()
+            except CMError as err:
+                readback_problem = f"read-back failed: {err.reason}"
+
+        results: list[StepResult] = []
+        by_step: dict[str, StepResult] = {}
+        for s in plan.steps:
+            now = after.state_of(s.list_id) if after else None
+            if s.list_id in already:
+                was = current.state_of(s.list_id)
+                r = StepResult(s.list_id, s.list_name, s.audit_action, was, was, RESULT_ALREADY,
+                               "already so when re-checked just before writing (changed since the dialog "
+                               "opened, e.g. by another session); nothing sent")
+            elif s.list_id in skipped:
+                r = StepResult(s.list_id, s.list_name, s.audit_action, s.state_before, now, RESULT_NOT_SENT,
+                               skipped[s.list_id])
             else:
-                results.append(StepResult(lid, lname, action, before, now, RESULT_DONE))
+                r = _judge(s, errors.get(s.list_id), now, readback_problem, email=email)
+            by_step[s.list_id] = r
+            results.append(r)
+        # The lists an AllClientLists unsubscribe took along (and that were not steps themselves).
+        stepped = {s.list_id for s in plan.steps}
+        for s in plan.steps:
+            main = by_step[s.list_id]
+            if s.action != UNSUBSCRIBE or not s.unsubscribes_from_all or main.status not in _MAYBE_WRITTEN:
+                continue
+            for lid, lname in s.cascade:
+                if lid in stepped:
+                    continue
+                stepped.add(lid)
+                now = after.state_of(lid) if after else None
+                before = current.state_of(lid)
+                action = f"unsubscribe (via {s.list_name})"
+                if before not in SUBSCRIBED_STATES:
+                    results.append(StepResult(lid, lname, action, before, now if now is not None else before,
+                                              RESULT_ALREADY))
+                elif now is None:
+                    status = RESULT_UNKNOWN if main.status == RESULT_UNKNOWN else RESULT_SENT
+                    results.append(StepResult(lid, lname, action, before, None, status,
+                                              main.detail if status == RESULT_UNKNOWN else readback_problem))
+                elif now in SUBSCRIBED_STATES:
+                    results.append(StepResult(lid, lname, action, before, now, RESULT_QUEUED))
+                else:
+                    results.append(StepResult(lid, lname, action, before, now, RESULT_DONE))
 
-    client.invalidate_email(email)
-    audit_problem = ""
-    try:
-        audit.record_many(rows(results))
-    except Exception as exc:  # noqa: BLE001 - the writes happened: report, do not hide them
-        audit_problem = f"{type(exc).__name__}: {exc}"
-    return ApplyReport(email, plan.token, results=tuple(results), new_snapshot=after, audit_problem=audit_problem)
+        if todo:
+            self.client.invalidate_email(email)
+        return ApplyReport(email, plan.token, results=tuple(results), new_snapshot=after,
+                           audit_problem=self.record(results))
 
 
-def _judge(s: Step, err: BaseException | None, now: str | None, readback_problem: str) -> StepResult:
-    """done / already / queued / failed / sent for one step, from the write's error and the read-back."""
+def _judge(s: Step, err: BaseException | None, now: str | None, readback_problem: str, *,
+           email: str = "the address") -> StepResult:
+    """The verdict for one sent step, from the write's answer and the read-back.
 
-    def res(status: str, detail: str = "") -> StepResult:
-        return StepResult(s.list_id, s.list_name, s.audit_action, s.state_before, now, status, detail)
+    An answer that says something (success, or a refusal with a Code) is believed. An answer
+    that was lost (5xx, timeout, dropped connection, malformed body) is not: the read-back
+    decides done / not done, and when it cannot (it failed too, or an add may still be in
+    Campaign Monitor's queue) the verdict is UNKNOWN with what to check.
+    """
 
-    if err is not None:
+    def res(status: Outcome, detail: str = "", *, lost: bool = False) -> StepResult:
+        return StepResult(s.list_id, s.list_name, s.audit_action, s.state_before, now, status, detail,
+                          answer_lost=lost)
+
+    if err is not None and _refused(err):
         if s.action == UNSUBSCRIBE and isinstance(err, NotInListError) and (now is None or now not in SUBSCRIBED_STATES):
             return res(RESULT_ALREADY, "Campaign Monitor says the address is not on the list")
         if s.action == SUBSCRIBE and isinstance(err, SubscriberStateError) and err.state == UNCONFIRMED:
             return res(RESULT_ALREADY, "already waiting for the person's confirmation")
         return res(RESULT_FAILED, _cm_reason(err))
+    if err is not None and _never_sent(err):
+        return res(RESULT_NOT_SENT, f"API unreachable ({_cm_reason(err)})")
+    if err is not None:
+        lost = _lost_words(err)
+        before = s.state_before or "not on the list"
+        if now is None:
+            return res(RESULT_UNKNOWN, f"{lost} and the {readback_problem or 'read-back failed'}; check {s.list_name} "
+                                       f"for {email} (Lookup → Refresh, or in Campaign Monitor): if it still shows "
+                                       f"{before}, the change did not happen", lost=True)
+        shown = now or "not on the list"
+        if s.action == SUBSCRIBE:
+            if now in SUBSCRIBED_STATES:
+                return res(RESULT_DONE, f"confirmed by the read-back ({lost})", lost=True)
+            return res(RESULT_UNKNOWN, f"{lost} and the read-back still shows {shown}, but adds go through "
+                                       f"Campaign Monitor's queue: refresh {email} in a minute; if {s.list_name} "
+                                       f"still shows {shown}, the add did not happen", lost=True)
+        if now not in SUBSCRIBED_STATES:
+            return res(RESULT_DONE, f"confirmed by the read-back ({lost})", lost=True)
+        return res(RESULT_FAILED, f"{lost} and the read-back still shows {shown}: not unsubscribed", lost=True)
     if now is None:
         return res(RESULT_SENT, readback_problem or "the change could not be read back")
     if s.action == SUBSCRIBE:

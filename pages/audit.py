@@ -23,6 +23,18 @@ ANY = "any"
 st.title("Audit log")
 st.caption("Every subscription change attempted from the dashboard: who, when, which address and list, the "
            "state before, what was asked, why, and what happened. Times are UTC.")
+with st.expander("What the results mean"):
+    st.markdown(
+        "- **done**: Campaign Monitor shows the change (when its answer was lost, the read-back confirmed it).\n"
+        "- **already**: nothing was sent, the address was already so (e.g. another session made the same change).\n"
+        "- **queued**: accepted, not visible yet (adds go through Campaign Monitor's queue).\n"
+        "- **failed**: not done: refused by Campaign Monitor, or its answer was lost and the read-back shows no "
+        "change.\n"
+        "- **unknown**: the answer was lost and the read-back could not tell; the row says what to check.\n"
+        "- **not sent**: never reached Campaign Monitor (it could not be reached, or another change of the "
+        "address was in progress).\n"
+        "- **sent**: accepted, but the read-back failed.\n"
+        "- **conflict**: not written, the states had changed since the dialog opened.")
 
 log = AuditLog()
 with st.container(border=True):

@@ -22,6 +22,17 @@ def _isolated_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_circuit_breakers():
+    """Breakers are per credential and process-wide: a sandbox of a later test may reuse the
+    port (and the demo keys) of one an earlier test put down."""
+    from cmlib.breaker import reset_breakers
+
+    reset_breakers()
+    yield
+    reset_breakers()
+
+
+@pytest.fixture(autouse=True)
 def _clear_streamlit_caches():
     try:
         import streamlit as st

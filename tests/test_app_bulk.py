@@ -237,11 +237,87 @@ def test_reruns_and_a_reload_find_the_running_job(app_env):
     assert not again.get("progress") and registry().get(job.id) is None
 
 
-def test_an_unknown_job_id_in_the_url_is_ignored(app_env):
+def test_an_unknown_job_id_in_the_url_says_the_run_is_not_found(app_env):
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.query_params["job"] = "not-a-job"
     run(at)
     assert not at.get("progress") and JOB_KEY not in at.session_state
+    [notice] = [unescape(w.value) for w in at.warning]
+    assert notice.startswith("The bulk run “not-a-job” was not found: it has expired")
+    assert "Start a new run below" in notice
+
+
+def test_a_hostile_unknown_job_id_is_shown_as_text(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params["job"] = "**x** <img src=x onerror=alert(1)> " + "y" * 200
+    run(at)
+    [raw] = [w.value for w in at.warning]
+    assert "**x**" not in raw and "<img" not in raw.replace("\\<img", "")  # escaped: text, not markup
+    assert "“**x** <img src=x onerror=alert(1)> yyyy" in unescape(raw) and "y" * 41 not in raw
+
+
+def _outage_env(app_env, monkeypatch):
+    """The app's client with a breaker that opens after two connection failures and does not
+    probe during the test, and no retries: the outage shows in a second, not after backoffs."""
+    from cmlib import runtime
+    from cmlib.client import ClientOptions
+    from cmlib.retry import NO_RETRY
+
+    real_connect = runtime.connect
+
+    def connect(credentials=None, **kw):
+        kw.setdefault("options", ClientOptions(retry=NO_RETRY, rate=None, max_in_flight=4, read_timeout=5.0,
+                                               breaker_threshold=2, breaker_probe_interval=3600))
+        return real_connect(credentials, **kw)
+
+    monkeypatch.setattr(runtime, "connect", connect)
+
+
+def test_the_page_warns_while_a_run_is_paused_by_an_outage(app_env, monkeypatch):
+    _outage_env(app_env, monkeypatch)
+    emails = app_env.data.emails(app_env.main_client_id)[:6]
+    at = page()
+    at.text_area(key=PASTE_KEY).input("\n".join(emails))
+    run(at)
+    app_env.set_faults(down=True)
+    at.button(key=START_KEY).click()
+    run(at)
+    job = job_of(at)
+    deadline = time.monotonic() + 20
+    while job.progress().paused is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert job.progress().paused is not None
+    run(at)
+    warnings = [unescape(w.value) for w in at.warning]
+    paused = [w for w in warnings if w.startswith("Campaign Monitor is not answering since ")]
+    assert paused and "— paused, 6 addresses waiting" in paused[0], warnings
+    assert "continues by itself" in paused[0]
+    assert "paused" in at.get("progress")[0].proto.text
+    assert metrics(at).get("Failed", "0") == "0"
+    job.cancel()
+    assert job.join(10)
+    run(at)
+    assert metrics(at)["Failed"] == "0" and metrics(at)["Not looked up"] == "6"  # none failed for the outage
+
+
+def test_a_run_that_runs_out_of_patience_says_so_and_marks_the_rest_not_looked_up(app_env, monkeypatch):
+    _outage_env(app_env, monkeypatch)
+    monkeypatch.setenv("CM_BULK_PATIENCE", "0")
+    emails = app_env.data.emails(app_env.main_client_id)[:5]
+    at = page()
+    at.text_area(key=PASTE_KEY).input("\n".join(emails))
+    run(at)
+    app_env.set_faults(down=True)
+    job = start_and_finish(at)
+    assert job.state == "failed"
+    run(at)
+    errors = [unescape(e.value) for e in at.error]
+    assert any(e.startswith("Campaign Monitor is not answering since ") and "the run stopped after waiting 0 s" in e
+               for e in errors), errors
+    m = metrics(at)
+    assert m["Failed"] == "0" and m["Not looked up"] == "5"
+    matrix = frame(at, "On no list")
+    assert all(e.startswith("Not looked up: Campaign Monitor is not answering") for e in matrix["Error"])
 
 
 def test_show_results_so_far_redraws_the_results_while_running(app_env):

@@ -456,3 +456,40 @@ def test_with_sso_a_signed_in_user_gets_the_app(app_env, monkeypatch, tmp_path):
     at.run()
     assert not at.exception
     assert at.tabs and not [b for b in at.button if b.label == "Log in"]
+
+
+# --------------------------------------------------------------------------- a hung or dead API
+def _client_options(monkeypatch, **opts):
+    from cmlib import runtime
+    from cmlib.client import ClientOptions
+    from cmlib.retry import RetryPolicy
+
+    inner = runtime.connect
+    opts.setdefault("retry", RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05))
+    opts.setdefault("rate", None)
+    monkeypatch.setattr(runtime, "connect", lambda credentials=None, **kw: inner(
+        credentials, **{**kw, "options": ClientOptions(**opts)}))
+
+
+def test_a_hanging_api_fails_the_lookup_within_its_deadline_with_the_reason(app_env, monkeypatch):
+    """Every request held 3 s; reads allowed 5 s, but the lookup as a whole only 0.5 s."""
+    app_env.set_faults(hang_rate=1.0, hang_seconds=3)
+    _client_options(monkeypatch, read_timeout=5.0, interactive_deadline=0.5)
+    email = DEMO_CUSTOMERS["with_campaigns"][0]
+    at = lookup(query=email)
+    tab = tab_for(at, email)
+    [err] = [shown(e.value) for e in tab.error]
+    assert email in err and "no answer within the 0.5 s allowed (read timeout after" in err
+    assert not tab.dataframe
+
+
+def test_while_the_api_is_not_answering_the_page_says_so_once(app_env, monkeypatch):
+    app_env.set_faults(down=True)
+    _client_options(monkeypatch, breaker_threshold=2, breaker_probe_interval=30)
+    email = DEMO_CUSTOMERS["with_campaigns"][0]
+    at = lookup(query=email)
+    notices = [shown(e.value) for e in at.main.error if shown(e.value).startswith("Campaign Monitor is not")]
+    assert len(notices) == 1 and notices[0].startswith("Campaign Monitor is not answering since ")
+    assert "not the address" in notices[0] and "every 30 s" in notices[0]
+    [err] = [shown(e.value) for e in tab_for(at, email).error]
+    assert email in err and ("not answering" in err or "connection failed" in err)  # address and reason

@@ -225,6 +225,118 @@ def test_forget_credentials_asks_then_removes_them(sandbox):
     assert "demo data" in " ".join(texts(at.info))
 
 
+# ---------------------------------------------------------------------------- the saved key stays home (issue 10 #1, #12)
+
+
+@pytest.fixture
+def listener():
+    """A local server on another port that records every request (the attacker's server)."""
+    from tests.key_listener import listening
+
+    yield from listening()
+
+
+def _save_pair(sandbox) -> None:
+    SettingsStore().save_credentials(sandbox.client_api_key, sandbox.main_client_id, sandbox.base_url)
+
+
+def test_the_saved_key_is_never_sent_to_another_url(sandbox, listener):
+    """Any session: leave the key empty, point the URL at a local listener, press Test / Save."""
+    _save_pair(sandbox)
+    at = run_page()
+    at.text_input(key="settings_api_url").input(listener.base_url)
+    click(at, "settings_test")
+    errors = " ".join(texts(at.error))
+    assert "only sent to the URL it was saved with" in errors and "type the API key again" in errors
+    click(at, "settings_save")
+    assert "Not saved" in " ".join(texts(at.error))
+    assert listener.requests == []  # not the key, not anything
+    saved = SettingsStore().load()
+    assert saved["api_key"] == sandbox.client_api_key and saved["api_url"] == sandbox.base_url
+    assert not [s for s in _all_strings(at) if sandbox.client_api_key in s]
+
+
+def test_typing_the_key_again_is_what_allows_another_url(sandbox):
+    SettingsStore().save_credentials(sandbox.client_api_key, sandbox.main_client_id, DEAD_URL)
+    at = run_page()
+    at.text_input(key="settings_api_url").input(sandbox.base_url)
+    click(at, "settings_test")
+    assert "type the API key again" in " ".join(texts(at.error))
+    fill(at, sandbox.client_api_key)
+    click(at, "settings_save")
+    assert any("Saved." in t for t in texts(at.success))
+    assert SettingsStore().load()["api_url"] == sandbox.base_url  # the new pair, recorded together
+
+
+def test_the_saved_key_still_works_for_its_own_url_however_it_is_spelt(sandbox):
+    _save_pair(sandbox)
+    at = run_page()
+    assert at.text_input(key="settings_api_url").value == sandbox.base_url
+    at.text_input(key="settings_api_url").input(sandbox.base_url.replace("http://", "HTTP://") + "/")
+    click(at, "settings_test")
+    assert "Connected to" in " ".join(texts(at.success))
+
+
+@pytest.mark.parametrize("url,fragment", [
+    ("http://169.254.169.254/latest/meta-data", "link-local / cloud metadata address"),
+    ("http://[fe80::1]:80/api/v3.3", "link-local / cloud metadata address"),
+    ("https://metadata.google.internal/computeMetadata/v1", "link-local / cloud metadata address"),
+    ("https://100.100.100.200/", "link-local / cloud metadata address"),
+    ("ftp://127.0.0.1/api/v3.3", "is not an http(s) address"),
+    ("http://admin:hunter2@127.0.0.1:9/api/v3.3", "user name or password"),
+    ("http://api.createsend.com/api/v3.3", "unencrypted"),
+    ("https://" + "a" * 5000 + "/api/v3.3", "too long (5,017 characters"),
+    ("https://" + "a" * 70 + ".example/api/v3.3", "longer than 63 characters"),
+    ("https://" + "a" * 300 + ".example/api/v3.3", "host name of the API URL is too long"),
+    ("http://[::1/api", "not a valid address"),
+    ("http://127.0.0.1:70000/api/v3.3", "port must be a number"),
+])
+def test_a_refused_url_says_why_and_never_shows_a_traceback(sandbox, url, fragment):
+    at = run_page()
+    fill(at, sandbox.client_api_key, sandbox.main_client_id, url)  # even with the key typed
+    click(at, "settings_test")  # click() asserts no exception box
+    errors = " ".join(texts(at.error))
+    assert fragment in errors
+    assert "hunter2" not in errors and len(errors) < 600
+    click(at, "settings_save")
+    assert fragment in " ".join(texts(at.error)) and "Not saved" in " ".join(texts(at.error))
+    assert SettingsStore().load() == {}
+
+
+def test_with_a_saved_key_a_refused_url_names_the_url_problem_first(sandbox):
+    _save_pair(sandbox)
+    at = run_page()
+    at.text_input(key="settings_api_url").input("http://169.254.169.254/latest")
+    click(at, "settings_test")
+    assert "metadata" in " ".join(texts(at.error))
+
+
+def test_cm_api_url_does_not_redirect_the_saved_key(sandbox, listener, monkeypatch):
+    """The environment names another server but no key: the saved key stays with its own URL,
+    and the page says CM_API_URL is ignored. The health panel asks the saved URL."""
+    _save_pair(sandbox)
+    monkeypatch.setenv("CM_API_URL", listener.base_url)
+    at = run_page()
+    assert any("CM_API_URL" in c and "is ignored" in c for c in texts(at.caption))
+    click(at, "settings_health_check")
+    assert {m.label: m.value for m in at.metric}["API"] == "reachable"
+    click(at, "settings_test")
+    assert "Connected to" in " ".join(texts(at.success))
+    assert listener.requests == []
+
+
+def test_a_configured_url_that_is_refused_is_a_message_on_the_page(monkeypatch):
+    monkeypatch.setenv("CM_API_KEY", "env-key-12345678")
+    monkeypatch.setenv("CM_CLIENT_ID", "cid")
+    monkeypatch.setenv("CM_API_URL", "https://" + "a" * 5000 + "/api/v3.3")
+    at = run_page()  # asserts no exception box
+    errors = " ".join(texts(at.error))
+    assert "Cannot connect to Campaign Monitor" in errors and "too long" in errors
+    click(at, "settings_test_managed")
+    assert "too long" in " ".join(texts(at.error))
+    assert not [s for s in _all_strings(at) if "env-key-12345678" in s]
+
+
 # ---------------------------------------------------------------------------- managed by the environment
 
 
@@ -306,10 +418,18 @@ def test_admin_password_from_secrets_toml(monkeypatch, tmp_path):
     assert not _gate_prompt(at)
 
 
-def test_five_wrong_passwords_lock_for_a_minute(monkeypatch):
+def _from_address(monkeypatch, ip: str | None, headers: dict | None = None) -> None:
+    """Make the page see the client at ``ip`` (AppTest has no real connection)."""
+    from ui import access as ui_access
+
+    monkeypatch.setattr(ui_access, "_client_address", lambda: (ip, dict(headers or {})))
+
+
+def test_five_wrong_passwords_lock_that_address_for_a_minute_and_nobody_else(monkeypatch):
     monkeypatch.setenv("CM_ADMIN_PASSWORD", "open sesame")
     clock = FakeClock()
     access.shared_gate("open sesame").clock = clock
+    _from_address(monkeypatch, "203.0.113.7")
     at = run_page()
     for _ in range(5):
         _try(at, "guess")
@@ -318,11 +438,66 @@ def test_five_wrong_passwords_lock_for_a_minute(monkeypatch):
     clock.now += 30
     at.run()
     assert "locked for 30 more seconds" in " ".join(texts(at.error))
+    # the admin at another address is not locked out
+    _from_address(monkeypatch, "198.51.100.2")
+    admin = run_page()
+    assert not admin.error and not _gate_prompt(admin)[0].disabled
+    _try(admin, "open sesame")
+    assert not _gate_prompt(admin)
+    # the locked address gets its tries back after the minute
+    _from_address(monkeypatch, "203.0.113.7")
     clock.now += 31
     at.run()
     assert not at.error and not _gate_prompt(at)[0].disabled
     _try(at, "open sesame")
     assert not _gate_prompt(at)
+
+
+def test_rotating_sessions_from_an_unknown_source_only_slow_guessing_down(monkeypatch):
+    """Issue 10 #15: 20 wrong guesses from fresh sessions (no client address known, as on
+    localhost or behind a proxy that forwards nothing) locked the real admin out for a minute."""
+    monkeypatch.setenv("CM_ADMIN_PASSWORD", "open sesame")
+    clock = FakeClock()
+    gate = access.shared_gate("open sesame")
+    gate.clock = clock
+    _from_address(monkeypatch, None)
+    for i in range(25):  # a new session for every guess, as fast as the page lets it
+        clock.now += gate.status(access.identify_caller(None)).seconds_left
+        attacker = run_page()
+        _try(attacker, f"guess {i}")
+        assert "locked" not in " ".join(texts(attacker.error))
+    admin = run_page()
+    warning = " ".join(texts(admin.warning))
+    assert "Too many wrong passwords recently: wait" in warning
+    assert not admin.error and not _gate_prompt(admin)[0].disabled  # slowed, never a lock
+    _try(admin, "open sesame")  # too early: not even compared, and the page says how long to wait
+    assert _gate_prompt(admin) and "wait" in " ".join(texts(admin.warning))
+    clock.now += access.SLOWDOWN_MAX_SECONDS
+    _try(admin, "open sesame")
+    assert not _gate_prompt(admin)
+    assert admin.text_input(key="settings_api_key")
+
+
+def test_a_proxy_the_app_does_not_trust_is_never_locked_as_one_client(monkeypatch):
+    """Everyone behind an untrusted proxy shares its address: it is slowed, not locked."""
+    monkeypatch.setenv("CM_ADMIN_PASSWORD", "open sesame")
+    clock = FakeClock()
+    access.shared_gate("open sesame").clock = clock
+    _from_address(monkeypatch, "10.0.0.5", {"x-forwarded-for": ["203.0.113.7"]})
+    at = run_page()
+    for _ in range(5):
+        _try(at, "guess")
+    assert not at.error and "Wait 1 more second" in " ".join(texts(at.warning))
+    # with the proxy trusted, the same request is the client at 203.0.113.7, locked on its own
+    monkeypatch.setenv("CM_TRUSTED_PROXIES", "10.0.0.5")
+    clock.now += 1
+    for _ in range(5):
+        _try(at, "guess")
+    assert "locked for 60 more seconds" in " ".join(texts(at.error))
+    _from_address(monkeypatch, "10.0.0.5", {"x-forwarded-for": ["198.51.100.2"]})
+    admin = run_page()
+    _try(admin, "open sesame")
+    assert not _gate_prompt(admin)
 
 
 # ---------------------------------------------------------------------------- OIDC login

@@ -347,7 +347,7 @@ def test_partial_failure_is_reported_per_list(sb):
     click(at, apply_key(plan(at, ANNA).token))
     err = texts(at.error)
     assert "Partly applied: 1 change(s) failed, 1 went through" in err
-    assert "Webinars — unsubscribe: failed" in err
+    assert "Webinars — unsubscribe: not done" in err
     assert "Newsletter — unsubscribe: done" in err
     assert sb.data.state_of(lid(sb, "Newsletter"), ANNA) == "Unsubscribed"
     assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Active"
@@ -380,3 +380,123 @@ def test_on_the_lookup_page_the_tab_shows_the_new_state_after_apply(sb):
     assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Unsubscribed"
     assert ":red-badge[unsubscribed]" in texts(at.tabs[0].markdown)  # refetched fresh, not from cache
     assert [r.list_name for r in audit_rows()] == ["Webinars"]
+
+
+# ----------------------------------------------------------------------------- issue 10: truthful, audited writes
+def test_api_key_in_the_reason_blocks_apply_and_writes_nothing(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    p = plan(at, ANNA)
+    assert not apply_button(at, ANNA).disabled
+    at.text_input(key=reason_key(p.token)).input(f"ticket 3, key is {sb.client_api_key}").run()
+    assert apply_button(at, ANNA).disabled
+    assert "The reason contains the API key: remove it" in texts(at.error)
+    assert sb.client_api_key not in texts(at.error) + texts(at.caption)
+    assert "the reason no longer contains the API key" in texts(at.caption)
+    assert writes(sb) == (0, 0) and audit_rows() == []  # apply_plan refuses it too (tests/test_write_safety.py)
+    assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Active"
+
+
+def test_write_applied_but_answer_lost_is_reported_done_by_the_read_back(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    sb.set_faults(write_answer_fault="502")  # the proxy forwards the unsubscribe, then answers 502
+    click(at, apply_key(plan(at, ANNA).token))
+    assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Unsubscribed"
+    assert "Applied." in texts(at.success)
+    assert "Webinars — unsubscribe: done (Active → Unsubscribed): confirmed by the read-back" in texts(at.success)
+    assert "failed" not in texts(at.error)
+    [row] = audit_rows()
+    assert row.result.startswith("done: confirmed by the read-back")
+
+
+def test_api_down_at_apply_keeps_the_dialog_open_and_audits_not_sent(sb):
+    at = AppTest.from_file(LOOKUP_PAGE, default_timeout=30)
+    at.query_params["email"] = ANNA
+    at.run()
+    click(at, button_key("open", ANNA))
+    box(at, sb, ANNA, "Webinars").uncheck()
+    box(at, sb, ANNA, "Beta testers").check()
+    save(at, ANNA)
+    p = plan(at, ANNA)
+    sb.set_faults(down=True)
+    sb.reset_counts()
+    click(at, apply_key(p.token))
+    # quick: one re-read with the client's retries, no write, no reread of everything afterwards
+    assert writes(sb) == (0, 0)
+    assert sb.request_counts["listsforemail"] <= 2 and sb.requests_served <= 2
+    # the dialog is still open, on the same address, and says nothing was written, and which lists
+    assert at.session_state[DIALOG_FLAG] == ANNA
+    err = texts(at.error)
+    assert "Nothing was written for anna@example.com: Campaign Monitor could not be reached" in err
+    assert "Not sent: unsubscribe on Webinars; subscribe on Beta testers." in err
+    assert "Save changes and Apply again" in err
+    assert "lookup failed" not in err.lower()
+    # the ticks are kept for another try
+    assert box(at, sb, ANNA, "Webinars").value is False and box(at, sb, ANNA, "Beta testers").value is True
+    rows = {r.list_name: r.result for r in audit_rows()}
+    assert set(rows) == {"Webinars", "Beta testers"}
+    assert all(v.startswith("not sent: API unreachable") for v in rows.values())
+    # the API is back: Save and Apply again goes through
+    sb.set_faults(down=False)
+    save(at, ANNA)
+    p2 = plan(at, ANNA)
+    assert p2.token != p.token and not apply_button(at, ANNA).disabled
+    click(at, apply_key(p2.token))
+    assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Unsubscribed"
+    assert sb.data.state_of(lid(sb, "Beta testers"), ANNA) == "Unconfirmed"
+    assert "Applied." in texts(at.success)
+
+
+def test_second_session_applying_the_same_change_reports_already_so(sb):
+    first, second = open_dialog(ANNA), open_dialog(ANNA)
+    for at in (first, second):
+        box(at, sb, ANNA, "Webinars").uncheck()
+        save(at, ANNA)
+    sb.reset_counts()
+    click(first, apply_key(plan(first, ANNA).token))
+    click(second, apply_key(plan(second, ANNA).token))
+    assert writes(sb) == (0, 1)
+    assert "Already so: nothing needed sending." in texts(second.success)
+    assert "Webinars — unsubscribe: already so" in texts(second.success)
+    assert sorted(r.result.split(":")[0] for r in audit_rows()) == ["already", "done"]
+
+
+def test_lost_answer_with_failed_read_back_says_unknown_and_what_to_check(sb, monkeypatch):
+    """The API dies while the unsubscribe is on the wire: nobody can tell whether it happened, so
+    the dialog says so (and what to check) instead of "failed", and stays open on the Lookup page."""
+    from cmlib.client import CampaignMonitor
+
+    at = AppTest.from_file(LOOKUP_PAGE, default_timeout=30)
+    at.query_params["email"] = ANNA
+    at.run()
+    click(at, button_key("open", ANNA))
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    real_unsubscribe = CampaignMonitor.unsubscribe
+
+    def unsubscribe_then_die(self, list_id, email):
+        sb.set_faults(down=True)
+        return real_unsubscribe(self, list_id, email)
+
+    monkeypatch.setattr(CampaignMonitor, "unsubscribe", unsubscribe_then_die)
+    click(at, apply_key(plan(at, ANNA).token))
+    assert at.session_state[DIALOG_FLAG] == ANNA
+    warning = texts(at.warning)
+    assert "Unknown outcome: the answer to 1 change was lost" in warning
+    assert "Webinars — unsubscribe: UNKNOWN whether it happened" in warning
+    assert "check Webinars for anna@example.com" in warning and "if it still shows Active" in warning
+    assert "failed" not in texts(at.error).lower()
+    [row] = audit_rows()
+    assert row.result.startswith("unknown: the connection dropped before an answer came back")
+    # the tab is refetched once the dialog is closed, not while it shows this report
+    sb.set_faults(down=False)
+    sb.reset_counts()
+    at.run()
+    assert sb.request_counts["listsforemail"] == 0 and at.session_state[DIALOG_FLAG] == ANNA
+    click(at, button_key("close", ANNA))
+    assert DIALOG_FLAG not in at.session_state
+    assert sb.request_counts["listsforemail"] >= 1  # refetched fresh now
+    assert ":red-badge[unsubscribed]" not in texts(at.tabs[0].markdown)  # down: the change never applied

@@ -157,3 +157,38 @@ def test_audit_page_lists_and_filters(monkeypatch):
     assert list(at.dataframe[0].value["Address"]) == ["ivan@example.com"]
     at.text_input(key="audit_actor").input("nobody-like-this").run()
     assert "No change matches" in at.info[0].value
+
+
+def test_new_verdicts_are_filterable_and_parsed(monkeypatch):
+    from cmlib.audit import RESULTS, Outcome
+
+    assert {"unknown", "not sent"} <= set(RESULTS) and Outcome.NOT_SENT == "not sent"
+    assert _e(result="not sent: API unreachable (connection failed)").result_kind == "not sent"
+    assert _e(result="unknown: the answer was lost").result_kind == "unknown"
+    assert _e(result="sent: read-back failed").result_kind == "sent"
+    monkeypatch.delenv("CM_AUDIT_DB", raising=False)
+    AuditLog().record_many([
+        _e(at="2024-03-01T10:00:00Z", result="not sent: API unreachable (connection failed: ConnectionError)"),
+        _e(at="2024-03-02T10:00:00Z", result="unknown: the answer was lost (HTTP 502) and the read-back failed"),
+        _e(at="2024-03-03T10:00:00Z", result="sent: read-back failed: HTTP 500"),
+    ])
+    assert [r.result_kind for r in AuditLog().query(AuditFilter(result="not sent"))] == ["not sent"]
+    assert [r.result_kind for r in AuditLog().query(AuditFilter(result="sent"))] == ["sent"]  # not "not sent"
+    at = _page()
+    at.selectbox(key="audit_result").select("unknown").run()
+    assert list(at.dataframe[0].value["Result"]) == [
+        "unknown: the answer was lost (HTTP 502) and the read-back failed"]
+
+
+def test_secret_check_names_what_to_remove_and_never_shows_it(tmp_path):
+    from cmlib.audit import SecretInTextError, api_key_secrets
+
+    key = "sandbox-client-key-6e3a9c0d4b8147f2"
+    log = AuditLog(tmp_path / "audit.sqlite", secrets=api_key_secrets(key))
+    with pytest.raises(SecretInTextError) as exc:
+        log.check_text(reason=f"ticket 1 {key}", actor="lead")
+    assert str(exc.value).startswith("the reason contains the API key: remove it")
+    assert key not in str(exc.value) and key not in repr(exc.value)
+    log.check_text(reason="ticket 1", actor="lead")  # clean text passes
+    with pytest.raises(SecretInTextError, match="the list name contains the API key"):
+        log.record(_e(list_name=key))

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -142,6 +143,8 @@ def test_progress_line_on_stderr(env, tmp_path, capsys):
     (["{good}", "-o", "{tmp}/no/such/dir/out.csv"], "does not exist"),
     (["{good}", "-o", "{good}"], "must not be the input"),
     (["{good}", "-o", "{out}", "--max-rows", "1"], "--max-rows"),
+    (["{good}", "-o", "{tmp}"], "is a folder: give the name of the file to write"),
+    (["{good}", "-o", "{out}", "--patience", "soon"], "expected seconds"),
 ])
 def test_bad_arguments_and_input_exit_2(env, tmp_path, capsys, args, message):
     files = {
@@ -225,3 +228,71 @@ def test_ctrl_c_finishes_in_flight_lookups_and_still_writes_every_row(sandbox, t
     assert statuses.count("ok") >= 50 and "not run" in statuses
     assert {r["Error"] for r in rows if r["Status"] == "not run"} == {"Not looked up: the run was cancelled (Ctrl-C)"}
     assert "Traceback" not in err
+
+
+def test_an_output_folder_is_refused_before_any_lookup(env, tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("Email\n" + "\n".join(env.data.emails(env.main_client_id)[:20]) + "\n")
+    env.reset_counts()
+    assert main([str(src), "-o", str(tmp_path), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is a folder" in err and "Traceback" not in err
+    assert env.requests_served == 0  # checked first: not one call, not after every lookup
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_output_folder_is_refused_before_any_lookup(env, tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("Email\na@example.com\n")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        env.reset_counts()
+        assert main([str(src), "-o", str(locked / "out.csv"), "-q"]) == 2
+    finally:
+        locked.chmod(0o700)
+    assert "not writable" in capsys.readouterr().err and env.requests_served == 0
+
+
+def test_the_api_dying_mid_run_ends_promptly_with_a_clear_message(env, tmp_path, capsys):
+    """Before: 2,000 rows with the server killed retried for 13 minutes (15,321 calls). Now the
+    breaker opens after a few failures, the run pauses (said on stderr at once) and, out of
+    patience, stops: every row written, those after the outage "not looked up", none failed."""
+    emails = env.data.emails(env.main_client_id)[:400]
+    src = tmp_path / "in.csv"
+    src.write_text("Email\n" + "\n".join(emails) + "\n")
+    out = tmp_path / "out.csv"
+    killed = threading.Event()
+    served_at_kill = []
+
+    def kill_after_40_requests():
+        while not killed.is_set():
+            if env.requests_served >= 40:
+                env.set_faults(down=True)
+                served_at_kill.append(env.requests_served)
+                killed.set()
+                return
+            killed.wait(0.005)
+
+    watcher = threading.Thread(target=kill_after_40_requests, daemon=True)
+    watcher.start()
+    try:
+        rc = main([str(src), "-o", str(out), "--rate", "off", "--concurrency", "4", "--chunk-size", "100",
+                   "--patience", "0"])
+    finally:
+        killed.set()
+        watcher.join(5)
+    err = capsys.readouterr().err
+    assert rc == 3, err
+    assert served_at_kill and env.requests_served - served_at_kill[0] <= 30  # a handful, not thousands
+    assert "Campaign Monitor is not answering since " in err and "rows waiting" in err
+    assert "the run stopped after waiting 0 s" in err and "rows were not looked up" in err
+    assert "Traceback" not in err and env.client_api_key not in err
+    _, rows = read_out(out)
+    assert [r["Email"].lower() for r in rows] == [e.lower() for e in emails]  # every row written
+    statuses = [r["Status"] for r in rows]
+    assert "error" not in statuses  # nothing "failed" because of the outage
+    assert statuses.count("ok") >= 10 and statuses.count("not run") >= 300
+    not_run = {r["Error"] for r in rows if r["Status"] == "not run"}
+    assert len(not_run) == 1 and next(iter(not_run)).startswith("Not looked up: Campaign Monitor is not answering")

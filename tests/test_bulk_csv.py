@@ -79,6 +79,7 @@ def test_ragged_rows_keep_every_cell():
     ("utf-16", "utf-16"),  # Python writes a BOM
     ("utf-16-be-bom", "utf-16"),
     ("cp1251", "cp1251"),
+    ("koi8-r", "koi8-r"),
 ])
 def test_russian_file_in_each_encoding_reads_back_exactly(encoding, expected):
     if encoding == "utf-16-be-bom":
@@ -133,6 +134,33 @@ def test_cp1251_detected_even_when_the_first_megabyte_is_ascii(tmp_path):
     for last in iter_file_rows(info):
         pass
     assert last is not None and last.cells == ("late@example.com", "Последний Пользователь")
+
+
+@pytest.mark.parametrize("text", [
+    RU_TEXT,
+    RU_TEXT.upper(),  # capitals only: case cannot decide, letter frequencies do
+    RU_TEXT.lower(),
+    "Email;Name\nlate@example.com;Юля\n",
+    "Email;Имя\na@x.ru;Пётр\n",
+    "email;name\na@b.ru;Щукин Ж.\n",
+    "Email;Name\na@x.com;ООО Ромашка\n",
+    "a@x.ru;ЭЛ. ПОЧТА\n",
+])
+def test_koi8r_and_cp1251_are_told_apart(text):
+    """KOI8-R read as cp1251 is Cyrillic garbage ("йЧБО") that still looks Russian."""
+    assert detect_encoding(text.encode("koi8-r")) == "koi8-r"
+    assert detect_encoding(text.encode("cp1251")) == "cp1251"
+    koi8, original = read_bytes(text.encode("koi8-r")), parse_text(text)
+    assert koi8.rows == original.rows and koi8.detected.columns == original.detected.columns
+
+
+def test_koi8r_file_is_named_and_streams_in_the_cli_path(tmp_path):
+    p = tmp_path / "koi8.csv"
+    p.write_bytes(RU_TEXT.encode("koi8-r"))
+    info = inspect_file(p)
+    assert info.detected.encoding == "koi8-r"
+    assert "KOI8-R" in info.detected.describe()
+    assert [r.cells for r in iter_file_rows(info)][0] == ("Иван Петров", "ivan@example.ru", "Москва")
 
 
 # ---------------------------------------------------------------------------- headers and the email column

@@ -328,3 +328,119 @@ def test_registry_finds_jobs_and_drops_old_finished_ones(sandbox):
     assert reg.get(jobs[2].id) is None
     reg.remove(jobs[1].id)
     assert len(reg) == 0
+
+
+# ---------------------------------------------------------------------------- Campaign Monitor goes away
+class FakeClock:
+    """Monotonic time that moves only when the run waits (thread-safe: several workers wait)."""
+
+    def __init__(self):
+        self.t = 5000.0
+        self.lock = threading.Lock()
+        self.waits = 0
+
+    def __call__(self):
+        with self.lock:
+            return self.t
+
+    def sleep(self, s):
+        with self.lock:
+            self.t += s
+            self.waits += 1
+        time.sleep(0.001)  # let the other workers run; no assertion depends on it
+
+
+def outage_client(sb, clock, threshold=3, interval=10.0) -> CampaignMonitor:
+    from cmlib.breaker import CircuitBreaker
+
+    return CampaignMonitor(sb.client_api_key, sb.base_url, cache=None,
+                           options=ClientOptions(retry=NO_RETRY, rate=None, read_timeout=5.0, max_in_flight=4),
+                           breaker=CircuitBreaker(threshold, interval, clock=clock))
+
+
+def test_an_outage_mid_run_pauses_it_and_it_resumes_when_the_api_is_back(sandbox):
+    known = sandbox.data.emails(sandbox.main_client_id)[:60]
+    clock = FakeClock()
+    client = outage_client(sandbox, clock)
+    lookup = BulkLookup(client, sandbox.main_client_id)
+    events = []
+
+    def sleep(s):
+        clock.sleep(s)
+        if clock.waits >= 40 and sandbox.faults.down:  # it has waited a while (fake time): the API is back
+            sandbox.set_faults(down=False)
+
+    control = RunControl(patience=600, clock=clock, sleep=sleep,
+                         on_pause=lambda p: events.append(("pause", p)), on_resume=lambda: events.append("resume"))
+    out = {}
+    for email, res in run_lookups(lookup, known, lambda e: e, control=control, max_workers=4, repass_delay=0):
+        out[email] = res
+        if len(out) == 10:
+            sandbox.set_faults(down=True)  # killed mid-run
+    assert sorted(out) == sorted(known)  # every row accounted for
+    assert [e for e, r in out.items() if not r.ok] == []  # none failed because of the outage
+    for email in known:
+        assert out[email].memberships == truth(sandbox, email)
+    assert events[0][0] == "pause" and events[-1] == "resume"
+    pause = events[0][1]
+    assert pause.since is not None and pause.message(50).startswith("Campaign Monitor is not answering since ")
+    assert control.pause is None and control.gave_up is None and not control.stopped
+    assert client.breaker.status().is_open is False
+
+
+def test_when_patience_runs_out_the_rest_is_not_looked_up_never_failed(sandbox):
+    addresses = sandbox.data.emails(sandbox.main_client_id)[:30]
+    clock = FakeClock()
+    client = outage_client(sandbox, clock)
+    sandbox.set_faults(down=True)
+    sandbox.reset_counts()
+    job = BulkJob(client, sandbox.main_client_id, bulk_input(addresses), patience=60, clock=clock,
+                  sleep=clock.sleep, repass_delay=0).start()
+    assert job.join(30)
+    assert job.state == STATE_FAILED
+    snap = job.snapshot()
+    assert snap.gave_up.startswith("Campaign Monitor is not answering since ")
+    assert "the run stopped after waiting 1 min 00 s" in snap.gave_up
+    assert job.progress().errors == 0 and not any(not r.ok for r in snap.results.values())
+    df = build_matrix(snap)
+    assert (df[COL_STATUS] == STATUS_NOT_RUN).all()
+    assert all(e.startswith("Not looked up: Campaign Monitor is not answering since ") for e in df[COL_ERROR])
+    # while it waited, only the probes went out: one per interval, not a retry storm
+    assert sandbox.requests_served <= 20
+
+
+def test_the_job_says_it_is_paused_and_how_many_wait(sandbox):
+    addresses = sandbox.data.emails(sandbox.main_client_id)[:12]
+    clock = FakeClock()
+    client = outage_client(sandbox, clock, threshold=3, interval=3600)
+    sandbox.set_faults(down=True)
+    gate = threading.Event()
+
+    def sleep(s):
+        gate.wait(10)  # hold the pause until the test has looked at it
+        clock.sleep(s)
+
+    job = BulkJob(client, sandbox.main_client_id, bulk_input(addresses), patience=None, clock=clock,
+                  sleep=sleep, repass_delay=0).start()
+    deadline = time.monotonic() + 20
+    while job.progress().paused is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    p = job.progress()
+    assert p.paused is not None
+    assert p.pause_message().startswith("Campaign Monitor is not answering since ")
+    assert f"paused, {p.waiting} addresses waiting" in p.pause_message() and p.waiting == 12 - p.done
+    assert "paused: Campaign Monitor is not answering" in p.describe() and "left" not in p.describe()
+    job.cancel()
+    gate.set()
+    assert job.join(10) and job.state == STATE_CANCELLED
+    assert job.progress().errors == 0  # the failures that opened the breaker are the outage's, not failed rows
+
+
+def test_patience_from_the_environment():
+    from cmlib.bulk.engine import DEFAULT_PATIENCE, patience_from_env
+
+    assert patience_from_env({}) == DEFAULT_PATIENCE == 300
+    assert patience_from_env({"CM_BULK_PATIENCE": "45"}) == 45
+    assert patience_from_env({"CM_BULK_PATIENCE": "off"}) is None
+    assert patience_from_env({"CM_BULK_PATIENCE": "soon"}) == DEFAULT_PATIENCE
+    assert patience_from_env({"CM_BULK_PATIENCE": "-5"}) == 0

@@ -82,3 +82,37 @@ def test_limits_default_and_from_environment(monkeypatch):
     monkeypatch.setenv("CM_BULK_MAX_MB", "lots")
     monkeypatch.setenv("CM_BULK_MAX_ROWS", "-3")
     assert limits_from_env() == d
+
+
+def test_messy_cells_get_the_same_verdicts_and_reasons_as_the_lookup_box():
+    from cmlib.emails import Rejection, check
+
+    cells = ["<script>alert(1)</script>@example.com", "\"o'brien\"@example.com", "a@x.com, b@y.org",
+             "anna\u2060@example.com", "user@bücher.de", "андрей@пример.рф", "<script>alert(1)</script>"]
+    text = "Email\n" + "\n".join('"' + c.replace('"', '""') + '"' for c in cells) + "\n"
+    bi = validate_table(parse_text(text))
+    got = {r.raw: r for r in bi.rows}
+    assert got["anna\u2060@example.com"].status == ROW_VALID
+    assert got["anna\u2060@example.com"].email == "anna@example.com"
+    assert got["user@bücher.de"].email == "user@xn--bcher-kva.de"  # sent in ASCII
+    for cell in ("<script>alert(1)</script>@example.com", "\"o'brien\"@example.com", "a@x.com, b@y.org",
+                 "андрей@пример.рф", "<script>alert(1)</script>"):
+        row = got[cell]
+        assert row.status == ROW_INVALID and row.reason == check(cell).reason, cell
+    assert "HTML" in got["<script>alert(1)</script>"].reason
+    assert check("a@x.com, b@y.org").kind == Rejection.SEVERAL
+    assert "quotes" in got["\"o'brien\"@example.com"].reason
+    assert "non-ASCII" in got["андрей@пример.рф"].reason
+
+
+def test_punycode_and_unicode_spellings_are_duplicates():
+    bi, v = verdicts("Email\nuser@bücher.de\nuser@xn--bcher-kva.de\n")
+    assert [s for _, s, _, _ in v] == [ROW_VALID, ROW_DUPLICATE]
+    assert bi.rows[1].duplicate_of == 2
+
+
+def test_pasted_list_with_markup_lists_it_as_an_invalid_row():
+    bi = validate_table(parse_pasted("a@x.com <script>alert(1)</script> b@y.org, c@z.net"))
+    assert [r.email for r in bi.to_lookup] == ["a@x.com", "b@y.org", "c@z.net"]
+    (bad,) = bi.invalid_rows
+    assert bad.raw == "<script>alert(1)</script>" and "HTML" in bad.reason

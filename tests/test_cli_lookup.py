@@ -82,3 +82,40 @@ def test_invalid_addresses_are_reported_in_json(env, capsys):
     assert main(["lookup", "a+b@x.com", "broken@", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc[1]["email"] == "broken@" and "invalid address" in doc[1]["errors"][0]["message"]
+
+
+def test_an_empty_argument_says_why_it_exits_2(env, capsys):
+    """`lookup ""` passes argparse (one argument) but holds no address: say so, not silence."""
+    assert main(["lookup", ""]) == 2
+    err = capsys.readouterr().err
+    assert "no email address given" in err
+    assert main(["lookup", " , ", "\u2060"]) == 2
+    assert "no email address given" in capsys.readouterr().err
+
+
+@responses.activate
+def test_internationalised_domain_is_sent_in_ascii(env, capsys):
+    mock_account()
+    assert main(["lookup", "a+b@bücher.de", "--json", "--no-cache"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc[0]["email"] == "a+b@xn--bcher-kva.de"
+    urls = [c.request.url for c in responses.calls if "email=" in c.request.url]
+    assert urls and all("email=a%2Bb%40xn--bcher-kva.de" in u for u in urls)
+
+
+def test_non_ascii_local_part_is_refused_before_any_request(env, capsys):
+    with responses.RequestsMock() as rsps:  # any request would fail the test
+        assert main(["lookup", "андрей@пример.рф"]) == 2
+        assert len(rsps.calls) == 0
+    err = capsys.readouterr().err
+    assert "андрей@пример.рф" in err and "non-ASCII" in err
+
+
+@responses.activate
+def test_markup_and_quoted_tokens_are_reported_with_their_reason(env, capsys):
+    mock_account()
+    assert main(["lookup", "a+b@x.com", "<script>alert(1)</script>", "\"o'brien\"@example.com", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    problems = {d["email"]: d["errors"][0]["message"] for d in doc[1:]}
+    assert "HTML" in problems["<script>alert(1)</script>"]
+    assert "quotes" in problems["\"o'brien\"@example.com"]

@@ -65,3 +65,38 @@ def test_one_failing_list_is_reported_not_fatal(sandbox, tmp_path):
     (anna,) = json.loads(r.stdout)
     assert any(e["list_name"] == "Offers" and "anna@example.com" in e["message"] for e in anna["errors"])
     assert len(anna["lists"]) == 3
+
+
+def test_empty_address_argument_exits_2_with_a_message(tmp_path):
+    r = run_cli(["lookup", ""], {}, tmp_path)
+    assert r.returncode == 2
+    assert "no email address given" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_internationalised_domain_is_looked_up_not_refused_by_the_api(sandbox, tmp_path):
+    """Before: the Unicode domain went to the API, which answered Code 1 and the CLI exited 1."""
+    env = {"CM_API_URL": sandbox.base_url, "CM_API_KEY": sandbox.client_api_key,
+           "CM_CLIENT_ID": sandbox.main_client_id}
+    r = run_cli(["lookup", "user@bücher.de", "--json", "--no-cache"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    (doc,) = json.loads(r.stdout)
+    assert doc["email"] == "user@xn--bcher-kva.de" and doc["errors"] == [] and doc["lists"] == []
+    assert "Code 1" not in r.stdout + r.stderr
+
+
+def test_non_ascii_local_part_is_refused_with_the_reason(sandbox, tmp_path):
+    env = {"CM_API_URL": sandbox.base_url, "CM_API_KEY": sandbox.client_api_key,
+           "CM_CLIENT_ID": sandbox.main_client_id}
+    r = run_cli(["lookup", "андрей@пример.рф"], env, tmp_path)
+    assert r.returncode == 2
+    assert "non-ASCII" in r.stderr and "Code 1" not in r.stderr
+
+
+def test_sandbox_port_out_of_range_is_a_usage_error(tmp_path):
+    for port in ("70000", "-1", "http"):
+        r = run_cli(["sandbox", "--port", port], {}, tmp_path)
+        assert r.returncode == 2, (port, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert "--port" in r.stderr and port in r.stderr
+    r = run_cli(["sandbox", "--hang-seconds", "-5"], {}, tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--hang-seconds" in r.stderr

@@ -1,14 +1,17 @@
 """Test connection, health and cache info against recorded API answers (responses)."""
 from __future__ import annotations
 
+import pytest
 import requests
 import responses
+from urllib3.exceptions import LocationParseError
 
 from cmlib import diagnostics
 from cmlib.cache import DEFAULT_EXPIRY, CacheSettings
 from cmlib.client import CampaignMonitor, ClientOptions
 from cmlib.diagnostics import Problem
 from cmlib.retry import RetryPolicy
+from cmlib.urls import ApiUrlError, check_api_url
 from tests.fixtures import fixture
 
 BASE = "https://api.test/api/v3.3"
@@ -271,3 +274,75 @@ def test_against_the_sandbox_each_credential_problem_is_told_apart(sandbox):
     account = diagnostics.test_connection(sandbox.account_api_key, "", url)
     assert account.problem is Problem.MISSING_CLIENT_ID and account.is_account_key
     assert {c.client_id for c in account.clients} == {sandbox.main_client_id, sandbox.other_client_id}
+
+
+# ---------------------------------------------------------------------------- URLs the key must not go to (issue 10 #1, #12)
+
+
+@pytest.mark.parametrize("url,fragment", [
+    ("https://" + "a" * 5000 + "/api/v3.3", "too long"),
+    ("https://" + "a" * 70 + ".com/api/v3.3", "longer than 63"),
+    ("http://169.254.169.254/api/v3.3", "metadata"),
+    ("http://[fe80::1]/api/v3.3", "metadata"),
+    ("https://user:pw@api.createsend.com/api/v3.3", "user name or password"),
+    ("http://api.createsend.com/api/v3.3", "unencrypted"),
+    ("http://[::1/api", "not a valid address"),
+    ("https://x.example:99999/api", "port"),
+])
+def test_a_refused_url_is_a_typed_report_and_nothing_is_sent(url, fragment):
+    sent = []
+    report = diagnostics.test_connection(KEY, CID, url, resolve=lambda host: sent.append(host) or [])
+    assert not report.ok and report.problem is Problem.BAD_URL
+    assert fragment in report.message and len(report.message) < 400
+    assert KEY not in report.message and "pw@" not in report.message
+
+
+def test_a_host_resolving_to_a_metadata_address_is_refused_before_connecting():
+    report = diagnostics.test_connection(KEY, CID, "https://innocent.example/api/v3.3",
+                                         resolve=lambda host: ["169.254.169.254"])
+    assert report.problem is Problem.BAD_URL and "resolves to 169.254.169.254" in report.message
+
+
+class _Exploding:
+    """A client whose HTTP stack raises what requests sometimes lets through."""
+
+    base_url = "https://api.test/api/v3.3"
+    last_call = None
+    last_rate_limit = None
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def clients(self):
+        raise self.exc
+
+    def client_details(self, client_id, fresh=False):
+        raise self.exc
+
+    def close(self):
+        pass
+
+
+def test_an_unexpected_exception_from_the_http_stack_is_a_typed_failure():
+    exc = LocationParseError("'" + "a" * 300 + "', label empty or too long")
+    report = diagnostics.test_connection(KEY, CID, BASE, client=_Exploding(exc), resolve=None)
+    assert report.problem is Problem.UNEXPECTED and "LocationParseError" in report.message
+    assert "a" * 100 not in report.message
+    report = diagnostics.test_connection(KEY, "", BASE, client=_Exploding(ValueError("boom")), resolve=None)
+    assert report.problem is Problem.UNEXPECTED
+
+
+def test_health_turns_an_unexpected_exception_into_a_report():
+    report = diagnostics.health(_Exploding(LocationParseError("x")), CID)
+    assert not report.reachable and report.problem is Problem.UNEXPECTED and "LocationParseError" in report.message
+
+
+def test_the_client_itself_refuses_a_url_the_key_must_not_go_to():
+    with pytest.raises(ApiUrlError):
+        CampaignMonitor(KEY, "http://169.254.169.254/latest")
+    problem, message = diagnostics.describe_error(ApiUrlError(check_api_url("ftp://x")))
+    assert problem is Problem.BAD_URL and "not an http(s) address" in message
+
+
+def test_messages_name_the_host_without_a_password():
+    assert diagnostics._host("https://me:secret@api.test:8443/api") == "api.test:8443"

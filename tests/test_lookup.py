@@ -214,3 +214,35 @@ def test_profiles_with_problems_are_not_remembered():
     calls = len(responses.calls)
     s.lookup("p@x.com")
     assert len(responses.calls) > calls
+
+
+# ---------------------------------------------------------------- a hung or dead API, against the sandbox
+def test_a_lookup_with_every_request_hanging_fails_within_its_deadline_with_the_reason(sandbox):
+    """Before: read timeout × attempts (212 s with the defaults). The sandbox holds every answer
+    2 s; a 0.5 s interactive deadline ends the lookup first, and the tab says why."""
+    from cmlib.sandbox import DEMO_CUSTOMERS
+
+    sandbox.set_faults(hang_rate=1.0, hang_seconds=2)
+    opts = ClientOptions(rate=None, read_timeout=5.0, interactive_deadline=0.5,
+                         retry=RetryPolicy(max_attempts=3, base_delay=0.01))
+    c = CampaignMonitor(sandbox.client_api_key, sandbox.base_url, options=opts, cache=None)
+    email = DEMO_CUSTOMERS["with_campaigns"][0]
+    [profile] = LookupService(c, sandbox.main_client_id).lookup_many([email])
+    assert profile.failed
+    message = profile.problems[0].message
+    assert email in message and "no answer within the 0.5 s allowed (read timeout after" in message
+
+
+def test_a_lookup_while_the_api_is_down_names_the_outage(sandbox):
+    from cmlib.sandbox import DEMO_CUSTOMERS
+
+    sandbox.set_faults(down=True)
+    opts = ClientOptions(rate=None, retry=RetryPolicy(max_attempts=3, base_delay=0.01), breaker_threshold=2)
+    c = CampaignMonitor(sandbox.client_api_key, sandbox.base_url, options=opts, cache=None)
+    svc = LookupService(c, sandbox.main_client_id)
+    email = DEMO_CUSTOMERS["with_campaigns"][0]
+    svc.lookup_many([email])  # the failures open the breaker
+    sandbox.reset_counts()
+    [profile] = svc.lookup_many([email])
+    assert profile.failed and sandbox.requests_served == 0  # failed fast: nothing was sent
+    assert "Campaign Monitor is not answering since " in profile.problems[0].message

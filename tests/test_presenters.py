@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 from cmlib.lookup import Activity, ListStatus, Profile, ReceivedCampaign, StateReason
 from cmlib.presenters import (
     CAMPAIGN_COLUMNS,
@@ -16,6 +18,7 @@ from cmlib.presenters import (
     campaign_rows,
     format_when,
     list_facts,
+    safe_web_link,
     state_reason,
     state_summary,
 )
@@ -119,3 +122,24 @@ def test_activity_figures():
 def test_activity_figures_with_nothing_received():
     figs = {f.label: f.value for f in activity_figures(Activity.of(()))}
     assert figs["Open rate"] == "0%" and figs["Avg opens / email"] == "0.0"
+
+
+# ---------------------------------------------------------------------------- web version links
+@pytest.mark.parametrize("url", [
+    "javascript:alert(1)", "JavaScript:alert(document.cookie)", " javascript:alert(1)", "java\tscript:alert(1)",
+    "java\nscript:alert(1)", "data:text/html,<script>alert(1)</script>", "DATA:text/html;base64,PHNjcmlwdD4=",
+    "vbscript:msgbox(1)", "file:///etc/passwd", "ftp://example.com/x", "//evil.example/x", "https:evil.example",
+    "https:\\\\evil.example", "https://", "http:///path", "https://[bad", "\x00https://x.com", "", None,
+])
+def test_only_http_links_become_view_links(url):
+    assert safe_web_link(url) is None
+    rows = campaign_rows(profile(campaigns=[camp("c1", datetime(2025, 1, 1), url=url or "")]))
+    assert rows[0][COL_WEB] is None
+
+
+@pytest.mark.parametrize("url", ["https://x.createsend1.com/t/ViewEmail/r/ABC", "http://cm.example/t/c1",
+                                 "HTTPS://Example.com/a?b=1#c"])
+def test_http_and_https_links_are_kept(url):
+    assert safe_web_link(url) == url
+    rows = campaign_rows(profile(campaigns=[camp("c1", datetime(2025, 1, 1), url=f"  {url} ")]))
+    assert rows[0][COL_WEB] == url

@@ -184,8 +184,30 @@ def test_judge_distinguishes_done_already_queued_failed():
     assert _judge(unsub, NotInListError("gone", code=203), "Unsubscribed", "").status == "already"
     assert _judge(unsub, NotInListError("gone", code=203), "Active", "").status == "failed"
     assert _judge(sub, SubscriberStateError("u", code=208), "Unconfirmed", "").status == "already"
-    failed = _judge(sub, ServerError("Sorry", status=500, code=500), "", "")
-    assert failed.status == "failed" and failed.audit_result == "failed: Code 500: Sorry"
+    refused = _judge(sub, SubscriberStateError("Deleted", code=205), "Deleted", "")
+    assert refused.status == "failed" and refused.audit_result == "failed: Code 205: Deleted"
+
+
+def test_judge_lets_the_read_back_decide_when_the_answer_was_lost():
+    sub = Step("L", "Webinars", SUBSCRIBE, "")
+    unsub = Step("L", "Webinars", UNSUBSCRIBE, "Active")
+    lost = ServerError("HTML 502 response instead of JSON", status=502)
+    done = _judge(unsub, lost, "Unsubscribed", "")
+    assert done.status == "done" and done.answer_lost
+    assert done.audit_result == "done: confirmed by the read-back (the answer was lost (HTTP 502: HTML 502 response " \
+                                "instead of JSON))"
+    not_done = _judge(unsub, lost, "Active", "")
+    assert not_done.status == "failed" and "not unsubscribed" in not_done.detail
+    assert "Webinars — unsubscribe: not done" in not_done.describe()
+    assert _judge(sub, lost, "Active", "").status == "done"
+    # an add that does not show yet may still be in Campaign Monitor's queue: nobody can say
+    queued = _judge(sub, lost, "", "", email="a@x.com")
+    assert queued.status == "unknown" and "queue" in queued.detail and "refresh a@x.com" in queued.detail
+    blind = _judge(unsub, lost, None, "read-back failed: HTTP 502")
+    assert blind.status == "unknown" and blind.audit_result.startswith("unknown: the answer was lost")
+    assert "if it still shows Active, the change did not happen" in blind.detail
+    # a JSON 500 from the API itself is no answer either: the read-back decides
+    assert _judge(unsub, ServerError("Sorry", status=500, code=500), "Active", "").status == "failed"
 
 
 # ------------------------------------------------------------------------- against the sandbox
@@ -266,18 +288,33 @@ def test_apply_subscribe_and_unsubscribe_is_done_and_audited(sb, client, audit):
 
 
 def test_conflict_writes_nothing_and_refreshes(sb, client, audit):
-    # The form was opened, then the person unsubscribed themselves from Newsletter.
+    # The form was opened, then mail to the address bounced: resubscribing must be decided again.
     _, s, plan = prepare(sb, client, "leaver@example.com", {"Webinars": True})
-    sb.data.set_state(lid(sb, "Webinars"), "leaver@example.com", "Active")  # e.g. re-joined via a form
+    sb.data.set_state(lid(sb, "Webinars"), "leaver@example.com", "Bounced")
     sb.reset_counts()
     report = apply(sb, client, s, plan, audit, reason="ticket 9")
     assert report.conflict and not report.written
     assert sb.request_counts["add"] == 0 and sb.request_counts["unsubscribe"] == 0
-    assert [c.describe() for c in report.conflict] == ["Webinars: Unsubscribed → Active"]
-    assert report.new_snapshot.state_of(lid(sb, "Webinars")) == "Active"
+    assert [c.describe() for c in report.conflict] == ["Webinars: Unsubscribed → Bounced"]
+    assert report.new_snapshot.state_of(lid(sb, "Webinars")) == "Bounced"
     assert "Nothing was written" in report.summary()
     [row] = audit.query()
     assert row.result == "conflict — not written" and row.action == "resubscribe"
+
+
+def test_change_made_meanwhile_in_the_same_direction_is_already_so(sb, client, audit):
+    # The form was opened, then the person re-joined Webinars through a form themselves.
+    _, s, plan = prepare(sb, client, "leaver@example.com", {"Webinars": True})
+    sb.data.set_state(lid(sb, "Webinars"), "leaver@example.com", "Active")
+    sb.reset_counts()
+    report = apply(sb, client, s, plan, audit, reason="ticket 9")
+    assert not report.conflict and report.ok and not report.written
+    assert sb.request_counts["add"] == 0  # nothing sent: it is already so
+    [r] = report.results
+    assert r.status == "already" and (r.state_before, r.state_after) == ("Active", "Active")
+    assert "Webinars — resubscribe: already so" in r.describe()
+    [row] = audit.query()
+    assert row.result.startswith("already: already so when re-checked") and row.state_before == "Active"
 
 
 def test_stale_form_never_resubscribes(sb, client, audit):
@@ -298,7 +335,9 @@ def test_partial_failure_is_reported_per_list(sb, client, audit):
     assert by["Webinars"].status == "failed" and by["Webinars"].state_after == "Active"
     assert "500" in by["Webinars"].detail
     assert report.failed == (by["Webinars"],) and not report.ok and report.written
-    assert "Webinars — unsubscribe: failed (Active → Active)" in by["Webinars"].describe()
+    # a JSON 500 does not say whether the unsubscribe happened: the read-back says it did not
+    assert "Webinars — unsubscribe: not done (Active → Active)" in by["Webinars"].describe()
+    assert "does not say whether the change was applied" in by["Webinars"].detail
     rows = {r.list_name: r.result for r in audit.query()}
     assert rows["Newsletter"] == "done" and rows["Webinars"].startswith("failed: ")
     assert len(audit.query(AuditFilter(result="failed"))) == 1

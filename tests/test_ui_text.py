@@ -19,7 +19,23 @@ from ui.text import WORD_JOINER, md_escape, plain
 # the look-behind dropped so the check is stricter than the real one.
 EMAIL_AUTOLINK = re.compile(r"([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)")
 URL_AUTOLINK = re.compile(r"(https?://|www(?=\.))([-.\w]+)([^ \t\r\n]*)", re.IGNORECASE)
-EMOJI_SHORTCODE = re.compile(r":\+1:|:-1:|:[\w-]+:")
+EMOJI_SHORTCODE_RE = re.compile(r":\+1:|:-1:|:[\w-]+:")
+
+
+class _EmojiShortcode:
+    """remark-emoji's pattern, matching only names that can be emoji: a name of digits alone
+    is a time ("14:32:05"), except the two digit-only short codes that exist (:100:, :1234:)."""
+
+    @staticmethod
+    def search(node: str):
+        for i in range(len(node)):
+            m = EMOJI_SHORTCODE_RE.match(node, i)
+            if m and (not m.group()[1:-1].isdigit() or m.group()[1:-1] in ("100", "1234")):
+                return m
+        return None
+
+
+EMOJI_SHORTCODE = _EmojiShortcode()
 MATERIAL_ICON = re.compile(r":material[/_]")
 DIRECTIVE = re.compile(r":[A-Za-z][\w-]*\[")
 
@@ -70,6 +86,9 @@ HOSTILE = [
     "a\nb\r\nc",
     "",
     "Ünïcødé — café ☕ 😀",
+    "as of 14:32:05 UTC",
+    "a:b:c :100: :1234: 12:00:",
+    "x@y.com a@b@c.org user@localhost @x.com a@.com",
 ]
 
 
@@ -100,6 +119,7 @@ def test_the_patterns_do_match_unescaped_text():
     assert URL_AUTOLINK.search("visit www.example.com today")
     assert URL_AUTOLINK.search("see https://evil.example/path")
     assert EMOJI_SHORTCODE.search(":smile:")
+    assert EMOJI_SHORTCODE.search("x:100:") and not EMOJI_SHORTCODE.search("14:32:05")
     assert MATERIAL_ICON.search(":material/home:")
     assert DIRECTIVE.search(":red[x]")
 
@@ -140,3 +160,45 @@ def test_plain_strips_control_characters_and_newlines():
     assert plain("a\nb\x00c\x1b[31md\x7f\te") == "a bc[31md\te"
     assert plain(None) == ""
     assert plain("**bold** <b>") == "**bold** <b>"
+
+
+# ---------------------------------------------------------------------------- joiners only where needed
+def _rewrites(node: str, links: bool = True) -> bool:
+    found = bool(EMOJI_SHORTCODE.search(node) or MATERIAL_ICON.search(node) or DIRECTIVE.search(node))
+    if links:
+        found = found or bool(EMAIL_AUTOLINK.search(node) or URL_AUTOLINK.search(node))
+    return found
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_every_joiner_is_needed(text):
+    """Removing any single joiner md_escape inserted lets a rewrite match: none is decoration,
+    because each one travels with text a person copies."""
+    node = resolve_escapes(md_escape(text))
+    for i, ch in enumerate(node):
+        if ch == WORD_JOINER:
+            without = node[:i] + node[i + 1:]
+            assert _rewrites(without.replace(WORD_JOINER, "\x00")), (text, i)
+
+
+@pytest.mark.parametrize("text,joiners", [
+    ("as of 14:32:05 UTC", 0),
+    ("state since 2025-01-02 09:00", 0),
+    ("consent to track: Yes", 0),
+    ("Newsletter: weekly", 0),
+    ("Plan: unsubscribe anna from News", 0),
+    ("anna@example.com", 1),
+    ("team @ example", 0),
+    (":smile:", 1),
+])
+def test_times_and_plain_colons_carry_no_joiner(text, joiners):
+    assert md_escape(text).count(WORD_JOINER) == joiners
+
+
+def test_links_false_leaves_out_the_link_joiners_only():
+    for text in ("anna@example.com", "visit www.example.com", "see https://x.example/a"):
+        out = md_escape(text, links=False)
+        assert WORD_JOINER not in out
+        assert resolve_escapes(out) == text
+    assert WORD_JOINER in md_escape(":smile: anna@example.com", links=False)  # short codes render in every label
+    assert not _rewrites(resolve_escapes(md_escape(":smile: :material/home: :red[x]", links=False)), links=False)

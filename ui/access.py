@@ -18,23 +18,32 @@ from cmlib.config import load_secrets
 UNLOCKED_KEY = "_admin_unlocked"  # holds the fingerprint of the password that was accepted
 
 
-def _caller() -> str:
-    """What the lock-out counts against: the client IP when known (a reload keeps it), else the session."""
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def _client_address() -> tuple[str | None, dict[str, list[str]]]:
+    """Streamlit's view of the client: its address (None over localhost) and any forwarding headers."""
     try:
         ip = st.context.ip_address
     except Exception:
         ip = None
-    if isinstance(ip, str) and ip:
-        return f"ip:{ip}"
+    headers: dict[str, list[str]] = {}
     try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        sent = st.context.headers
+        for name in FORWARDING_HEADERS:
+            values = sent.get_all(name)
+            if values:
+                headers[name] = list(values)
+    except Exception:  # no request context (AppTest, a bare script run)
+        headers = {}
+    return (ip if isinstance(ip, str) and ip else None), headers
 
-        ctx = get_script_run_ctx()
-        if ctx is not None:
-            return f"session:{ctx.session_id}"
-    except Exception:
-        pass
-    return "session:unknown"
+
+def _caller() -> access.Caller:
+    """What wrong passwords count against: the client's address when known, else a shared source
+    (never the session: a reload starts a new one). See :func:`cmlib.access.identify_caller`."""
+    ip, headers = _client_address()
+    return access.identify_caller(ip, headers, access.trusted_proxies())
 
 
 def auth_section() -> dict:
@@ -149,4 +158,6 @@ def require_admin(context: str) -> bool:
             st.error(state.message)
         elif last is not None:
             st.warning(last.message)
+        elif state.slowed:  # a short wait, not a lock: the form stays usable
+            st.warning(state.message)
     return False

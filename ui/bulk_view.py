@@ -4,7 +4,12 @@ the email × list matrix out, with CSV/Excel downloads.
 The run belongs to a :class:`cmlib.bulk.BulkJob` in a process-wide registry, not to the
 script run: a rerun, a visit to another page or a browser reload (the job id is also in the
 URL) finds the job again with everything that finished. The page only polls it, from a
-fragment that reruns every second while the job is running.
+fragment that reruns every second while the job is running. A link to a run that is gone
+(expired, evicted, or the server restarted) says so instead of showing nothing.
+
+While Campaign Monitor is not answering the run pauses (see :mod:`cmlib.bulk.engine`) and the
+progress fragment shows it at once: "Campaign Monitor is not answering since … — paused, N
+addresses waiting", instead of a counter that stops and an ETA that grows.
 
 Every string from the file or the API (column names, list names, cells) is shown through a
 dataframe or ``md_escape``; the downloads are neutralised against formula injection in cmlib.
@@ -20,7 +25,7 @@ from typing import Any
 import streamlit as st
 
 from cmlib.bulk.csv_input import BulkInputError, Table, parse_pasted, read_bytes
-from cmlib.bulk.engine import BulkJob, JobRegistry, JobSnapshot, format_duration
+from cmlib.bulk.engine import BulkJob, JobRegistry, JobSnapshot, format_duration, patience_from_env
 from cmlib.bulk.export import CSV_MIME, XLSX_MIME, to_csv_bytes, to_excel_bytes
 from cmlib.bulk.matrix import (
     COL_ROW,
@@ -219,12 +224,25 @@ def _start(conn: Any, bi: BulkInput, with_activity: bool) -> None:
     old = current_job()
     if old is not None and not old.finished:
         return
-    job = BulkJob(conn.client, conn.client_id, bi, with_activity=with_activity)
+    job = BulkJob(conn.client, conn.client_id, bi, with_activity=with_activity, patience=patience_from_env())
     registry().add(job)
     st.session_state[JOB_KEY] = job.id
     st.session_state.pop(FINAL_SHOWN_KEY, None)
     st.query_params[QUERY_JOB] = job.id
     job.start()
+
+
+def _missing_job_notice() -> None:
+    """A link (or this session) names a run the server no longer has: say so, not nothing."""
+    jid = st.query_params.get(QUERY_JOB) or st.session_state.get(JOB_KEY)
+    if not jid:
+        return
+    st.session_state.pop(JOB_KEY, None)
+    shown = jid if len(jid) <= 40 else jid[:40] + "…"
+    reg = registry()
+    st.warning(md_escape(f"The bulk run “{shown}” was not found: it has expired (finished runs are kept for "
+                         f"{reg.max_age / 3600:g} hours, at most the last {reg.max_jobs}) or the server was "
+                         "restarted since. Start a new run below."), icon=":material/history:")
 
 
 def _clear() -> None:
@@ -242,6 +260,10 @@ def _progress_section(job: BulkJob) -> None:
     def progress_fragment() -> None:
         p = job.progress()
         st.progress(p.fraction, text=p.describe())
+        paused = p.pause_message()
+        if paused:
+            st.warning(md_escape(paused + ". It continues by itself when Campaign Monitor answers again; nothing "
+                                 "is marked failed because of the outage."), icon=":material/cloud_off:")
         if not job.finished:
             left = st.columns([1, 2, 4])
             left[0].button("Cancel", key=CANCEL_KEY, on_click=job.cancel, icon=":material/stop:",
@@ -270,6 +292,9 @@ def _results_section(job: BulkJob) -> None:
     if snap.fatal:
         st.error(md_escape(f"The run stopped: {snap.fatal}. Check the credentials in Settings; the addresses not "
                            "looked up are marked in the matrix."))
+    elif snap.gave_up:
+        st.error(md_escape(f"{snap.gave_up}. The addresses not looked up are marked in the matrix; run them again "
+                           "when it answers."), icon=":material/cloud_off:")
     for note in snap.notes:
         st.warning(md_escape(note))
     if not snap.results and not finished:
@@ -364,6 +389,8 @@ def render_bulk_page() -> None:
         return
     job = current_job()
     running = job is not None and not job.finished
+    if job is None:
+        _missing_job_notice()
 
     table, sig, name = _read_input(limits)
     bi: BulkInput | None = None

@@ -17,7 +17,8 @@ import pandas as pd
 import streamlit as st
 
 from cmlib.emails import ParsedInput, parse_addresses
-from cmlib.errors import AuthenticationError, CMError, RateLimitedError
+from cmlib.breaker import not_answering
+from cmlib.errors import AuthenticationError, CMError, RateLimitedError, TransportError
 from cmlib.lookup import CASE_NO_CAMPAIGNS, CASE_NO_LISTS, ListStatus, Problem, Profile
 from cmlib.presenters import (
     COL_CLICKED,
@@ -147,7 +148,9 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profil
     """lookup_many in a worker thread while the page says what it is waiting for.
 
     The client retries 429s itself; when it does, the status line says so instead of looking
-    stuck. Raises what lookup_many raises (AuthenticationError; anything else is unexpected).
+    stuck, and likewise when Campaign Monitor stops answering (the client's breaker opened; the
+    lookup then ends within its deadline). Raises what lookup_many raises (AuthenticationError;
+    anything else is unexpected).
     """
     service = conn.lookup_service()
     box: dict[str, object] = {}
@@ -164,13 +167,17 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profil
     worker.start()
     slot = st.empty()
     with slot.status(f"Looking up {what}…") as status:
-        limited = False
+        limited = silent = False
+        breaker = getattr(conn.client, "breaker", None)
         while worker.is_alive():
             worker.join(0.05)
             last = conn.client.last_call
             if not limited and last is not None and last.status == 429 and last.at >= started:
                 limited = True
                 status.update(label=f"Looking up {what}… (Campaign Monitor is rate-limiting, retrying…)")
+            if not silent and breaker is not None and breaker.status().is_open:
+                silent = True
+                status.update(label=f"Looking up {what}… ({not_answering(breaker.status().down_since)})")
     slot.empty()
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
@@ -254,12 +261,28 @@ def render_lookup_page() -> None:
         _render_failure(res.failure)
         return
     profiles = [res.profiles[e.lower()] for e in emails]
+    _outage_notice(conn, profiles)
     labels = [tab_label(p) for p in profiles]
     focus = st.session_state.get(FOCUS_KEY)
     default = next((lbl for p, lbl in zip(profiles, labels) if p.email.lower() == focus), None)
     for tab, profile in zip(st.tabs(labels, default=default), profiles):
         with tab:
             render_profile(conn, profile)
+
+
+def _outage_notice(conn: Connection, profiles: list[Profile]) -> None:
+    """Said once above the tabs when parts failed because Campaign Monitor is not answering
+    (the client's breaker is open), so nobody reads the failures as facts about the address."""
+    breaker = getattr(conn.client, "breaker", None)
+    if breaker is None:
+        return
+    status = breaker.status()
+    hit = any(isinstance(pr.error, TransportError) for p in profiles for pr in p.all_problems())
+    if not (status.is_open and hit):
+        return
+    st.error(md_escape(f"{not_answering(status.down_since)}: the failures below are the outage's, not the "
+                       "address's. Nothing more is sent until it answers a check again (every "
+                       f"{breaker.probe_interval:g} s); press Refresh in a moment."), icon=":material/cloud_off:")
 
 
 def tab_label(profile: Profile) -> str:

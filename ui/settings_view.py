@@ -5,6 +5,11 @@ health, cache info), ``cmlib.config`` (where credentials come from, the 0600 set
 and ``cmlib.access`` (the admin password). Buttons act in ``on_click`` callbacks because only
 there may a widget's value be changed, and the password field must be empty after saving: a
 saved key never goes back to the browser, only its last four characters.
+
+The saved key is only ever sent to the URL it was saved with (:func:`cmlib.config.choose_key`):
+leaving the key field empty and pointing the URL elsewhere is refused before anything is sent,
+and every URL goes through :mod:`cmlib.urls` first (no metadata addresses, no plain http to
+other hosts, no 5,000-character traceback).
 """
 from __future__ import annotations
 
@@ -14,9 +19,10 @@ import os
 
 import streamlit as st
 
-from cmlib import config, diagnostics, runtime
+from cmlib import config, diagnostics, runtime, urls
 from cmlib.cache import DEFAULT_EXPIRY
 from cmlib.diagnostics import ConnectionReport, Problem
+from cmlib.errors import CMError
 from ui import access
 from ui.connection import get_connection, reset_connections
 from ui.identity import current_user
@@ -37,7 +43,8 @@ K_CACHE_FLASH = "_settings_cache_flash"
 
 # A save is refused when the API said the credentials are wrong; it goes ahead (with a
 # warning) when the API could not be asked, so an outage does not block fixing a setting.
-REFUSE_SAVE = {Problem.MISSING_KEY, Problem.MISSING_CLIENT_ID, Problem.BAD_URL, Problem.BAD_AUTH_HEADER,
+REFUSE_SAVE = {Problem.MISSING_KEY, Problem.MISSING_CLIENT_ID, Problem.BAD_URL, Problem.KEY_NOT_FOR_URL,
+               Problem.BAD_AUTH_HEADER,
                Problem.INVALID_KEY, Problem.CLIENT_NOT_FOUND, Problem.OAUTH, Problem.AUTH_OTHER,
                Problem.UNEXPECTED}
 
@@ -66,10 +73,15 @@ def _saved() -> dict:
     return config.SettingsStore().load()
 
 
+def _key_choice(url: str | None = None) -> config.KeyChoice:
+    """The key typed in the field, else the saved one -- but only for the URL it was saved with."""
+    return config.choose_key(st.session_state.get(K_KEY), _entered_url() if url is None else url,
+                             config.SettingsStore().saved_credentials())
+
+
 def _entered_key() -> str:
-    """The key in the field, or the saved one when the field is left empty."""
-    typed = (st.session_state.get(K_KEY) or "").strip()
-    return typed or str(_saved().get("api_key") or "").strip()
+    """The key that may be sent to the entered URL ("" when none may)."""
+    return _key_choice().api_key
 
 
 def _known_clients(key: str) -> list[tuple[str, str]]:
@@ -107,11 +119,32 @@ def _remember(report: ConnectionReport, key: str) -> None:
         st.session_state[K_CLIENT_ID] = report.client_id
 
 
+def _check_before_sending(url: str) -> tuple[config.KeyChoice | None, ConnectionReport | None]:
+    """The key to send to ``url``, or the report saying why nothing is sent at all.
+
+    The URL is judged first (a refused URL gets its own message whatever the key), then the
+    key: the saved key may only go back to the URL it was saved with.
+    """
+    check = urls.check_api_url(url)
+    if not check.ok:
+        return None, ConnectionReport(False, Problem.BAD_URL, check.message)
+    choice = _key_choice(url)
+    if choice.origin is config.KeyOrigin.OTHER_URL:
+        return None, ConnectionReport(False, Problem.KEY_NOT_FOR_URL, choice.message)
+    if not choice.usable:
+        return None, ConnectionReport(False, Problem.MISSING_KEY, choice.message)
+    return choice, None
+
+
 def _on_test() -> None:
-    key = _entered_key()
-    report = diagnostics.test_connection(key, _entered_client(key), _entered_url())
-    _remember(report, key)
+    url = _entered_url()
     st.session_state.pop(K_FLASH, None)
+    choice, refused = _check_before_sending(url)
+    if refused is not None:
+        st.session_state[K_REPORT] = refused
+        return
+    report = diagnostics.test_connection(choice.api_key, _entered_client(choice.api_key), url)
+    _remember(report, choice.api_key)
 
 
 def _on_test_managed() -> None:
@@ -122,25 +155,33 @@ def _on_test_managed() -> None:
 
 
 def _on_save() -> None:
-    key = _entered_key()
-    client_id = _entered_client(key)
     url = _entered_url()
-    if not key:
-        st.session_state[K_FLASH] = ("error", "Not saved: enter an API key.")
+    choice, refused = _check_before_sending(url)
+    if refused is not None:
+        st.session_state.pop(K_REPORT, None)
+        text = refused.message if refused.problem is not Problem.MISSING_KEY else "enter an API key."
+        st.session_state[K_FLASH] = ("error", f"Not saved: {text}")
         return
+    key = choice.api_key
+    client_id = _entered_client(key)
     report = diagnostics.test_connection(key, client_id, url)
     _remember(report, key)
     if report.problem in REFUSE_SAVE:
         st.session_state[K_FLASH] = ("error", f"Not saved. {report.message}")
         return
     client_id = report.client_id or client_id
-    config.SettingsStore().update(api_key=key, client_id=client_id, api_url=url)
+    try:
+        config.SettingsStore().save_credentials(key, client_id, url)  # the key and its one URL, together
+    except CMError as err:
+        st.session_state[K_FLASH] = ("error", f"Not saved: {err.message}")
+        return
     st.session_state[K_KEY] = ""  # the key never goes back to the browser
+    st.session_state[K_URL] = urls.normalize_api_url(url) or url
     st.session_state.pop(K_HEALTH, None)
     reset_connections()
     st.cache_data.clear()
     log.info("credentials saved by %s: client %s, key %s, %s", current_user(), client_id,
-             config.mask_key(key), url)
+             config.mask_key(key), urls.display_url(url))
     masked = config.mask_key(key)
     if report.ok:
         st.session_state[K_FLASH] = ("success", f"Saved. Every user of this app now uses client {client_id} "
@@ -225,6 +266,9 @@ def _managed_section(creds: config.Credentials) -> None:
     st.text_input("API key", value=creds.masked_key, disabled=True, key="settings_managed_key")
     st.text_input("Client ID", value=creds.client_id, disabled=True, key="settings_managed_client")
     st.text_input("API URL", value=creds.api_url, disabled=True, key="settings_managed_url")
+    note = config.ignored_env_url(creds)
+    if note:
+        st.caption(md_escape(note))
     if config.SettingsStore().load().get("api_key"):
         st.caption("Credentials saved earlier on this page are ignored while the environment provides them.")
     st.button("Test connection", key="settings_test_managed", on_click=_on_test_managed,
@@ -232,19 +276,25 @@ def _managed_section(creds: config.Credentials) -> None:
 
 
 def _editable_section(saved: dict) -> None:
-    saved_key = str(saved.get("api_key") or "")
-    if saved_key:
-        st.markdown(f"Using the credentials saved on this page: key `{md_escape(config.mask_key(saved_key))}`, "
-                    f"client `{md_escape(saved.get('client_id') or '')}`.")
+    pair = config.SettingsStore().saved_credentials()
+    saved_key = pair.api_key if pair else ""
+    if pair:
+        st.markdown(f"Using the credentials saved on this page: key `{md_escape(pair.masked_key)}`, "
+                    f"client `{md_escape(pair.client_id)}`, for the API URL {md_escape(urls.display_url(pair.api_url, 80))} "
+                    "only.")
+        note = config.ignored_env_url(pair)
+        if note:
+            st.caption(md_escape(note))
     else:
         _demo_notice()
 
     st.session_state.setdefault(K_CLIENT_ID, str(saved.get("client_id") or ""))
-    st.session_state.setdefault(K_URL, str(saved.get("api_url") or os.environ.get("CM_API_URL") or
-                                           config.DEFAULT_API_URL))
+    st.session_state.setdefault(K_URL, pair.api_url if pair else (os.environ.get("CM_API_URL") or
+                                                                  config.DEFAULT_API_URL))
     st.text_input(
         "API key", type="password", key=K_KEY, autocomplete="off",
-        placeholder=(f"Saved key {config.mask_key(saved_key)}: leave empty to keep it" if saved_key
+        placeholder=(f"Saved key {config.mask_key(saved_key)}: leave empty to keep it (for its own API URL only)"
+                     if saved_key
                      else "Paste the API key"),
         help="Campaign Monitor → Account settings → API keys. Stored on the server only; never shown again.",
     )
@@ -260,7 +310,8 @@ def _editable_section(saved: dict) -> None:
                       help="Campaign Monitor → client → Client settings → API keys. Leave empty and press "
                            "Test connection to choose from the clients an account-level key sees.")
     with st.expander("API URL (advanced)"):
-        st.text_input("API URL", key=K_URL, help=f"Default {config.DEFAULT_API_URL}")
+        st.text_input("API URL", key=K_URL, help=f"Default {config.DEFAULT_API_URL}. The saved key is only "
+                      "sent to the URL it was saved with: to test or save another URL, type the key again.")
 
     c1, c2, c3 = st.columns(3)
     c1.button("Test connection", key="settings_test", on_click=_on_test, icon=":material/network_check:")
@@ -377,6 +428,11 @@ def render_settings_page() -> None:
         st.button("Lock admin actions", key="settings_lock", on_click=access.lock, icon=":material/lock:",
                   help="Ask for the admin password again in this session.")
     _credentials_section()
-    conn = get_connection()
+    try:
+        conn = get_connection()
+    except CMError as err:  # e.g. an API URL in the environment that the key must not go to
+        st.header("Health")
+        _show("error", f"Cannot connect to Campaign Monitor: {err.reason}")
+        return
     _health_section(conn)
     _cache_section(conn)

@@ -13,7 +13,14 @@ test can open it by setting the flag. Everything the dialog knows lives in one
 * the last apply report.
 
 Apply runs once per plan token: the token goes into a session-wide set before the first write,
-so a double click or a rerun can never send the same plan twice.
+so a double click or a rerun can never send the same plan twice. Across sessions,
+``cmlib.subscriptions.apply_plan`` serialises writes per address (``cmlib.write_locks``).
+
+The report tells the truth about each change, including "unknown" (the answer was lost and the
+read-back could not tell) and "not sent" (Campaign Monitor could not be reached). When nothing
+reached Campaign Monitor the dialog stays as it was -- the ticks are kept, the tab underneath is
+not refetched (with the API silent a refetch would replace the tab, and this dialog, by "lookup
+failed") -- so Save changes and Apply again is all it takes once the API answers.
 """
 from __future__ import annotations
 
@@ -22,7 +29,16 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from cmlib.audit import RESULT_ALREADY, RESULT_DONE, RESULT_FAILED, RESULT_QUEUED, AuditLog
+from cmlib.audit import (
+    RESULT_ALREADY,
+    RESULT_DONE,
+    RESULT_FAILED,
+    RESULT_NOT_SENT,
+    RESULT_QUEUED,
+    RESULT_UNKNOWN,
+    AuditLog,
+    configured_secrets,
+)
 from cmlib.errors import CMError
 from cmlib.lookup import CASE_NO_LISTS, Profile
 from cmlib.runtime import Connection
@@ -58,6 +74,7 @@ class EditorState:
     plan: Plan | None = None
     report: ApplyReport | None = None
     flash: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) shown once
+    refresh_on_close: bool = False  # a change may have happened but could not be read back
 
     def all_list_ids(self) -> list[str]:
         ids = [li.list_id for li in self.lists]
@@ -127,10 +144,15 @@ def manage_dialog(conn: Connection, email: str) -> None:
 
 
 def close_dialog() -> None:
-    """Forget the open dialog and its state, so the next opening reads fresh."""
+    """Forget the open dialog and its state, so the next opening reads fresh.
+
+    A change that may have happened but could not be read back asks the lookup to refetch the
+    address now, when the dialog no longer depends on that tab."""
     email = st.session_state.pop(DIALOG_FLAG, None)
     if email:
-        st.session_state.pop(state_key(email), None)
+        ed = st.session_state.pop(state_key(email), None)
+        if isinstance(ed, EditorState) and ed.refresh_on_close:
+            request_lookup_refresh(email)
 
 
 @st.dialog("Manage subscriptions", width="large", on_dismiss=close_dialog)
@@ -314,6 +336,13 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
                                help="Sent as ConsentToTrack. Unchanged keeps what Campaign Monitor has.")
         applied = token in st.session_state.setdefault(APPLIED_TOKENS, set())
         missing = plan.missing(confirmed, reason or "")
+        # The same check apply_plan makes before sending anything, said before Apply is pressed.
+        leaks = audit_log(conn).find_secrets({"reason": reason or "", "operator_name": current_user()})
+        for leak in leaks:
+            what = leak.describe()
+            st.error(md_escape(what[:1].upper() + what[1:] + ": remove it. Credentials never go into a reason, "
+                               "an operator name or the audit log."), icon=":material/key_off:")
+            missing.append(f"the {leak.field.replace('_', ' ')} no longer contains {leak.label}")
         allowed = require_admin("subscription changes")
         if missing:
             st.caption(md_escape("Apply is enabled once: " + "; ".join(missing) + "."))
@@ -347,23 +376,26 @@ def _apply(conn: Connection, ed: EditorState, plan: Plan, *, reason: str, consen
 
 
 def _record_outcome(conn: Connection, ed: EditorState, report: ApplyReport) -> None:
+    """Keep the report and pick the next baseline: the read-back when there is one; the old
+    snapshot (and the ticks) when nothing reached Campaign Monitor; otherwise the tab is
+    refetched when the dialog closes, not now (see the module docstring)."""
     ed.report = report
     ed.plan = None
-    request_lookup_refresh(ed.email)
     if report.new_snapshot is not None:
+        request_lookup_refresh(ed.email)
         _restart_from(ed, report.new_snapshot)
         return
-    try:  # the read-back failed: a new baseline only from a successful read
-        _restart_from(ed, take_snapshot(conn.client, conn.client_id, ed.email))
-    except CMError as err:
-        ed.flash.append(("warning", f"The states could not be read again ({err.reason}); close and reopen the "
-                                    f"dialog before another change."))
+    if not report.written:
+        return  # nothing was sent: the snapshot is still the truth and the ticks stay for another try
+    ed.refresh_on_close = True
+    ed.flash.append(("warning", ("The states could not be read again after the change; close and reopen the "
+                                 "dialog before another change.")))
 
 
 def audit_log(conn: Connection | None = None) -> AuditLog:
-    """The audit log, told the API key so it refuses any row that would contain it."""
-    secrets = (conn.credentials.api_key,) if conn is not None else ()
-    return AuditLog(secrets=secrets)
+    """The audit log, told every configured secret (the API key, the admin password, secrets.toml
+    credentials) so it refuses any row -- and apply_plan any reason -- that would contain one."""
+    return AuditLog(secrets=configured_secrets(conn.credentials.api_key if conn is not None else None))
 
 
 def request_lookup_refresh(email: str) -> None:
@@ -387,24 +419,38 @@ def request_lookup_refresh(email: str) -> None:
 
 
 _STATUS_ICON = {RESULT_DONE: ":material/check_circle:", RESULT_ALREADY: ":material/task_alt:",
-                RESULT_QUEUED: ":material/schedule:", RESULT_FAILED: ":material/error:"}
+                RESULT_QUEUED: ":material/schedule:", RESULT_FAILED: ":material/error:",
+                RESULT_UNKNOWN: ":material/help:", RESULT_NOT_SENT: ":material/block:"}
 
 
 def _render_report(report: ApplyReport) -> None:
-    if report.conflict or report.problem:
+    lines = [f"{_STATUS_ICON.get(r.status, ':material/help:')} {md_escape(r.describe())}" for r in report.results]
+    body = "\n\n".join(lines)
+    if report.conflict:
         st.error(md_escape(report.summary()))
+    elif report.problem:
+        head = report.summary()
+        if report.unreachable:
+            head += (" Your ticks are kept: when Campaign Monitor answers again, press Save changes and Apply "
+                     "again.")
+        st.error(md_escape(head) + ("\n\n" + body if body else ""))
+    elif report.unknown:
+        n = len(report.unknown)
+        head = (f"Unknown outcome: the answer to {n} change{'s' if n != 1 else ''} was lost and the read-back "
+                "could not tell whether it happened. Do not assume either way: check as described below.")
+        st.warning(md_escape(head) + "\n\n" + body)
+    elif report.failed or report.not_sent:
+        bad = report.failed + report.not_sent
+        done = [r for r in report.results if r.status not in (RESULT_FAILED, RESULT_NOT_SENT)]
+        head = (f"Partly applied: {len(bad)} change(s) failed, {len(done)} went through. Nothing else was changed."
+                if done else f"Not applied: {len(bad)} change(s) failed. Nothing was changed.")
+        st.error(md_escape(head) + "\n\n" + body)
+    elif report.results and all(r.status == RESULT_ALREADY for r in report.results):
+        st.success(md_escape("Already so: nothing needed sending.") + "\n\n" + body)
+    elif any(r.status == RESULT_QUEUED for r in report.results):
+        st.warning(md_escape("Applied; Campaign Monitor is still processing some of it.") + "\n\n" + body)
     else:
-        lines = [f"{_STATUS_ICON.get(r.status, ':material/help:')} {md_escape(r.describe())}" for r in report.results]
-        body = "\n\n".join(lines)
-        if report.failed:
-            done = [r for r in report.results if r.status != RESULT_FAILED]
-            head = (f"Partly applied: {len(report.failed)} change(s) failed, {len(done)} went through. "
-                    "Nothing else was changed.")
-            st.error(md_escape(head) + "\n\n" + body)
-        elif any(r.status == RESULT_QUEUED for r in report.results):
-            st.warning(md_escape("Applied; Campaign Monitor is still processing some of it.") + "\n\n" + body)
-        else:
-            st.success(md_escape("Applied.") + "\n\n" + body)
+        st.success(md_escape("Applied.") + "\n\n" + body)
     if report.audit_problem:
         st.error(md_escape(f"The audit log could not store these rows: {report.audit_problem}"))
 

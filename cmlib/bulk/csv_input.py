@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import itertools
+import math
 import re
 import sys
 import unicodedata
@@ -21,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
+
+from ..emails import candidates
 
 DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
@@ -70,6 +73,7 @@ ENCODING_NAMES = {
     "utf-16-le": "UTF-16 LE (no BOM)",
     "utf-16-be": "UTF-16 BE (no BOM)",
     "cp1251": "Windows-1251 (Cyrillic)",
+    "koi8-r": "KOI8-R (Cyrillic)",
     "cp1252": "Windows-1252 (Western)",
     "latin-1": "Latin-1",
 }
@@ -114,6 +118,8 @@ def _utf16_without_bom(head: bytes) -> str | None:
 
 
 _CYR_RUN = re.compile(r"[\u0400-\u04ff]+")
+_UPPER_LOWER = re.compile(r"[А-ЯЁ](?=[а-яё])")
+_LOWER_UPPER = re.compile(r"[а-яё](?=[А-ЯЁ])")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -130,9 +136,18 @@ class _Cp1251Score:
         self.in_runs = 0
         self.non_ascii = 0
         self.undecodable = 0
+        self.high_bytes = [0] * 128  # how often each byte 0x80..0xFF occurs: enough to tell KOI8-R
+        self.upper_lower = 0  # "Ив": a capital, then a small letter (how Russian words start)
+        self.lower_upper = 0  # "йЧ": impossible in Russian, what KOI8-R read as cp1251 is full of
 
     def feed(self, data: bytes) -> None:
+        if not data.isascii():
+            hist = self.high_bytes
+            for value in range(0x80, 0x100):
+                hist[value - 0x80] += data.count(value)
         text = data.decode("cp1251", errors="replace")
+        self.upper_lower += len(_UPPER_LOWER.findall(text))
+        self.lower_upper += len(_LOWER_UPPER.findall(text))
         self.undecodable += text.count("\ufffd")
         self.non_ascii += len(_NON_ASCII.findall(text))
         for m in _CYR_RUN.finditer(text):
@@ -146,9 +161,46 @@ class _Cp1251Score:
             return False
         return self.in_runs >= 0.6 * self.cyrillic and self.cyrillic >= 0.5 * self.non_ascii
 
+    def russian_encoding(self) -> str:
+        """cp1251 or KOI8-R, for bytes that read as Russian words in cp1251.
+
+        Both encodings put the 64 Cyrillic letters in 0xC0..0xFF, in different orders, so KOI8-R
+        read as cp1251 still "looks Russian". But the two put capitals and small letters in
+        opposite halves, so a capitalised word (``Иван``) read in the wrong one turns into a small
+        letter followed by capitals (``йЧБО``), which Russian never has. When case does not decide
+        (all small or all capital letters), the decoding whose letters have the frequencies of
+        Russian text wins; cp1251 (Excel's default) unless KOI8-R is clearly better.
+        """
+        if self.lower_upper != self.upper_lower:
+            return "koi8-r" if self.lower_upper > self.upper_lower else "cp1251"
+        scores = {enc: 0.0 for enc in ("cp1251", "koi8-r")}
+        letters = 0
+        for offset, count in enumerate(self.high_bytes):
+            if not count:
+                continue
+            byte = bytes([0x80 + offset])
+            for enc in scores:
+                ch = byte.decode(enc, errors="replace").lower()
+                scores[enc] += count * _RU_LOG_FREQ.get(ch, _RU_UNLIKELY)
+            letters += count
+        if letters and scores["koi8-r"] - scores["cp1251"] > 0.3 * letters:
+            return "koi8-r"
+        return "cp1251"
+
+
+# Letter frequencies of Russian text (per cent), as natural logs; anything else is unlikely.
+_RU_FREQ = {
+    "о": 10.97, "е": 8.45, "а": 8.01, "и": 7.35, "н": 6.70, "т": 6.26, "с": 5.47, "р": 4.73, "в": 4.54,
+    "л": 4.40, "к": 3.49, "м": 3.21, "д": 2.98, "п": 2.81, "у": 2.62, "я": 2.01, "ы": 1.90, "ь": 1.74,
+    "г": 1.70, "з": 1.65, "б": 1.59, "ч": 1.44, "й": 1.21, "х": 0.97, "ж": 0.94, "ш": 0.73, "ю": 0.64,
+    "ц": 0.48, "щ": 0.36, "э": 0.32, "ф": 0.26, "ъ": 0.04, "ё": 0.04,
+}
+_RU_LOG_FREQ = {ch: math.log(p) for ch, p in _RU_FREQ.items()}
+_RU_UNLIKELY = math.log(0.01)
+
 
 def detect_encoding_blocks(blocks: Iterable[bytes]) -> str:
-    """The encoding of a byte stream: BOM, UTF-16 without BOM, UTF-8, cp1251, cp1252, Latin-1.
+    """The encoding of a byte stream: BOM, UTF-16 without BOM, UTF-8, cp1251, KOI8-R, cp1252, Latin-1.
 
     Reads every block (the CLI passes a file's blocks, so a cp1251 letter in row 90,000 is not
     missed) but keeps only counters, so memory stays flat.
@@ -189,7 +241,7 @@ def detect_encoding_blocks(blocks: Iterable[bytes]) -> str:
         except UnicodeDecodeError:
             pass
     if score.is_russian():
-        return "cp1251"
+        return score.russian_encoding()
     return "cp1252" if cp1252_ok else "latin-1"
 
 
@@ -487,21 +539,13 @@ def read_bytes(data: bytes, *, email_column: int | str | None = None, max_bytes:
 
 
 # --------------------------------------------------------------------------- pasted text
-_ANGLE_PAIR = re.compile(r'(?:"[^"\n]*"|[^,;<>"\n]*?)\s*<([^<>\s]+@[^<>\s]+)>')
-_TOKEN_SPLIT = re.compile(r"[,;\s]+")
-
-
 def split_addresses(text: str) -> list[str]:
-    """Addresses someone pasted from a To: line or a chat: ``Name <a@x>``, commas, spaces, lines."""
-    out: list[str] = []
-    for line in text.splitlines():
-        pos = 0
-        for m in _ANGLE_PAIR.finditer(line):
-            out.extend(t for t in _TOKEN_SPLIT.split(line[pos:m.start()]) if t)
-            out.append(m.group(1))
-            pos = m.end()
-        out.extend(t for t in _TOKEN_SPLIT.split(line[pos:]) if t)
-    return out
+    """Addresses someone pasted from a To: line or a chat: ``Name <a@x>``, commas, spaces, lines.
+
+    The Lookup box's splitter (:func:`cmlib.emails.candidates`), so a paste is cut the same way
+    on both pages and a stray ``<script>`` run stays one item that gets a verdict and a reason.
+    """
+    return candidates(text)
 
 
 def parse_pasted(text: str, *, email_column: int | str | None = None) -> Table:

@@ -14,23 +14,32 @@ Why it looks like this:
   longer than the retry budget) gets one more try in a final re-pass. Cancelling keeps every
   finished result; an authentication failure stops the run (every further call would fail
   the same way) and is reported once.
+* **An outage is not the rows' fault.** When Campaign Monitor stops answering, the client's
+  circuit breaker (:mod:`cmlib.breaker`) opens and calls fail at once; the run then *pauses*:
+  every worker waits (one probe goes out now and then), rows stay "not looked up" -- never
+  "failed" for a reason that is not theirs -- and the run continues by itself when the API
+  answers again, or stops with a clear message after ``patience`` seconds without an answer
+  (``CM_BULK_PATIENCE``, default 5 minutes). Watchers see the pause in :class:`Progress`.
 * **A page rerun loses nothing.** :class:`BulkJob` owns the run in a background thread and
   holds the results, so the Streamlit page only polls it and can be rerun, or left and
   revisited, while the run continues.
 """
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
+from ..breaker import CircuitBreaker, not_answering
 from ..client import CampaignMonitor
 from ..concurrency import run_many
 from ..errors import (
+    ApiUnavailableError,
     AuthenticationError,
     CMError,
     NotInListError,
@@ -55,6 +64,37 @@ STATE_DONE = "done"
 STATE_CANCELLED = "cancelled"
 STATE_FAILED = "failed"
 FINISHED_STATES = frozenset({STATE_DONE, STATE_CANCELLED, STATE_FAILED})
+
+DEFAULT_PATIENCE = 300.0
+PATIENCE_ENV = "CM_BULK_PATIENCE"
+
+
+def patience_from_env(environ: Mapping[str, str] = os.environ) -> float | None:
+    """Seconds a run waits for a silent API before it stops (``CM_BULK_PATIENCE``); ``off`` or
+    ``none``: wait for as long as it takes (someone can still cancel). Unreadable: the default."""
+    raw = (environ.get(PATIENCE_ENV) or "").strip().lower()
+    if not raw:
+        return DEFAULT_PATIENCE
+    if raw in ("off", "none", "forever", "inf"):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_PATIENCE
+    return max(0.0, value) if value == value else DEFAULT_PATIENCE  # NaN: default
+
+
+def breaker_of(lookup: Any) -> CircuitBreaker | None:
+    """The circuit breaker behind a lookup's client, if it has one (test doubles may not)."""
+    return getattr(getattr(lookup, "client", None), "breaker", None)
+
+
+def is_outage(err: BaseException, breaker: CircuitBreaker | None) -> bool:
+    """Whether a failure belongs to the API rather than to the address: the breaker refused
+    the call, or the call found no answer and the breaker is open now."""
+    if isinstance(err, ApiUnavailableError):
+        return True
+    return isinstance(err, TransportError) and breaker is not None and breaker.status().is_open
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +208,8 @@ class BulkLookup:
             except NotInListError:
                 continue  # removed between the two calls: nothing was sent from that list since
             except CMError as exc:
+                if is_outage(exc, breaker_of(self)):
+                    raise  # the API went away: the whole address waits and is looked up again
                 problems.append(f"history on list “{m.list_name}”: {exc.reason}")
         camps = received_campaigns(histories, self.campaign_index)
         act = Activity.of(camps)
@@ -186,16 +228,106 @@ class _NotStarted(Exception):
     """A queued task reached after a cancel: it is reported as not looked up, not as failed."""
 
 
+@dataclass(frozen=True)
+class Pause:
+    """The run is waiting for Campaign Monitor to answer again."""
+
+    since: datetime | None  # when the API stopped answering (UTC)
+    started: float  # RunControl.clock() when the run paused
+    patience: float | None  # seconds it waits before stopping; None: until cancelled
+
+    def message(self, waiting: int, noun: str = "addresses") -> str:
+        text = f"{not_answering(self.since)} — paused, {waiting:,} {noun} waiting"
+        if self.patience is not None:
+            text += f"; the run stops if it does not answer within {format_duration(self.patience)}"
+        return text
+
+
 @dataclass
 class RunControl:
-    """Shared between a run and whoever watches it: cancel it, or learn why it stopped."""
+    """Shared between a run and whoever watches it: cancel it, learn why it stopped, or see
+    that it is paused because Campaign Monitor is not answering.
+
+    ``clock`` and ``sleep`` are injectable so tests drive a pause with a fake clock; ``sleep``
+    defaults to a wait that a cancel cuts short. ``on_pause``/``on_resume`` are called (from a
+    worker thread) when a pause begins and ends -- the CLI prints them on stderr.
+    """
 
     cancel: threading.Event = field(default_factory=threading.Event)
     fatal: str | None = None  # set when authentication failed mid-run
+    patience: float | None = DEFAULT_PATIENCE
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Any] | None = None
+    poll: float = 1.0  # longest single wait while paused: a cancel or a closed breaker is seen this fast
+    on_pause: Callable[[Pause], None] | None = None
+    on_resume: Callable[[], None] | None = None
+    gave_up: str | None = None  # set when the run stopped because the API stayed silent too long
+    _pause: Pause | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def stopped(self) -> bool:
         return self.cancel.is_set()
+
+    @property
+    def pause(self) -> Pause | None:
+        return self._pause
+
+    def _wait(self, seconds: float) -> None:
+        if self.sleep is not None:
+            self.sleep(seconds)
+        else:
+            self.cancel.wait(seconds)
+
+    def wait_for_api(self, breaker: CircuitBreaker) -> bool:
+        """Hold a worker while the breaker refuses calls. True: try the address again now
+        (the breaker closed, or a probe may go); False: stop (cancelled, or out of patience)."""
+        with self._lock:
+            began = self._pause is None
+            if began:
+                self._pause = Pause(breaker.status().down_since, self.clock(), self.patience)
+            pause = self._pause
+        if began and self.on_pause is not None:
+            self.on_pause(pause)
+        while True:
+            if self.cancel.is_set():
+                return False
+            if self.patience is not None and self.clock() - pause.started >= self.patience:
+                self._give_up(pause)
+                return False
+            delay = breaker.seconds_until_probe()
+            if delay is None or delay <= 0:
+                return True
+            if self.patience is not None:
+                delay = min(delay, max(0.0, pause.started + self.patience - self.clock()))
+            self._wait(max(0.0, min(delay, self.poll)))
+
+    def api_answered(self) -> None:
+        """A lookup succeeded: a pause, if any, is over."""
+        if self._pause is None:
+            return
+        with self._lock:
+            ended, self._pause = self._pause is not None, None
+        if ended and self.on_resume is not None and not self.cancel.is_set():
+            self.on_resume()
+
+    def _give_up(self, pause: Pause) -> None:
+        with self._lock:
+            if self.gave_up is None:
+                waited = format_duration(self.patience)
+                self.gave_up = (f"{not_answering(pause.since)}; the run stopped after waiting {waited} for it to "
+                                "answer again")
+        self.cancel.set()
+
+    def not_looked_up(self, cancelled: str = "Not looked up: the run was cancelled") -> str:
+        """The reason written for rows the run never reached."""
+        if self.fatal:
+            return f"Not looked up: the run stopped because authentication failed ({self.fatal})"
+        if self.gave_up:
+            return f"Not looked up: {self.gave_up}"
+        if self.stopped:
+            return cancelled
+        return "Not looked up"
 
 
 def run_lookups(
@@ -214,15 +346,36 @@ def run_lookups(
     the main pass (after ``repass_delay`` seconds, cut short by a cancel); it is then yielded
     with its final result. Tasks never started because of a cancel are not yielded: the caller
     knows its tasks and reports those as not looked up.
+
+    While Campaign Monitor is not answering (the client's breaker is open) a worker waits
+    with its address (:meth:`RunControl.wait_for_api`) and looks it up again when the API is
+    back; an address the run gave up on is not yielded either (not looked up, not failed).
     """
     held: list[tuple[T, BaseException]] = []
+    breaker = breaker_of(lookup)
 
     def one(task: T) -> LookupResult:
-        # run_many stops submitting on cancel, but tasks already queued in its window would
-        # still run: they end here instead, unstarted, so a cancel is prompt.
-        if control.cancel.is_set():
-            raise _NotStarted()
-        return lookup.lookup(email_of(task), control.cancel)
+        while True:
+            # run_many stops submitting on cancel, but tasks already queued in its window would
+            # still run: they end here instead, unstarted, so a cancel is prompt.
+            if control.cancel.is_set():
+                raise _NotStarted()
+            try:
+                result = lookup.lookup(email_of(task), control.cancel)
+            except CMError as exc:
+                if breaker is None or not is_outage(exc, breaker):
+                    raise
+            else:
+                control.api_answered()
+                return result
+            if not control.wait_for_api(breaker):
+                raise _NotStarted()
+
+    def outage_ended_it(err: BaseException) -> bool:
+        """The run stopped (out of patience, or cancelled) while the API was not answering: a
+        transport failure is the outage's, not the row's, so the row is "not looked up"."""
+        return isinstance(err, TransportError) and (
+            control.gave_up is not None or (breaker is not None and breaker.status().is_open))
 
     def judge(task: T, outcome_error: BaseException | None, result: LookupResult | None,
               final: bool) -> LookupResult | None:
@@ -236,9 +389,13 @@ def run_lookups(
                 control.fatal = outcome_error.reason
             control.cancel.set()
             return LookupResult(email=email, error=describe_failure(outcome_error, email))
-        if not final and repass and isinstance(outcome_error, TRANSIENT_ERRORS):
+        # Held for the re-pass: transient failures, and (even without re-pass) the failures that
+        # opened the breaker -- the outage's, so the address is tried again once it is over.
+        if not final and isinstance(outcome_error, TRANSIENT_ERRORS) and (repass or outage_ended_it(outcome_error)):
             held.append((task, outcome_error))
             return None
+        if control.stopped and outage_ended_it(outcome_error):
+            return None  # the run stopped during the outage: not looked up
         return LookupResult(email=email, error=describe_failure(outcome_error, email, repassed=final and repass))
 
     for o in run_many(one, tasks, max_workers=max_workers, cancel=control.cancel):
@@ -251,7 +408,8 @@ def run_lookups(
         control.cancel.wait(repass_delay)
     if control.stopped:
         for task, err in held:
-            yield task, LookupResult(email=email_of(task), error=describe_failure(err, email_of(task)))
+            if not outage_ended_it(err):
+                yield task, LookupResult(email=email_of(task), error=describe_failure(err, email_of(task)))
         return
     seen: set[int] = set()
     for o in run_many(lambda i: one(held[i][0]), range(len(held)), max_workers=max_workers,
@@ -262,7 +420,7 @@ def run_lookups(
             seen.add(o.item)
             yield task, res
     for i, (task, err) in enumerate(held):  # cancelled before the re-pass reached them: the first error stands
-        if i not in seen:
+        if i not in seen and not outage_ended_it(err):
             yield task, LookupResult(email=email_of(task), error=describe_failure(err, email_of(task)))
 
 
@@ -289,16 +447,30 @@ class Progress:
     elapsed: float
     rate: float  # addresses per second, recent
     eta: float | None  # seconds left, None while unknown
+    paused: Pause | None = None  # set while the run waits for Campaign Monitor to answer
 
     @property
     def fraction(self) -> float:
         return min(1.0, self.done / self.total) if self.total else 1.0
 
+    @property
+    def waiting(self) -> int:
+        """Addresses not looked up yet."""
+        return max(0, self.total - self.done)
+
+    def pause_message(self) -> str | None:
+        """"Campaign Monitor is not answering since 14:02 UTC — paused, 705 addresses waiting"."""
+        if self.paused is None or self.state not in (STATE_RUNNING, STATE_CANCELLING):
+            return None
+        return self.paused.message(self.waiting)
+
     def describe(self) -> str:
         parts = [f"{self.done:,} / {self.total:,} addresses"]
-        if self.rate > 0:
+        if self.paused is not None and self.state in (STATE_RUNNING, STATE_CANCELLING):
+            parts.append("paused: Campaign Monitor is not answering")
+        elif self.rate > 0:
             parts.append(f"{self.rate:.1f}/s")
-        if self.state in (STATE_RUNNING, STATE_CANCELLING) and self.done < self.total:
+        if self.paused is None and self.state in (STATE_RUNNING, STATE_CANCELLING) and self.done < self.total:
             parts.append(f"about {format_duration(self.eta)} left" if self.eta is not None else "estimating time left")
         if self.errors:
             parts.append(f"{self.errors:,} failed")
@@ -348,6 +520,7 @@ class JobSnapshot:
     fatal: str | None
     notes: tuple[str, ...]
     started_at: datetime
+    gave_up: str | None = None  # the run stopped because Campaign Monitor stayed silent too long
 
     @property
     def finished(self) -> bool:
@@ -356,6 +529,8 @@ class JobSnapshot:
     def not_run_reason(self) -> str:
         if self.fatal:
             return f"Not looked up: the run stopped because authentication failed ({self.fatal})"
+        if self.gave_up:
+            return f"Not looked up: {self.gave_up}"
         if self.state in (STATE_CANCELLED, STATE_CANCELLING):
             return "Not looked up: the run was cancelled"
         if self.state == STATE_FAILED:
@@ -376,6 +551,9 @@ class BulkJob:
         max_workers: int | None = None,
         repass: bool = True,
         repass_delay: float = 2.0,
+        patience: float | None = DEFAULT_PATIENCE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self.input = bulk_input
@@ -384,7 +562,7 @@ class BulkJob:
         self.max_workers = max_workers or max(1, client.limiter.max_in_flight)
         self.repass = repass
         self.repass_delay = repass_delay
-        self.control = RunControl()
+        self.control = RunControl(patience=patience, clock=clock, sleep=sleep)
         self.total = bulk_input.counts.valid
         self.created_at = datetime.now(timezone.utc)
         self._results: dict[str, LookupResult] = {}
@@ -442,7 +620,7 @@ class BulkJob:
                         self._errors += 1
                     done = len(self._results)
                 self._meter.record(done)
-            end_state = STATE_FAILED if self.control.fatal else (
+            end_state = STATE_FAILED if (self.control.fatal or self.control.gave_up) else (
                 STATE_CANCELLED if self.control.cancel.is_set() else STATE_DONE)
         except AuthenticationError as exc:
             self.control.fatal = exc.reason
@@ -463,7 +641,7 @@ class BulkJob:
         rate = self._meter.rate(done) if self._ended is None else (done / elapsed if elapsed > 0 else 0.0)
         left = self.total - done
         eta = (left / rate) if rate > 0 and left > 0 else (0.0 if left <= 0 else None)
-        return Progress(state, done, self.total, errors, elapsed, rate, eta)
+        return Progress(state, done, self.total, errors, elapsed, rate, eta, paused=self.control.pause)
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
@@ -473,7 +651,8 @@ class BulkJob:
             names = dict(self.lookup.list_names)
         return JobSnapshot(job_id=self.id, input=self.input, results=results, list_names=names,
                            with_activity=self.with_activity, state=state, fatal=self.control.fatal,
-                           notes=tuple(self.lookup.notes), started_at=self.created_at)
+                           notes=tuple(self.lookup.notes), started_at=self.created_at,
+                           gave_up=self.control.gave_up)
 
     def calls_made(self) -> int:
         """HTTP calls since the job was created (approximate when the client is shared)."""

@@ -2,8 +2,10 @@
 one (with the validator's reason), or a duplicate of an earlier row.
 
 Syntax only, through :func:`cmlib.emails.check` (email-validator without DNS), so the page and
-the CLI judge an address exactly as the Lookup page does. De-duplication is case-insensitive;
-the first spelling wins and later rows point back to it by row number.
+the CLI judge an address exactly as the Lookup page does: the same invisible characters dropped,
+the same reasons for markup, quoted or non-ASCII local parts, two addresses in one cell, and an
+internationalised domain looked up in its ASCII (IDNA) form. De-duplication is case-insensitive
+on that form; the first spelling wins and later rows point back to it by row number.
 """
 from __future__ import annotations
 

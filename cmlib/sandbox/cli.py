@@ -23,8 +23,32 @@ def _rate(text: str) -> float | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _port(text: str) -> int:
+    """A TCP port, checked here so a typo is a usage error, not a traceback from bind()."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port: use 1-65535, or 0 for any free port")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 <= value < float("inf")):  # also refuses nan and inf
+        raise argparse.ArgumentTypeError("must be a number, 0 or more")
+    return value
+
+
 def _share(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
@@ -42,13 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cmlib sandbox",
         description="Local Campaign Monitor v3.3 emulator with seeded demo data and fault knobs.",
     )
-    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port; default 8765)")
+    p.add_argument("--port", type=_port, default=8765, help="port on 127.0.0.1 (0 = any free port; default 8765)")
     p.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1"],
                    help="always 127.0.0.1: the demo keys must never be reachable from the network")
     p.add_argument("--seed", type=int, default=7, help="demo data seed (default 7)")
     p.add_argument("--now", type=_now, default=None, help="the data's 'now' (default: current time, to the minute)")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="fixed delay per request")
-    p.add_argument("--jitter-ms", type=float, default=0.0, help="extra random delay 0..N ms per request")
+    p.add_argument("--latency-ms", type=_non_negative, default=0.0, help="fixed delay per request")
+    p.add_argument("--jitter-ms", type=_non_negative, default=0.0, help="extra random delay 0..N ms per request")
     p.add_argument("--rate-limit", type=_rate, default=None, metavar="N/s",
                    help="requests per API key, e.g. 50/s or 3000/min; beyond it 429")
     p.add_argument("--no-rate-limit-headers", action="store_true",
@@ -56,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-rate", type=_share, default=0.0, help="share of requests answered 500 with an HTML body")
     p.add_argument("--malformed-rate", type=_share, default=0.0, help="share of 200s with truncated JSON")
     p.add_argument("--hang-rate", type=_share, default=0.0, help="share of requests held --hang-seconds first")
-    p.add_argument("--hang-seconds", type=float, default=30.0, help="how long a hung request is held (default 30)")
+    p.add_argument("--hang-seconds", type=_non_negative, default=30.0, help="how long a hung request is held (default 30)")
     p.add_argument("--fail-list", action="append", default=[], metavar="LIST_ID",
                    help="a list ID whose every request answers 500 (repeatable)")
     p.add_argument("--write-answer-fault", choices=["502", "hang"], default=None,
@@ -112,6 +136,9 @@ def main(argv: list[str] | None = None, *, stop: threading.Event | None = None, 
         sb.start()
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (OverflowError, ValueError) as exc:  # anything bind() refuses that _port let through
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     describe(sb, out)
     stop = stop or threading.Event()

@@ -151,3 +151,68 @@ def test_lookup_survives_a_visit_to_another_page(page, streamlit_app):
                                                                                  "fresh@example.com"]
     assert "anna%40example.com" in page.url or "anna@example.com" in page.url
     assert page.locator("textarea").input_value().split() == ["anna@example.com", "fresh@example.com"]
+
+
+def test_an_address_copied_from_a_tab_label_pastes_back(page, streamlit_app):
+    """Copy (real clipboard) the address a tab label shows, paste it into the lookup box: found.
+
+    The label needs its WORD JOINER against the mailto: autolink, and the copy carries it; the
+    lookup box drops invisible characters instead of refusing "unsafe characters: WORD JOINER".
+    """
+    from playwright.sync_api import expect
+
+    email = "ivan.work@example.org"
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=streamlit_app.url)
+    page.goto(f"{streamlit_app.url}/?email=anna%40example.com")
+    tabs = page.locator('[data-testid="stTabs"] [role="tab"]')
+    expect(tabs).to_have_count(1, timeout=60_000)
+    wait_for_app(page)
+    page.locator("textarea").fill(email)
+    page.get_by_role("button", name="Look up").click()
+    expect(tabs.first).to_contain_text("example.org", timeout=30_000)
+    wait_for_app(page)
+
+    label = tabs.first.locator('[data-testid="stMarkdownContainer"]')
+    copied = label.evaluate("""async (el) => {
+        const text = el.textContent;
+        const end = text.indexOf(" · ");
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        const range = document.createRange();
+        let node, offset = 0, started = false;
+        while ((node = walker.nextNode())) {
+            const len = node.textContent.length;
+            if (!started) { range.setStart(node, 0); started = true; }
+            if (offset + len >= end) { range.setEnd(node, end - offset); break; }
+            offset += len;
+        }
+        const sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        document.execCommand("copy");
+        sel.removeAllRanges();
+        return await navigator.clipboard.readText();
+    }""")
+    assert copied.replace(WJ, "") == email
+    assert WJ in copied  # what a person copies really carries the joiner
+
+    box = page.locator("textarea")
+    box.click()
+    box.press("Control+A")
+    box.press("Delete")
+    box.press("Control+V")
+    assert box.input_value() == copied
+    page.get_by_role("button", name="Look up").click()
+    wait_for_app(page)
+    main = page.locator('[data-testid="stMain"]')
+    expect(tabs).to_have_count(1)
+    expect(tabs.first).to_contain_text("example.org")
+    assert visible_text(tabs.first.inner_text()).startswith(f"{email} · ")
+    assert main.get_by_text("skipped").count() == 0
+    assert "WORD JOINER" not in main.inner_text()
+
+    # Text that is not an address needs no joiner: the freshness time and the list facts copy clean.
+    captions = page.locator('[role="tabpanel"]:visible [data-testid="stCaptionContainer"]')
+    expect(captions.first).to_be_visible()
+    texts = captions.evaluate_all("els => els.map(e => e.textContent)")
+    assert any(re.search(r"as of \d\d:\d\d:\d\d UTC", t) for t in texts)
+    assert not [t for t in texts if WJ in t and "@" not in t]

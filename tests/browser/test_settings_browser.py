@@ -1,0 +1,144 @@
+"""Issue 10 #1 and #12 in headless Chromium: the attack as it was reproduced, against a real server.
+
+The app runs with no admin password and a key an admin saved on the Settings page (no
+credentials in its environment). Another browser session opens Settings, leaves the key empty,
+points the API URL at a local HTTP server on another port and presses Test connection, then
+Save. That server records every request: it must never receive the saved key (nor anything).
+A metadata address and a 5,000-character URL get a sentence, never Streamlit's exception box.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import pytest
+import requests
+
+from cmlib.config import SettingsStore
+from tests.browser.conftest import ROOT, STARTUP_TIMEOUT, RunningApp, _free_port
+from tests.key_listener import Listener, start_listener, stop_listener
+from tests.sandbox_fixtures import make_sandbox
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def saved_key_app(chromium_executable, tmp_path_factory) -> Iterator[RunningApp]:
+    """``streamlit run app.py`` whose only credentials are the pair saved in its settings.json."""
+    tmp = tmp_path_factory.mktemp("settings-app")
+    log = tmp / "streamlit.log"
+    with make_sandbox() as sb:
+        data = tmp / "data"
+        SettingsStore(data / "settings.json").save_credentials(sb.client_api_key, sb.main_client_id, sb.base_url)
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
+        env.update(CM_DATA_DIR=str(data), CM_SECRETS_PATH=str(tmp / "no-secrets.toml"), CM_CACHE_BACKEND="memory",
+                   PYTHONUNBUFFERED="1")
+        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none"]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while True:  # polling the server's own health endpoint until it is up (startup, not a timing assert)
+                if proc.poll() is not None:
+                    pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+                try:
+                    if requests.get(f"{base}/_stcore/health", timeout=2).text.strip() == "ok":
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"streamlit not healthy after {STARTUP_TIMEOUT:.0f}s")
+                time.sleep(0.25)
+            yield RunningApp(url=base, sandbox=sb, log=log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    lst = start_listener()
+    try:
+        yield lst
+    finally:
+        stop_listener(lst)
+
+
+def wait_idle(page) -> None:
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=30_000,
+    )
+
+
+def _set_url(page, url: str) -> None:
+    field = page.get_by_role("textbox", name="API URL", exact=True)
+    if not field.is_visible():
+        page.get_by_text("API URL (advanced)").click()
+    field.fill(url)
+    field.press("Enter")
+    wait_idle(page)
+
+
+def _press(page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+    wait_idle(page)
+
+
+def test_another_session_cannot_send_the_saved_key_to_its_own_server(page, saved_key_app, listener,
+                                                                     screenshot_dir):
+    from playwright.sync_api import expect
+
+    key = saved_key_app.sandbox.client_api_key
+    page.goto(f"{saved_key_app.url}/settings")
+    expect(page.get_by_text("Using the credentials saved on this page")).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    assert page.get_by_role("textbox", name="API key").input_value() == ""  # the key field is left empty
+
+    _set_url(page, listener.base_url)
+    _press(page, "Test connection")
+    expect(page.get_by_text(re.compile("type the API key again"))).to_be_visible()
+    page.screenshot(path=str(screenshot_dir / "settings-key-stays-home-test.png"))
+    _press(page, "Save")
+    expect(page.get_by_text(re.compile(r"Not saved: .*only sent to the URL it was saved with"))).to_be_visible()
+
+    # the checks ran before either answer was drawn: had anything been sent, it would be here
+    assert listener.requests == [], listener.requests
+    assert not listener.received_key(key)
+    assert key not in page.content()
+    assert SettingsStore(saved_key_app.log.parent / "data" / "settings.json").load()["api_url"] == \
+        saved_key_app.sandbox.base_url
+
+
+def test_metadata_and_monster_urls_get_a_sentence_not_a_traceback(page, saved_key_app, screenshot_dir):
+    from playwright.sync_api import expect
+
+    page.goto(f"{saved_key_app.url}/settings")
+    expect(page.get_by_text("Using the credentials saved on this page")).to_be_visible(timeout=60_000)
+    wait_idle(page)
+
+    _set_url(page, "http://169.254.169.254/latest/meta-data/")
+    _press(page, "Test connection")
+    expect(page.get_by_text(re.compile("link-local / cloud metadata address"))).to_be_visible()
+
+    _set_url(page, "https://" + "a" * 5000 + "/api/v3.3")
+    _press(page, "Test connection")
+    expect(page.get_by_text(re.compile(r"The API URL is too long \(5,017 characters"))).to_be_visible()
+    _press(page, "Save")
+    expect(page.get_by_text(re.compile(r"Not saved: The API URL is too long"))).to_be_visible()
+    page.screenshot(path=str(screenshot_dir / "settings-long-url.png"))
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    assert "LocationParseError" not in page.content() and "Traceback" not in page.content()
