@@ -12,14 +12,15 @@ from typing import Any, Generic, Iterable, TypeVar
 
 T = TypeVar("T")
 
-ACTIVE = "Active"
-UNCONFIRMED = "Unconfirmed"
-UNSUBSCRIBED = "Unsubscribed"
-BOUNCED = "Bounced"
-DELETED = "Deleted"
-KNOWN_STATES = (ACTIVE, UNCONFIRMED, UNSUBSCRIBED, BOUNCED, DELETED)
-# States in which the person currently receives (or will, once confirmed) mail from the list.
-SUBSCRIBED_STATES = frozenset({ACTIVE, UNCONFIRMED})
+from .states import SUBSCRIBED_STATES as SUBSCRIBED_STATES  # re-exported: callers import states from models
+from .states import SubscriberState
+
+ACTIVE = SubscriberState.ACTIVE
+UNCONFIRMED = SubscriberState.UNCONFIRMED
+UNSUBSCRIBED = SubscriberState.UNSUBSCRIBED
+BOUNCED = SubscriberState.BOUNCED
+DELETED = SubscriberState.DELETED
+KNOWN_STATES = tuple(SubscriberState)
 
 ALL_CLIENT_LISTS = "AllClientLists"
 ONLY_THIS_LIST = "OnlyThisList"
