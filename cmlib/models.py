@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Iterable, TypeVar
 
-T = TypeVar("T")
-
 from .states import SUBSCRIBED_STATES as SUBSCRIBED_STATES  # re-exported: callers import states from models
 from .states import SubscriberState
+
+T = TypeVar("T")
 
 ACTIVE = SubscriberState.ACTIVE
 UNCONFIRMED = SubscriberState.UNCONFIRMED
