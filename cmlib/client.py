@@ -524,6 +524,17 @@ class CampaignMonitor:
         """Called with the lower-cased address whenever it is invalidated (in-memory caches above us)."""
         self._invalidation_listeners.append(fn)
 
+    def remove_invalidation_listener(self, fn: Callable[[str], None]) -> None:
+        """Undo :meth:`add_invalidation_listener` (a closed LookupService stops listening)."""
+        try:
+            self._invalidation_listeners.remove(fn)
+        except ValueError:
+            pass
+
+    @property
+    def invalidation_listener_count(self) -> int:
+        return len(self._invalidation_listeners)
+
     def clear_cache(self) -> None:
         cache_mod.clear(self.session)
         with self._stats_lock:

@@ -349,11 +349,30 @@ class LookupService:
         self.memo_ttl = float(memo_ttl)
         self._memo: dict[str, tuple[float, Profile]] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
         client.add_invalidation_listener(self._forget)
+
+    def close(self) -> None:
+        """Stop the pool and stop listening to the client; the owner (a Connection, a bulk run) calls it."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+            self._memo.clear()
+        self.client.remove_invalidation_listener(self._forget)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> LookupService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _executor(self) -> ThreadPoolExecutor:
         """A long-lived pool: starting 30 threads per lookup costs more than the lookup's CPU work."""
         with self._lock:
+            if self._closed:
+                raise RuntimeError("LookupService is closed")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="cm-lookup")
             return self._pool

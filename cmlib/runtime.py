@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,34 @@ class Connection:
     @property
     def is_demo(self) -> bool:
         return self.credentials.is_demo
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """A small pool for page-level fan-out (the dialog's snapshot, a background lookup).
+
+        Owned here, so no view starts threads of its own; separate from the lookup pool, whose
+        tasks must never wait on tasks queued behind them in the same pool.
+        """
+        pool = self.extra.get("executor")
+        if pool is None:
+            pool = self.extra["executor"] = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cm-conn")
+        return pool
+
+    def close(self) -> None:
+        """Release everything this connection owns: lookup service, pools, HTTP sessions."""
+        svc = self.extra.pop("lookup_service", None)
+        if svc is not None:
+            svc.close()
+        pool = self.extra.pop("executor", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def lookup_service(self, max_workers: int | None = None) -> LookupService:
         """One service per connection, so its in-memory profile memo is shared by every rerun."""
