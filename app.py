@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cmlib.errors import CMError
+from cmlib.errors import CMError, describe
 from ui.access import require_login
 from ui.connection import get_connection
 from ui.shell import resume_deep_link
@@ -28,7 +28,7 @@ pages = [
 ]
 
 nav = st.navigation(pages)
-resume_deep_link({Path(path).name: page for (path, *_), page in zip(PAGES, pages)})
+resume_deep_link({Path(path).name: page for (path, *_), page in zip(PAGES, pages, strict=True)})
 if not require_login():
     st.stop()
 
@@ -37,7 +37,7 @@ connection_error = None
 try:
     conn = get_connection()
 except CMError as err:  # e.g. a configured API URL that cannot be used at all
-    connection_error = f"Cannot connect to Campaign Monitor: {err.reason}"
+    connection_error = f"Cannot connect to Campaign Monitor: {describe(err)}"
 except OSError as err:  # the demo sandbox could not bind its loopback port
     connection_error = f"Cannot start the demo sandbox: {type(err).__name__}"
 render_sidebar(conn, connection_error)

@@ -134,7 +134,8 @@ def main(argv: list[str]) -> int:
     print(f"{'(a) warm rerun of the page (AppTest script time)':<52}{'< 150 ms':>12}{warm_ms:>9.0f} ms  "
           f"{verdict(warm_ms, RERUN_TARGET_MS)} (p90 {warm_p90:.0f} ms, {fetched_on_rerun} requests)")
     trips = (lambda v: f"{v / args.latency_ms:.1f} round trips") if args.latency_ms else (lambda v: "")
-    print(f"{'(b) cold lookup, lookup_many, app cache emptied':<52}{f'< {cold_target:.0f} ms':>12}{engine_ms:>9.0f} ms  "
+    print(f"{'(b) cold lookup, lookup_many, app cache emptied':<52}{f'< {cold_target:.0f} ms':>12}"
+          f"{engine_ms:>9.0f} ms  "
           f"{verdict(engine_ms, cold_target)} ({requests_per_lookup} requests, {trips(engine_ms)})")
     print(f"{'    same, client without any cache layer':<52}{f'< {cold_target:.0f} ms':>12}{bare_ms:>9.0f} ms  "
           f"{verdict(bare_ms, cold_target)} ({trips(bare_ms)})")

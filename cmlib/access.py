@@ -28,9 +28,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 from .config import load_secrets
 

@@ -9,28 +9,29 @@ Only what a reviewer needs is stored: who, when, which address and list, the sta
 requested action, the reason given and what happened. Never credentials: no field takes them,
 and :func:`AuditLog.record` refuses a row whose text contains a configured secret (the API key,
 the admin password, secrets.toml credentials). The same check, :func:`find_secrets`, runs on
-operator-supplied text *before* a change is sent (``cmlib.subscriptions.apply_plan``), so a key
+operator-supplied text *before* a change is sent (``cmlib.subscriptions.apply``), so a key
 pasted into a reason is refused up front instead of leaving a change without its audit row.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import os
 import sqlite3
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .config import data_dir, load_secrets
 from .spreadsheet import neutralise
 
 ENV_PATH = "CM_AUDIT_DB"
-
 
 
 class Outcome(StrEnum):
@@ -50,16 +51,7 @@ class Outcome(StrEnum):
     NOT_SENT = "not sent"  # never reached Campaign Monitor (API unreachable, another change in progress)
 
 
-# The historical names, kept because pages and tests import them.
-RESULT_DONE = Outcome.DONE
-RESULT_ALREADY = Outcome.ALREADY
-RESULT_QUEUED = Outcome.QUEUED
-RESULT_FAILED = Outcome.FAILED
-RESULT_CONFLICT = Outcome.CONFLICT
-RESULT_SENT = Outcome.SENT
-RESULT_UNKNOWN = Outcome.UNKNOWN
-RESULT_NOT_SENT = Outcome.NOT_SENT
-RESULTS = tuple(o.value for o in Outcome)
+RESULTS = tuple(o.value for o in Outcome)  # the Audit page's filter choices, as stored
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -82,11 +74,10 @@ CREATE INDEX IF NOT EXISTS audit_email ON audit(email);
 
 CSV_COLUMNS = ("at", "actor", "client_id", "email", "list_id", "list_name", "state_before", "action",
                "reason", "result")
-# Characters that make a spreadsheet treat a cell as a formula (or a DDE payload).
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def default_path() -> Path:
@@ -116,7 +107,7 @@ class AuditEntry:
         """The :class:`Outcome` value the result starts with (``done``, ``not sent``, …)."""
         text = self.result.strip().lower()
         for kind in sorted(RESULTS, key=len, reverse=True):
-            if text == kind or text.startswith(kind + ":") or text.startswith(kind + " "):
+            if text == kind or text.startswith((kind + ":", kind + " ")):
                 return kind
         return text.split(":", 1)[0].split(" ", 1)[0]
 
@@ -175,7 +166,7 @@ def api_key_secrets(api_key: str | None) -> tuple[Secret, ...]:
     """The key itself and the Basic header it travels in (a pasted ``Authorization:`` line)."""
     if not api_key:
         return ()
-    basic = base64.b64encode(f"{api_key}:x".encode("utf-8")).decode("ascii")
+    basic = base64.b64encode(f"{api_key}:x".encode()).decode("ascii")
     return (Secret("the API key", api_key), Secret("the API key (as an Authorization header)", basic))
 
 
@@ -220,9 +211,7 @@ def find_secrets(values: Mapping[str, object], secrets: Iterable[Secret | str]) 
     usable = [s for s in usable if s.value and len(s.value.strip()) >= MIN_SECRET_LENGTH]
     for name, value in values.items():
         text = "" if value is None else str(value)
-        for s in usable:
-            if s.value in text or s.value.strip() in text:
-                found.append(SecretFinding(name, s.label))
+        found.extend(SecretFinding(name, s.label) for s in usable if s.value in text or s.value.strip() in text)
     return found
 
 
@@ -251,10 +240,8 @@ class AuditLog:
                         con.commit()
                     finally:
                         con.close()
-                    try:
+                    with contextlib.suppress(OSError):  # e.g. a volume that does not keep modes
                         os.chmod(self.path, 0o600)
-                    except OSError:
-                        pass
                     self._ready = True
         con = sqlite3.connect(self.path, timeout=10)
         con.row_factory = sqlite3.Row
@@ -343,20 +330,6 @@ class AuditLog:
         con = self._connect()
         try:
             return [_entry(r) for r in con.execute(sql, args)]
-        finally:
-            con.close()
-
-    def actors(self) -> list[str]:
-        con = self._connect()
-        try:
-            return [r[0] for r in con.execute("SELECT DISTINCT actor FROM audit ORDER BY actor")]
-        finally:
-            con.close()
-
-    def list_names(self) -> list[str]:
-        con = self._connect()
-        try:
-            return [r[0] for r in con.execute("SELECT DISTINCT list_name FROM audit ORDER BY list_name")]
         finally:
             con.close()
 

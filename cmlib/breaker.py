@@ -30,10 +30,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Callable
 
 DEFAULT_THRESHOLD = 5
 DEFAULT_PROBE_INTERVAL = 10.0
@@ -49,7 +49,7 @@ def not_answering(since: datetime | None) -> str:
     """The one sentence every surface uses for an outage."""
     if since is None:
         return "Campaign Monitor is not answering"
-    return f"Campaign Monitor is not answering since {since.astimezone(timezone.utc):%H:%M} UTC"
+    return f"Campaign Monitor is not answering since {since.astimezone(UTC):%H:%M} UTC"
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class CircuitBreaker:
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
         *,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.threshold = max(1, int(threshold))
         self.probe_interval = max(0.0, float(probe_interval))

@@ -1,8 +1,9 @@
 """``python -m cmlib bulk IN.csv -o OUT.csv``: the Bulk page's lookup for files of any size.
 
-The same engine as the page (:mod:`cmlib.bulk`), streamed so memory stays flat: the input is
-read in chunks of rows, each chunk's lookups run on the shared bounded pool, and its rows are
-written in input order before the next chunk is read. Only one small entry per distinct
+The same run loop as the page (:class:`cmlib.bulk.engine.BulkRun`), on a client of its own with
+bulk options, streamed so memory stays flat: the input is read in chunks of rows, each chunk's
+lookups run on the shared bounded pool, and its rows are written in input order before the
+next chunk is read. Only one small entry per distinct
 address is kept (to fill in duplicates), never the rows or full results.
 
 Exit status: 0 when every row has a result (duplicates included), 3 when some rows ended in
@@ -24,39 +25,28 @@ import argparse
 import os
 import signal
 import sys
-import threading
 import time
-from dataclasses import dataclass
-from typing import Iterator, Sequence, TextIO
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from .logs import cli_logging
-from .bulk.csv_input import DELIMITER_NAMES, BulkInputError, FileInfo, inspect_file, iter_file_rows
-from .bulk.engine import (
-    BulkLookup,
-    LookupResult,
-    Pause,
-    RateMeter,
-    RunControl,
-    format_duration,
-    patience_from_env,
-    run_lookups,
-)
-from .bulk.export import open_csv_output
-from .bulk.matrix import (
-    STATUS_DUPLICATE,
-    STATUS_ERROR,
-    STATUS_INVALID,
-    STATUS_NOT_RUN,
-    STATUS_PARTIAL,
-    Layout,
-    RowOutcome,
-    resolve_row,
-)
-from .bulk.validate import ROW_VALID, InputRow, Validator, extra_column_names
+from .bulk.cli_output import ProgressLine, Tally, count_outcome
+from .bulk.control import Pause, RunControl, format_duration, patience_from_env
+from .bulk.engine import BULK_CONCURRENCY, BULK_RATE, BulkLookup, BulkRun, LookupResult, bulk_client_options
+from .bulk.export import CsvSink, open_csv_output
+from .bulk.matrix import Layout, resolve_row
+from .bulk.streaming import FileInfo, inspect_file, iter_file_rows
+from .bulk.table import DELIMITER_NAMES, BulkInputError
+from .bulk.validate import InputRow, Validator, extra_column_names
 from .errors import AuthenticationError, CMError
+from .logs import cli_logging
+from .retry import RetryPolicy
 
-DEFAULT_CONCURRENCY = 16
-DEFAULT_RATE = 25.0
+if TYPE_CHECKING:
+    from .runtime import Connection
+
+DEFAULT_CONCURRENCY = BULK_CONCURRENCY
+DEFAULT_RATE = BULK_RATE
 DEFAULT_CHUNK = 2000
 _DELIMS = {"input": None, "comma": ",", "semicolon": ";", "tab": "\t"}
 
@@ -129,87 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class ProgressLine:
-    """``\\r``-rewritten status on stderr: rows done/total, addresses per second, time left."""
-
-    def __init__(self, total: int, out: TextIO, enabled: bool = True) -> None:
-        self.total = total
-        self.out = out
-        self.enabled = enabled
-        self.tty = bool(getattr(out, "isatty", lambda: False)())
-        self.interval = 0.25 if self.tty else 2.0
-        self.meter = RateMeter()
-        self.lookups = 0
-        self.rows = 0
-        self._last = 0.0
-        self._width = 0
-        self._lock = threading.Lock()  # notes come from worker threads, updates from the main one
-
-    def update(self, rows: int, lookups: int, force: bool = False) -> None:
-        self.rows, self.lookups = rows, lookups
-        self.meter.record(rows)
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < self.interval:
-            return
-        with self._lock:
-            self._draw(now, rows, lookups)
-
-    def _draw(self, now: float, rows: int, lookups: int) -> None:
-        self._last = now
-        rate = self.meter.rate(rows)
-        elapsed = now - self.meter.started
-        lookup_rate = lookups / elapsed if elapsed > 0 else 0.0
-        left = self.total - rows
-        eta = format_duration(left / rate) if rate > 0 and left > 0 else ("0 s" if left <= 0 else "?")
-        text = (f"{rows:,}/{self.total:,} rows ({rows / self.total * 100 if self.total else 100:.0f}%)  "
-                f"{lookup_rate:.1f} addresses/s  ETA {eta}")
-        pad = max(0, self._width - len(text))
-        self._width = len(text)
-        self.out.write("\r" + text + " " * pad)
-        self.out.flush()
-
-    def finish(self) -> None:
-        with self._lock:
-            if self.enabled and self._width:
-                self.out.write("\n")
-                self.out.flush()
-                self._width = 0
-
-    def note(self, text: str) -> None:
-        """A line of its own on stderr, even with -q; the progress line is redrawn below it."""
-        with self._lock:
-            if self.enabled and self._width:
-                self.out.write("\r" + " " * self._width + "\r")
-                self._width = 0
-            self.out.write(text + "\n")
-            self.out.flush()
-
-
-@dataclass
-class Tally:
-    rows: int = 0
-    looked_up: int = 0
-    on_no_list: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    failed: int = 0
-    not_run: int = 0
-    partial: int = 0
-
-    @property
-    def errors(self) -> int:
-        return self.invalid + self.failed + self.not_run + self.partial
-
-
-class _Memo(dict):
+class _Memo(dict[str, LookupResult]):
     """Distinct address -> its result, compacted: membership-only results are shared objects
     (most addresses fall into a handful of membership patterns) and never hold the address."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._shared: dict[tuple, LookupResult] = {}
+        self._shared: dict[tuple[tuple[str, str], ...], LookupResult] = {}
 
     def keep(self, key: str, res: LookupResult) -> None:
         if res.ok and res.activity is None and res.warning is None:
@@ -236,108 +152,159 @@ def _err(msg: str) -> None:
     print(f"cmlib bulk: {msg}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class Tuning:
+    """Internal knobs, not options a user sets: ``retry`` replaces the client's retry policy and
+    ``repass_delay`` the pause before the final re-pass, so tests never sleep through real backoff."""
+
+    retry: RetryPolicy | None = None
+    repass_delay: float = 2.0
+
+
+def run(args: argparse.Namespace, tuning: Tuning = Tuning()) -> int:
     with cli_logging(args.verbose):
-        return _run(args)
+        return _run(args, tuning)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _inspect(args: argparse.Namespace) -> FileInfo | None:
+    """The input, checked before anything connects: None (said on stderr) when it is unusable."""
     try:
-        info: FileInfo = inspect_file(args.input, email_column=args.column)
+        info = inspect_file(args.input, email_column=args.column)
     except BulkInputError as exc:
         _err(str(exc))
-        return 2
+        return None
     det = info.detected
     if det.email_column is None:
         cols = ", ".join(repr(c) for c in det.columns)
         _err(f"no column with email addresses found in {args.input} (columns: {cols}); name it with --column")
-        return 2
+        return None
     if args.max_rows is not None and info.data_rows > args.max_rows:
         _err(f"{args.input} has {info.data_rows:,} rows; --max-rows is {args.max_rows:,}")
-        return 2
+        return None
     problem = output_problem(args.output, args.input)
     if problem:
         _err(problem)
-        return 2
+        return None
+    return info
 
-    from .client import ClientOptions
+
+@dataclass
+class _Writer:
+    """The CLI's side of the run loop: keeps one small entry per distinct address, counts
+    progress, and writes each chunk's rows in input order once the chunk is done."""
+
+    info: FileInfo
+    layout: Layout
+    sink: CsvSink
+    progress: ProgressLine
+    control: RunControl
+    memo: _Memo = field(default_factory=_Memo)
+    tally: Tally = field(default_factory=Tally)
+    lookups: int = 0
+    in_chunk: int = 0  # lookups finished in the chunk not written yet
+
+    def on_result(self, row: InputRow, res: LookupResult) -> None:
+        self.memo.keep(row.key or "", res)
+        self.lookups += 1
+        self.in_chunk += 1
+        self.progress.update(self.tally.rows + self.in_chunk, self.lookups)
+
+    def on_chunk(self, chunk: Sequence[InputRow]) -> None:
+        reason = self.control.not_looked_up("Not looked up: the run was cancelled (Ctrl-C)")
+        for r in chunk:
+            outcome = resolve_row(r, self.memo, reason)
+            self.sink.write(self.layout.cells(r, outcome))
+            count_outcome(self.tally, outcome)
+        self.in_chunk = 0
+        self.progress.update(self.tally.rows, self.lookups)
+        self.sink.flush()
+
+    def on_pause(self, pause: Pause) -> None:
+        waiting = max(0, self.info.data_rows - self.tally.rows - self.in_chunk)
+        self.progress.note(f"cmlib bulk: {pause.message(waiting, 'rows')}")
+
+    def on_resume(self) -> None:
+        self.progress.note("cmlib bulk: Campaign Monitor is answering again; the run continues")
+
+
+class _CtrlC:
+    """First Ctrl-C: stop gently (finish what is in flight, write every row); second: abort."""
+
+    def __init__(self, control: RunControl) -> None:
+        self.control = control
+        self.previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (tests calling main() from a worker)
+            self.previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.control.cancel.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _connect(args: argparse.Namespace, retry: RetryPolicy | None) -> Connection | None:
+    """The run's own client, with bulk options (None, said on stderr, when none can be made)."""
     from .runtime import connect
 
-    opts = ClientOptions(rate=args.rate, max_in_flight=args.concurrency, pool_size=max(32, args.concurrency))
     try:
-        conn = connect(cache=False, options=opts)
+        conn = connect(cache=False, options=bulk_client_options(args.rate, args.concurrency, retry))
     except CMError as exc:  # e.g. an API URL the key must not be sent to (cmlib.urls)
         _err(f"cannot connect: {exc.message}")
-        return 1
+        return None
     for note in conn.notes:  # e.g. "CM_API_URL is ignored: the saved key only goes to its own URL"
         _err(note)
+    return conn
+
+
+def _run(args: argparse.Namespace, tuning: Tuning) -> int:
+    info = _inspect(args)
+    if info is None:
+        return 2
+    conn = _connect(args, tuning.retry)
+    if conn is None:
+        return 1
+    with conn:
+        return _run_on(args, info, conn, tuning)
+
+
+def _run_on(args: argparse.Namespace, info: FileInfo, conn: Connection, tuning: Tuning) -> int:
+    det = info.detected
+    assert det.email_column is not None  # _inspect refused the file otherwise
     if not args.quiet:
         where = "the local demo sandbox (no credentials configured)" if conn.is_demo else conn.credentials.api_url
         print(f"Reading {args.input}: {det.describe()}; email column “{det.columns[det.email_column]}” "
               f"({det.email_column_reason}); {info.data_rows:,} rows. Looking up in {where}.", file=sys.stderr)
-    lookup = BulkLookup(conn.client, conn.client_id, with_activity=args.with_activity)
+    control = RunControl(patience=args.patience)
+    loop = BulkRun(BulkLookup(conn.client, conn.client_id, with_activity=args.with_activity), control,
+                   max_workers=args.concurrency, repass=not args.no_repass, repass_delay=tuning.repass_delay)
     calls_before = conn.client.calls_made
     try:
-        lookup.prepare()
+        loop.prepare()
     except AuthenticationError as exc:
         _err(f"authentication failed: {exc.reason}. Check CM_API_KEY / CM_CLIENT_ID.")
-        conn.client.close()
         return 1
-    for note in lookup.notes:
+    for note in loop.lookup.notes:
         _err(note)
 
-    layout = Layout(dict(lookup.list_names), extra_column_names(det), with_activity=args.with_activity,
+    layout = Layout(dict(loop.lookup.list_names), extra_column_names(det), with_activity=args.with_activity,
                     other_lists_column=True)
     delimiter = _DELIMS[args.output_delimiter] or det.delimiter
     progress = ProgressLine(info.data_rows, sys.stderr, enabled=not args.quiet)
-    tally = Tally()
-    in_chunk = 0
-
-    def on_pause(pause: Pause) -> None:
-        waiting = max(0, info.data_rows - tally.rows - in_chunk)
-        progress.note(f"cmlib bulk: {pause.message(waiting, 'rows')}")
-
-    def on_resume() -> None:
-        progress.note("cmlib bulk: Campaign Monitor is answering again; the run continues")
-
-    control = RunControl(patience=args.patience, on_pause=on_pause, on_resume=on_resume)
-    previous_handler = None
-
-    def on_sigint(signum, frame):  # first Ctrl-C: stop gently; second: the default (abort)
-        control.cancel.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    try:
-        previous_handler = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread (tests calling main() from a worker)
-        previous_handler = None
-
-    validator = Validator()
-    memo = _Memo()
     started = time.monotonic()
-    lookups_done = 0
-    fh = None
     try:
-        fh, sink = open_csv_output(args.output, layout.headers, delimiter)
-        rows = validator.iter_rows(iter_file_rows(info), det.email_column)
-        for chunk in _chunks(rows, args.chunk_size):
-            tasks = [r for r in chunk if r.status == ROW_VALID]
-            in_chunk = 0
-            if tasks and not control.stopped:
-                for row, res in run_lookups(lookup, tasks, lambda r: r.email or "", control=control,
-                                            max_workers=args.concurrency, repass=not args.no_repass):
-                    memo.keep(row.key or "", res)
-                    lookups_done += 1
-                    in_chunk += 1
-                    progress.update(tally.rows + in_chunk, lookups_done)
-            reason = control.not_looked_up("Not looked up: the run was cancelled (Ctrl-C)")
-            for r in chunk:
-                outcome = resolve_row(r, memo, reason)
-                sink.write(layout.cells(r, outcome))
-                _count(tally, outcome)
-            in_chunk = 0
-            progress.update(tally.rows, lookups_done)
-            sink.flush()
+        with _CtrlC(control), open_csv_output(args.output, layout.headers, delimiter) as sink:
+            writer = _Writer(info, layout, sink, progress, control)
+            control.on_pause, control.on_resume = writer.on_pause, writer.on_resume
+            rows = Validator().iter_rows(iter_file_rows(info), det.email_column)
+            loop.run(_chunks(rows, args.chunk_size), writer.on_result, writer.on_chunk)
     except OSError as exc:
         progress.finish()
         _err(f"could not write {args.output}: {exc.strerror or exc}")
@@ -346,22 +313,16 @@ def _run(args: argparse.Namespace) -> int:
         progress.finish()
         _err(f"lookup failed: {exc}")
         return 3
-    finally:
-        if fh is not None:
-            fh.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
-        conn.client.close()
-    progress.update(tally.rows, lookups_done, force=True)
+    tally = writer.tally
+    progress.update(tally.rows, writer.lookups, force=True)
     progress.finish()
-    elapsed = time.monotonic() - started
-    calls = conn.client.calls_made - calls_before
     if not args.quiet:
-        print(f"Wrote {tally.rows:,} rows to {args.output} in {format_duration(elapsed)}: "
+        print(f"Wrote {tally.rows:,} rows to {args.output} in {format_duration(time.monotonic() - started)}: "
               f"{tally.looked_up:,} addresses looked up ({tally.on_no_list:,} on no list), "
               f"{tally.duplicates:,} duplicate rows, {tally.invalid:,} invalid, {tally.failed:,} failed, "
               f"{tally.partial:,} with incomplete activity, {tally.not_run:,} not looked up; "
-              f"{calls:,} API calls; separator: {DELIMITER_NAMES.get(delimiter, delimiter)}.", file=sys.stderr)
+              f"{conn.client.calls_made - calls_before:,} API calls; "
+              f"separator: {DELIMITER_NAMES.get(delimiter, delimiter)}.", file=sys.stderr)
     if control.fatal:
         _err(f"the run stopped: authentication failed ({control.fatal})")
     elif control.gave_up:
@@ -387,34 +348,13 @@ def output_problem(output: str, input_path: str) -> str | None:
     return None
 
 
-def _count(t: Tally, outcome: RowOutcome) -> None:
-    t.rows += 1
-    s = outcome.status
-    if s == STATUS_DUPLICATE:
-        t.duplicates += 1
-        if outcome.result is None:  # its original failed or was not looked up
-            t.failed += 1
-    elif s == STATUS_INVALID:
-        t.invalid += 1
-    elif s == STATUS_ERROR:
-        t.failed += 1
-    elif s == STATUS_NOT_RUN:
-        t.not_run += 1
-    else:
-        t.looked_up += 1
-        if s == STATUS_PARTIAL:
-            t.partial += 1
-        if outcome.result is not None and not outcome.result.memberships:
-            t.on_no_list += 1
-
-
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], tuning: Tuning = Tuning()) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:
         return 0 if exc.code in (0, None) else 2
-    return run(args)
+    return run(args, tuning)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,10 @@ import hmac
 import os
 import re
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +144,83 @@ def emails_in_url(url: str) -> list[str]:
 
 
 SCAN_LIMIT = 5000
+
+# Endpoints whose URL names an address (``?email=``): what an address's invalidation drops.
+EMAIL_ENDPOINTS = ("listsforemail", "subscriber", "history")
+MAX_INDEXED_ADDRESSES = 10_000
+
+
+def email_horizon(settings: CacheSettings | None) -> float:
+    """How long an answer naming an address can be served from the cache (the longest expiry
+    of those endpoints, and the session's default for any other URL that names one)."""
+    if settings is None or not settings.enabled:
+        return 0.0
+    return float(max([60, *(settings.expiry.get(n, DEFAULT_EXPIRY.get(n, 60)) for n in EMAIL_ENDPOINTS)]))
+
+
+class EmailKeyIndex:
+    """Which cache keys hold answers about which address, so invalidating one address deletes
+    exactly those keys without scanning the cache.
+
+    Bounded, so it cannot grow by one entry per address ever looked up:
+
+    * by age: an address whose last answer was cached more than ``horizon`` seconds ago is
+      dropped -- its answers have expired, and requests-cache never serves an expired answer
+      (an expired entry is refetched, and the refetch is indexed again);
+    * by count: past ``max_addresses`` addresses, the least recently cached is dropped and its
+      keys are handed back to be deleted from the cache at once, so no answer the index
+      forgot can be served stale after a write.
+
+    Thread-safe; ``clock`` is monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, horizon: float, *, max_addresses: int = MAX_INDEXED_ADDRESSES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.horizon = max(0.0, float(horizon))
+        self.max_addresses = max(1, int(max_addresses))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: OrderedDict[str, tuple[float, set[str]]] = OrderedDict()  # oldest first
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
+    def add(self, email: str, key: str) -> list[str]:
+        """Index ``key`` under ``email``; returns keys that must be deleted from the cache now
+        (addresses pushed out by the count bound)."""
+        target = email.strip().lower()
+        now = self._clock()
+        evicted: list[str] = []
+        with self._lock:
+            entry = self._keys.pop(target, None)
+            keys = entry[1] if entry is not None else set()
+            keys.add(key)
+            self._keys[target] = (now, keys)
+            while self._keys:  # drop what has expired, oldest first
+                first = next(iter(self._keys.values()))
+                if now - first[0] <= self.horizon:
+                    break
+                self._keys.popitem(last=False)
+            while len(self._keys) > self.max_addresses:
+                evicted.extend(self._keys.popitem(last=False)[1][1])
+        return evicted
+
+    def pop(self, email: str) -> set[str]:
+        """The keys of ``email`` (which are forgotten here)."""
+        with self._lock:
+            entry = self._keys.pop(email.strip().lower(), None)
+        return entry[1] if entry is not None else set()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+def delete_keys(session: requests.Session, keys: list[str]) -> None:
+    cache = getattr(session, "cache", None)
+    if cache is not None and keys:
+        cache.delete(*keys)
 
 
 def invalidate_email(session: requests.Session, email: str, known_keys: set[str] | None = None) -> int:

@@ -12,8 +12,8 @@ import sys
 from typing import TextIO
 
 from .emails import parse_addresses
-from .logs import cli_logging
 from .errors import AuthenticationError, CMError
+from .logs import cli_logging
 from .lookup import Profile
 
 
@@ -106,10 +106,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.json:
         doc = [p.to_json() for p in profiles]
-        for bad in parsed.invalid:
-            doc.append({"email": bad.text, "lists": [], "campaigns": [], "activity": None,
-                        "errors": [{"where": "input", "list_id": None, "list_name": None,
-                                    "message": f"invalid address: {bad.reason}"}]})
+        doc += [{"email": bad.text, "lists": [], "campaigns": [], "activity": None,
+                 "errors": [{"where": "input", "list_id": None, "list_name": None,
+                             "message": f"invalid address: {bad.reason}"}]}
+                for bad in parsed.invalid]
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:

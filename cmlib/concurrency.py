@@ -1,19 +1,21 @@
 """Run many API calls on a bounded thread pool.
 
-The pool only bounds threads; the client's shared RateLimiter bounds requests per second and
-in flight, so whoever calls this (a lookup fanning out over lists, a bulk run over 100,000
-addresses) cannot exceed the API budget. Submission is windowed so memory stays flat however
-long the input is, and a cancel event stops promptly while keeping what finished.
+The pool only bounds threads; the client's limiter bounds requests in flight (its own cap) and
+per second (the credential's shared budget, :mod:`cmlib.ratelimit`), so whoever calls this (a
+lookup fanning out over lists, a bulk run over 100,000 addresses) cannot exceed the API budget.
+Submission is windowed so memory stays flat however long the input is, and a cancel event
+stops promptly while keeping what finished.
 Each task runs in a copy of the submitter's context (``contextvars``), so a deadline set around
-a lookup (:func:`cmlib.client.call_deadline`) also bounds the calls its workers make.
+a lookup (:func:`cmlib.deadline.call_deadline`) also bounds the calls its workers make.
 """
 from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterable, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -5,45 +5,56 @@
 3. what an admin saved on the Settings page (a 0600 JSON file in the data folder),
 4. nothing: demo mode on the local sandbox.
 
-Credentials are (key, URL) pairs: the first source with a key wins *whole*, and a key is only
-ever combined with the URL of its own source (or the official default when that source names
-none). A ``CM_API_URL`` in the environment therefore never redirects a key saved on the
-Settings page or written in secrets.toml: whoever can set an environment variable or type a URL
-must not be able to receive a key they never saw. The saved pair is recorded together, and
-:func:`choose_key` refuses to reuse the saved key for any other URL.
+Credentials are (key, URL) pairs per source: the first source with a key supplies the key and
+the URL *of that same source* (or the official default when that source names none); a key is
+never combined with another source's URL. A ``CM_API_URL`` in the environment therefore never
+redirects a key saved on the Settings page or written in secrets.toml: whoever can set an
+environment variable or type a URL must not be able to receive a key they never saw. The saved
+pair is recorded together, and :func:`choose_key` refuses to reuse the saved key for any other URL.
 
 Kept free of Streamlit so the CLI resolves credentials exactly as the app does.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .urls import display_url, normalize_api_url, require_api_url, same_api_url
 
 DEFAULT_API_URL = "https://api.createsend.com/api/v3.3"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-SOURCE_ENV = "environment"
-SOURCE_SECRETS = "secrets.toml"
-SOURCE_SETTINGS = "settings"
-SOURCE_DEMO = "demo"
+
+class CredentialSource(StrEnum):
+    """Where the credentials in use come from (the values are what older code and tests compare)."""
+
+    ENV = "environment"
+    SECRETS = "secrets.toml"
+    SETTINGS = "settings"
+    DEMO = "demo"
+
+
+# Aliases kept for callers not yet moved to the enum (cmlib/runtime.py imports SOURCE_DEMO).
+SOURCE_ENV = CredentialSource.ENV
+SOURCE_SECRETS = CredentialSource.SECRETS
+SOURCE_SETTINGS = CredentialSource.SETTINGS
+SOURCE_DEMO = CredentialSource.DEMO
 
 
 def data_dir() -> Path:
     """The app's writable folder (settings, cache, audit log). ``CM_DATA_DIR`` overrides it."""
     p = Path(os.environ.get("CM_DATA_DIR") or (PROJECT_ROOT / ".data"))
     p.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         os.chmod(p, 0o700)
-    except OSError:
-        pass
     return p
 
 
@@ -73,18 +84,19 @@ class Credentials:
     api_key: str = field(repr=False)
     client_id: str
     api_url: str = DEFAULT_API_URL
-    source: str = SOURCE_SETTINGS
+    source: CredentialSource = CredentialSource.SETTINGS
 
     @property
     def is_demo(self) -> bool:
-        return self.source == SOURCE_DEMO
+        return self.source == CredentialSource.DEMO
 
     @property
     def masked_key(self) -> str:
         return mask_key(self.api_key)
 
     def __repr__(self) -> str:  # never print the key, even in a traceback's locals
-        return f"Credentials(api_key={self.masked_key!r}, client_id={self.client_id!r}, api_url={self.api_url!r}, source={self.source!r})"
+        return (f"Credentials(api_key={self.masked_key!r}, client_id={self.client_id!r}, api_url={self.api_url!r}, "
+                f"source={str(self.source)!r})")
 
 
 class SettingsStore:
@@ -112,10 +124,8 @@ class SettingsStore:
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
 
     def update(self, **values: Any) -> dict[str, Any]:
@@ -149,7 +159,7 @@ class SettingsStore:
             api_key=_clean(saved.get("api_key")),
             client_id=_clean(saved.get("client_id")),
             api_url=_clean(saved.get("api_url")) or DEFAULT_API_URL,
-            source=SOURCE_SETTINGS,
+            source=CredentialSource.SETTINGS,
         )
 
 
@@ -162,10 +172,11 @@ def resolve_credentials(
     secrets: Mapping[str, Any] | None = None,
     store: SettingsStore | None = None,
 ) -> Credentials | None:
-    """The credentials to use, or None for demo mode. The first source with a key wins whole.
+    """The credentials to use, or None for demo mode: the key and URL pair of the first source with a key.
 
     A key only ever travels with its own source's URL (or the official default): the secrets
-    key never takes ``CM_API_URL``, nor does the key saved on the Settings page.
+    key never takes ``CM_API_URL``, nor does the key saved on the Settings page. Only the client
+    ID may come from a later source (``CM_CLIENT_ID`` beside a secrets.toml key), as it is no secret.
     """
     env = os.environ if env is None else env
     if _clean(env.get("CM_API_KEY")):
@@ -173,7 +184,7 @@ def resolve_credentials(
             api_key=_clean(env.get("CM_API_KEY")),
             client_id=_clean(env.get("CM_CLIENT_ID")),
             api_url=_clean(env.get("CM_API_URL")) or DEFAULT_API_URL,
-            source=SOURCE_ENV,
+            source=CredentialSource.ENV,
         )
     secrets = load_secrets() if secrets is None else secrets
     section = secrets.get("campaign_monitor") or {}
@@ -182,7 +193,7 @@ def resolve_credentials(
             api_key=_clean(section.get("api_key")),
             client_id=_clean(section.get("client_id")) or _clean(env.get("CM_CLIENT_ID")),
             api_url=_clean(section.get("api_url")) or DEFAULT_API_URL,
-            source=SOURCE_SECRETS,
+            source=CredentialSource.SECRETS,
         )
     return (store or SettingsStore()).saved_credentials()
 
@@ -195,11 +206,11 @@ def ignored_env_url(creds: Credentials | None, env: Mapping[str, str] | None = N
     """
     env = os.environ if env is None else env
     env_url = _clean(env.get("CM_API_URL"))
-    if creds is None or creds.source in (SOURCE_ENV, SOURCE_DEMO) or not env_url:
+    if creds is None or creds.source in (CredentialSource.ENV, CredentialSource.DEMO) or not env_url:
         return None
     if same_api_url(env_url, creds.api_url) or env_url == creds.api_url:
         return None
-    where = "saved on the Settings page" if creds.source == SOURCE_SETTINGS else "in secrets.toml"
+    where = "saved on the Settings page" if creds.source == CredentialSource.SETTINGS else "in secrets.toml"
     return (f"CM_API_URL ({display_url(env_url)}) is ignored: the API key {where} is only sent to its own URL "
             f"({display_url(creds.api_url)}). To use another server, set CM_API_KEY (and CM_CLIENT_ID) together "
             "with CM_API_URL.")
@@ -244,7 +255,8 @@ def choose_key(typed_key: str | None, api_url: str, saved: Credentials | None) -
         f"{display_url(api_url) or 'another URL'}, type the API key again."))
 
 
-def managed_by_environment(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> str | None:
+def managed_by_environment(env: Mapping[str, str] | None = None,
+                           secrets: Mapping[str, Any] | None = None) -> CredentialSource | None:
     """Which read-only source supplies the credentials (environment / secrets.toml), if any."""
     creds = resolve_credentials(env=env, secrets=secrets, store=SettingsStore(Path(os.devnull)))
     return creds.source if creds else None

@@ -16,7 +16,7 @@ import enum
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,10 +39,10 @@ from .urls import ApiUrlError, Resolver, check_api_url, display_url, system_reso
 log = logging.getLogger("cmlib.diagnostics")
 
 DEFAULT_TIMEOUT = 8.0
-TEST_RETRY = RetryPolicy(max_attempts=2, base_delay=0.3, max_delay=2.0, max_total_wait=4.0)
+CHECK_RETRY = RetryPolicy(max_attempts=2, base_delay=0.3, max_delay=2.0, max_total_wait=4.0)
 
 
-class Problem(str, enum.Enum):
+class Problem(enum.StrEnum):
     """What kind of thing is wrong (``NONE`` when nothing is)."""
 
     NONE = "ok"
@@ -142,14 +142,14 @@ def unexpected_failure(exc: BaseException, api_url: str = "") -> tuple[Problem, 
         "(expected e.g. https://api.createsend.com/api/v3.3) and try again.")
 
 
-def make_test_client(api_key: str, api_url: str, timeout: float = DEFAULT_TIMEOUT) -> CampaignMonitor:
+def make_check_client(api_key: str, api_url: str, timeout: float = DEFAULT_TIMEOUT) -> CampaignMonitor:
     """A throwaway client: no cache (a check must reach the API), short timeouts, one retry."""
-    opts = ClientOptions(connect_timeout=min(timeout, 5.0), read_timeout=timeout, retry=TEST_RETRY,
+    opts = ClientOptions(connect_timeout=min(timeout, 5.0), read_timeout=timeout, retry=CHECK_RETRY,
                          rate=None, max_in_flight=2, pool_size=2)
     return CampaignMonitor(api_key, api_url, options=opts, cache=None)
 
 
-def test_connection(
+def check_connection(
     api_key: str,
     client_id: str,
     api_url: str,
@@ -177,22 +177,20 @@ def test_connection(
     if not api_key:
         return ConnectionReport(False, Problem.MISSING_KEY, "Enter an API key first.")
     try:
-        cm = client or make_test_client(api_key, api_url, timeout)
+        cm = client or make_check_client(api_key, api_url, timeout)
     except CMError as err:
         problem, message = describe_error(err, api_url=api_url)
         return ConnectionReport(False, problem, message)
-    except Exception as exc:  # noqa: BLE001 - a check reports, it never raises
+    except Exception as exc:  # a check reports, it never raises
         return ConnectionReport(False, *unexpected_failure(exc, api_url))
     try:
         return _run_checks(cm, client_id, api_url)
-    except Exception as exc:  # noqa: BLE001 - e.g. urllib3's LocationParseError escaping requests
+    except Exception as exc:  # e.g. urllib3's LocationParseError escaping requests
         return ConnectionReport(False, *unexpected_failure(exc, api_url))
     finally:
         if client is None:
             cm.close()
 
-
-test_connection.__test__ = False  # not a pytest test, despite the name
 
 
 def _clients_or_none(cm: CampaignMonitor) -> tuple[ClientRef, ...] | None:
@@ -211,7 +209,8 @@ def _run_checks(cm: CampaignMonitor, client_id: str, api_url: str) -> Connection
         except CMError as err:
             problem, message = describe_error(err, api_url=api_url)
             if problem in (Problem.INVALID_KEY, Problem.BAD_AUTH_HEADER, Problem.AUTH_OTHER):
-                message += " (A client-level key may not be allowed to list clients: enter its client ID and test again.)"
+                message += (" (A client-level key may not be allowed to list clients: enter its client ID "
+                            "and test again.)")
             return ConnectionReport(False, problem, message, error_code=err.code)
         if not clients:
             return ConnectionReport(False, Problem.MISSING_CLIENT_ID,
@@ -304,7 +303,7 @@ class HealthReport:
     last_from_cache: bool = False
     rate_limit: RateLimitHeadroom | None = None
     client: ClientDetails | None = None
-    checked_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def mode(self) -> str:
@@ -328,7 +327,7 @@ def health(client: CampaignMonitor, client_id: str, *, is_demo: bool = False) ->
                             rate_limit=_headroom(client))
     try:
         details = client.client_details(client_id, fresh=True)
-    except Exception as err:  # noqa: BLE001 - the health panel reports, it never raises
+    except Exception as err:  # the health panel reports, it never raises
         if isinstance(err, CMError):
             problem, message = describe_error(err, client_id=client_id, api_url=client.base_url)
         else:

@@ -272,10 +272,7 @@ class ParsedInput:
 def parse_addresses(text: str | list[str] | tuple[str, ...]) -> ParsedInput:
     """Everything a person typed or linked: valid (first spelling kept), invalid with reasons,
     duplicates. A list (``?email=`` values, CLI arguments) is split value by value."""
-    if isinstance(text, str):
-        items = split_items(text)
-    else:
-        items = [it for v in text for it in split_items(v)]
+    items = split_items(text) if isinstance(text, str) else [it for v in text for it in split_items(v)]
     valid: list[Address] = []
     invalid: list[InvalidAddress] = []
     dupes: list[str] = []

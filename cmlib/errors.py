@@ -84,7 +84,7 @@ class TransportError(CMError):
     """No HTTP answer at all: timeout, refused or reset connection."""
 
 
-class TimeoutError(TransportError):  # noqa: A001 - deliberately mirrors httpx naming
+class TimeoutError(TransportError):  # deliberately mirrors httpx naming
     """Connect or read timeout."""
 
 
@@ -153,3 +153,17 @@ def error_for(status: int | None, code: int | None, message: str, **kw: Any) -> 
     if code is None:
         return UnexpectedResponseError(message, status=status, code=code, **kw)
     return APIError(message, status=status, code=code, **kw)
+
+
+def describe(exc: BaseException) -> str:
+    """The reason of any exception, in one short line a person can read.
+
+    A ``CMError`` gives its ``reason`` ("Code 203: Subscriber not in list"), without the endpoint
+    because the caller's message already names the email and the list. Anything else is a bug or
+    a local failure (disk, encoding): its class name and text, so support can tell them apart.
+    One place for this wording so the pages, the bulk run and the CLI all say it the same way.
+    """
+    if isinstance(exc, CMError):
+        return exc.reason
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .states import SUBSCRIBED_STATES as SUBSCRIBED_STATES  # re-exported: callers import states from models
 from .states import SubscriberState
@@ -60,7 +60,7 @@ class ClientRef:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, d: dict) -> "ClientRef":
+    def from_api(cls, d: dict) -> ClientRef:
         return cls(client_id=_s(d, "ClientID"), name=_s(d, "Name"), raw=d)
 
 
@@ -75,7 +75,7 @@ class ClientDetails:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, d: dict) -> "ClientDetails":
+    def from_api(cls, d: dict) -> ClientDetails:
         b = d.get("BasicDetails") or {}
         # Never keep the client's own ApiKey that this endpoint echoes back.
         safe = {k: v for k, v in d.items() if k != "ApiKey"}
@@ -97,7 +97,7 @@ class ListRef:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, d: dict) -> "ListRef":
+    def from_api(cls, d: dict) -> ListRef:
         return cls(list_id=_s(d, "ListID"), name=_s(d, "Name"), raw=d)
 
 
@@ -117,7 +117,7 @@ class ListDetail:
         return self.unsubscribe_setting == ALL_CLIENT_LISTS
 
     @classmethod
-    def from_api(cls, d: dict) -> "ListDetail":
+    def from_api(cls, d: dict) -> ListDetail:
         return cls(
             list_id=_s(d, "ListID"),
             title=_s(d, "Title"),
@@ -140,7 +140,7 @@ class ListMembership:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, d: dict) -> "ListMembership":
+    def from_api(cls, d: dict) -> ListMembership:
         return cls(
             list_id=_s(d, "ListID"),
             list_name=_s(d, "ListName"),
@@ -171,7 +171,7 @@ class SubscriberDetail:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, d: dict) -> "SubscriberDetail":
+    def from_api(cls, d: dict) -> SubscriberDetail:
         fields_ = tuple(
             CustomField(key=_s(f, "Key"), value=_s(f, "Value"))
             for f in (d.get("CustomFields") or [])
@@ -200,7 +200,7 @@ class HistoryAction:
     detail: str = ""  # the URL for a Click
 
     @classmethod
-    def from_api(cls, d: dict) -> "HistoryAction":
+    def from_api(cls, d: dict) -> HistoryAction:
         return cls(
             event=_s(d, "Event"),
             date=parse_date(d.get("Date")),
@@ -228,7 +228,7 @@ class HistoryItem:
         return sum(1 for a in self.actions if a.event.lower() == "click")
 
     @classmethod
-    def from_api(cls, d: dict) -> "HistoryItem":
+    def from_api(cls, d: dict) -> HistoryItem:
         return cls(
             id=_s(d, "ID"),
             type=_s(d, "Type"),
@@ -253,7 +253,7 @@ class Campaign:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, d: dict) -> "Campaign":
+    def from_api(cls, d: dict) -> Campaign:
         tr = d.get("TotalRecipients")
         return cls(
             campaign_id=_s(d, "CampaignID"),
@@ -278,7 +278,7 @@ class SuppressedAddress:
     state: str = "Suppressed"
 
     @classmethod
-    def from_api(cls, d: dict) -> "SuppressedAddress":
+    def from_api(cls, d: dict) -> SuppressedAddress:
         return cls(
             email=_s(d, "EmailAddress"),
             reason=_s(d, "SuppressionReason"),
@@ -305,7 +305,7 @@ class Page(Generic[T]):
         return self.page_number < self.number_of_pages
 
     @classmethod
-    def from_api(cls, d: dict, item: Any) -> "Page":
+    def from_api(cls, d: dict, item: Any) -> Page:
         def _i(k: str) -> int:
             try:
                 return int(d.get(k) or 0)
@@ -330,12 +330,3 @@ def parse_list(data: Any, item: Any) -> list:
         return []
     return [item(d) for d in data if isinstance(d, dict)]
 
-
-def dedupe(values: Iterable[T]) -> list[T]:
-    seen: set = set()
-    out = []
-    for v in values:
-        if v not in seen:
-            seen.add(v)
-            out.append(v)
-    return out

@@ -8,21 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from .lookup import Activity, ListStatus, Profile
-from .models import ACTIVE, BOUNCED, DELETED, UNCONFIRMED, UNSUBSCRIBED
-
-# The words a support lead uses, in the order they matter to them.
-STATE_WORDS: dict[str, str] = {
-    ACTIVE: "active",
-    UNCONFIRMED: "pending",
-    UNSUBSCRIBED: "unsubscribed",
-    BOUNCED: "bounced",
-    DELETED: "deleted",
-}
+from .states import STATE_STYLES, SubscriberState, state_word
 
 COL_SUBJECT = "Subject"
 COL_SENT = "Sent"
@@ -33,14 +24,18 @@ CAMPAIGN_COLUMNS = (COL_SUBJECT, COL_SENT, COL_OPENED, COL_CLICKED, COL_WEB)
 
 
 def state_summary(profile: Profile) -> str:
-    """A few words for the tab label: ``"3 active"``, ``"2 active, 2 unsubscribed"``, ``"on no list"``."""
+    """A few words for the tab label: ``"3 subscribed"``, ``"2 subscribed, 1 pending"``, ``"on no list"``.
+
+    The words and their order come from :data:`cmlib.states.STATE_STYLES`, so the tab says what the
+    badges, the matrix and the exports say; a state the API invents later is shown by its own name.
+    """
     if profile.failed:
         return "lookup failed"
     if not profile.lists:
         return "on no list"
     counts = profile.state_counts()
-    parts = [f"{counts[s]} {word}" for s, word in STATE_WORDS.items() if counts.get(s)]
-    parts += [f"{n} {(s or 'unknown').lower()}" for s, n in counts.items() if s not in STATE_WORDS]
+    parts = [f"{counts[s]} {style.word}" for s, style in STATE_STYLES.items() if counts.get(s)]
+    parts += [f"{n} {(s or 'unknown').lower()}" for s, n in counts.items() if s not in STATE_STYLES]
     return ", ".join(parts)
 
 
@@ -51,7 +46,7 @@ def format_when(value: datetime | None) -> str:
 
 def as_of(fetched_at: datetime) -> str:
     """Freshness line: ``"as of 14:32:05 UTC"``."""
-    utc = fetched_at.astimezone(timezone.utc) if fetched_at.tzinfo else fetched_at
+    utc = fetched_at.astimezone(UTC) if fetched_at.tzinfo else fetched_at
     return f"as of {utc:%H:%M:%S} UTC"
 
 
@@ -76,9 +71,8 @@ def state_reason(status: ListStatus) -> str | None:
     """Why an unsubscribe or bounce happened, or a plain note that the history does not say."""
     if status.reason is not None:
         return status.reason.describe()
-    if status.state in (UNSUBSCRIBED, BOUNCED):
-        word = STATE_WORDS[status.state]
-        return (f"{word}: no matching event in the email history (done via the API, an import "
+    if status.state in (SubscriberState.UNSUBSCRIBED, SubscriberState.BOUNCED):
+        return (f"{state_word(status.state)}: no matching event in the email history (done via the API, an import "
                 "or the Campaign Monitor app)")
     return None
 

@@ -9,8 +9,8 @@ per call would only hide the outage; the breaker's probe finds out when it is ba
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .errors import ApiUnavailableError, CMError, RateLimitedError, ServerError, TransportError, UnexpectedResponseError
 

@@ -5,8 +5,10 @@ thing in both: start the local sandbox in the background and use its demo client
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +16,8 @@ from typing import Any
 from .cache import DEFAULT_EXPIRY, CacheSettings
 from .client import CampaignMonitor, ClientOptions
 from .config import SOURCE_DEMO, Credentials, SettingsStore, ignored_env_url, resolve_credentials
-from .lookup import LookupService
+from .errors import ConfigurationError
+from .lookup import CLOSED_REASON, LookupService
 from .urls import require_api_url
 
 log = logging.getLogger("cmlib.runtime")
@@ -39,19 +42,33 @@ def cache_settings(store: SettingsStore | None = None) -> CacheSettings:
     expiry = dict(DEFAULT_EXPIRY)
     for k, v in (saved.get("cache_expiry") or {}).items():
         if k in expiry:
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 expiry[k] = max(0, int(v))
-            except (TypeError, ValueError):
-                pass
     return CacheSettings(enabled=backend != "off", backend=backend if backend != "off" else "sqlite", expiry=expiry)
+
+
+CONNECTION_WORKERS = 32
+"""Threads of a connection's page-level pool at most; started on demand, so an idle app has none."""
 
 
 @dataclass
 class Connection:
+    """A client with everything built on it for one credential: the owner of their lifetimes.
+
+    The app keeps one per credential (ui/connection.py) and closes it when it drops it; the CLI
+    and a bulk run open their own (``with connect(...) as conn``). ``close()`` releases the
+    lookup service, the page-level pool and the HTTP session; the credential's rate budget and
+    breaker are shared with other connections and stay. Work already running when it closes
+    finishes; anything started on a closed connection raises a
+    :class:`~cmlib.errors.ConfigurationError` that says to try again.
+    """
+
     client: CampaignMonitor
     credentials: Credentials
     extra: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # things a CLI should tell its user (e.g. "CM_API_URL is ignored")
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _closed: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def client_id(self) -> str:
@@ -62,25 +79,40 @@ class Connection:
         return self.credentials.is_demo
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError(CLOSED_REASON)
+
+    @property
     def executor(self) -> ThreadPoolExecutor:
         """A small pool for page-level fan-out (the dialog's snapshot, a background lookup).
 
         Owned here, so no view starts threads of its own; separate from the lookup pool, whose
         tasks must never wait on tasks queued behind them in the same pool.
         """
-        pool = self.extra.get("executor")
-        if pool is None:
-            pool = self.extra["executor"] = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cm-conn")
-        return pool
+        with self._lock:
+            self._require_open()
+            pool = self.extra.get("executor")
+            if pool is None:
+                pool = self.extra["executor"] = ThreadPoolExecutor(max_workers=CONNECTION_WORKERS,
+                                                                   thread_name_prefix="cm-conn")
+            return pool
 
     def close(self) -> None:
-        """Release everything this connection owns: lookup service, pools, HTTP sessions."""
-        svc = self.extra.pop("lookup_service", None)
+        """Release everything this connection owns: lookup service, pools, HTTP session. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            svc = self.extra.pop("lookup_service", None)
+            pool = self.extra.pop("executor", None)
         if svc is not None:
             svc.close()
-        pool = self.extra.pop("executor", None)
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=False)  # queued page tasks still run (and fail politely); never block the closer
         self.client.close()
 
     def __enter__(self) -> Connection:
@@ -91,18 +123,20 @@ class Connection:
 
     def lookup_service(self, max_workers: int | None = None) -> LookupService:
         """One service per connection, so its in-memory profile memo is shared by every rerun."""
-        svc = self.extra.get("lookup_service")
-        if svc is None:
-            svc = self.extra["lookup_service"] = LookupService(self.client, self.client_id)
-        if max_workers:
-            svc.max_workers = max_workers
-        return svc
+        with self._lock:
+            self._require_open()
+            svc = self.extra.get("lookup_service")
+            if svc is None:
+                svc = self.extra["lookup_service"] = LookupService(self.client, self.client_id)
+            if max_workers:
+                svc.max_workers = max_workers
+            return svc
 
 
 def connect(
     credentials: Credentials | None = None,
     *,
-    cache: CacheSettings | None | bool = True,
+    cache: CacheSettings | bool | None = True,
     options: ClientOptions | None = None,
     store: SettingsStore | None = None,
 ) -> Connection:
@@ -128,7 +162,8 @@ def connect(
     else:
         cache_cfg = cache
     # Interactive defaults: a lookup's fan-out (a few dozen calls) goes out at once, then
-    # requests are spaced; a bulk run passes its own options.
+    # requests are spaced. A bulk run passes its own options (its own in-flight cap, retries,
+    # timeouts) and shares the credential's rate budget with this client (cmlib.ratelimit).
     opts = options or ClientOptions(rate=20.0, max_in_flight=32, burst=40)
     client = CampaignMonitor(creds.api_key, creds.api_url, options=opts, cache=cache_cfg)
     return Connection(client=client, credentials=creds, notes=notes)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError

@@ -3,7 +3,7 @@
 Campaign Monitor has no idempotency keys. Two operators (two browser sessions of one Streamlit
 process, or two threads of a bulk job) who untick the same list of the same address within a
 few milliseconds would both re-read "Active", both send the unsubscribe and both report
-"done". :func:`cmlib.subscriptions.apply_plan` therefore holds a lock for
+"done". :func:`cmlib.subscriptions.apply.apply_plan` therefore holds a lock for
 ``(client id, address)`` around "re-read, decide, write, read back"; whoever comes second
 re-reads the state the first one produced and reports "already so" without sending anything.
 
@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 DEFAULT_WAIT_SECONDS = 90.0  # longer than one write plus its read-back at the client's timeouts
 
@@ -43,7 +44,7 @@ class WriteKey:
     @property
     def token(self) -> str:
         """A stable name for a shared store: no address in clear."""
-        digest = hashlib.sha256(f"{self.client_id}\0{self.email}".encode("utf-8")).hexdigest()
+        digest = hashlib.sha256(f"{self.client_id}\0{self.email}".encode()).hexdigest()
         return f"cm-write:{digest}"
 
 

@@ -6,17 +6,17 @@ dataframe and a CSV, never into markdown.
 """
 from __future__ import annotations
 
-from ui.shell import ensure_shell
-
-ensure_shell(__file__)
-
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
 
 from cmlib.audit import RESULTS, AuditFilter, AuditLog, table_rows, to_csv_bytes
+from cmlib.errors import describe
+from ui.shell import ensure_shell
 from ui.text import md_escape
+
+ensure_shell(__file__)  # before anything is drawn (the imports above draw nothing)
 
 ANY = "any"
 
@@ -43,7 +43,7 @@ with st.container(border=True):
     list_text = c2.text_input("List name or ID contains", key="audit_list")
     actor = c3.text_input("Who contains", key="audit_actor")
     c4, c5, c6 = st.columns(3)
-    result = c4.selectbox("Result", (ANY,) + RESULTS, key="audit_result")
+    result = c4.selectbox("Result", (ANY, *RESULTS), key="audit_result")
     since = c5.date_input("From (UTC)", value=None, key="audit_since")
     until = c6.date_input("To (UTC)", value=None, key="audit_until")
 
@@ -54,8 +54,8 @@ flt = AuditFilter(email_contains=email or "", list_text=list_text or "", actor=a
                   result="" if result == ANY else result, since=since, until=until)
 try:
     entries = log.query(flt)
-except Exception as exc:  # noqa: BLE001 - a broken or unreadable database must not crash the app
-    st.error(md_escape(f"The audit log at {log.path} cannot be read: {type(exc).__name__}: {exc}"))
+except Exception as exc:  # a broken or unreadable database must not crash the app
+    st.error(md_escape(f"The audit log at {log.path} cannot be read: {describe(exc)}"))
     st.stop()
 
 if not entries:
@@ -65,6 +65,6 @@ else:
     st.caption(f"{len(entries)} row{'s' if len(entries) != 1 else ''}, newest first"
                + (" (the first 10,000; narrow the filters to see older rows)" if len(entries) >= flt.limit else ""))
     st.dataframe(pd.DataFrame(table_rows(entries)), hide_index=True, key="audit_table")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     st.download_button("Download CSV", data=to_csv_bytes(entries), file_name=f"audit-{stamp}.csv",
                        mime="text/csv", icon=":material/download:", key="audit_download", on_click="ignore")

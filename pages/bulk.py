@@ -1,8 +1,7 @@
 """Bulk lookup: which of these addresses are subscribed, and to what. Logic in ui/bulk_view.py
 (rendering) and cmlib/bulk (reading, validation, the run, the matrix, the exports)."""
+from ui.bulk_view import render_bulk_page
 from ui.shell import ensure_shell
 
-ensure_shell(__file__)
-from ui.bulk_view import render_bulk_page
-
+ensure_shell(__file__)  # before anything is drawn (the imports above draw nothing)
 render_bulk_page()

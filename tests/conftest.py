@@ -1,9 +1,11 @@
 """Shared fixtures: an isolated data folder and clean environment for every test."""
 from __future__ import annotations
 
-import os
-
 import pytest
+
+# The sandbox fixtures (sandbox, cm, raw, createsend_auth, app_env) for every test module, without
+# a re-import in each one (a re-import shadows the fixture parameter and hides real mistakes).
+pytest_plugins = ["tests.sandbox_fixtures"]
 
 _CM_VARS = ("CM_API_KEY", "CM_CLIENT_ID", "CM_API_URL", "CM_ADMIN_PASSWORD", "CM_CACHE_BACKEND", "CM_AUDIT_DB",
             "CM_BULK_MAX_MB", "CM_BULK_MAX_ROWS")
@@ -18,18 +20,21 @@ def _isolated_env(tmp_path, monkeypatch):
     data.mkdir()
     monkeypatch.setenv("CM_DATA_DIR", str(data))
     monkeypatch.setenv("CM_SECRETS_PATH", str(tmp_path / "no-secrets.toml"))
-    yield
 
 
 @pytest.fixture(autouse=True)
 def _fresh_circuit_breakers():
-    """Breakers are per credential and process-wide: a sandbox of a later test may reuse the
-    port (and the demo keys) of one an earlier test put down."""
+    """Breakers and rate budgets are per credential and process-wide: a sandbox of a later test
+    may reuse the port (and the demo keys) of one an earlier test put down, and a test must not
+    inherit an earlier test's pacing."""
     from cmlib.breaker import reset_breakers
+    from cmlib.ratelimit import reset_rate_budgets
 
     reset_breakers()
+    reset_rate_budgets()
     yield
     reset_breakers()
+    reset_rate_budgets()
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +46,4 @@ def _clear_streamlit_caches():
         st.cache_resource.clear()
     except Exception:
         pass
-    yield
 
-
-from tests.sandbox_fixtures import app_env, cm, createsend_auth, raw, sandbox  # noqa: E402,F401  (fixtures)

@@ -1,14 +1,16 @@
 """Shared pytest fixtures for tests that talk to the local Campaign Monitor sandbox.
 
-tests/conftest.py makes the fixtures available to every test module. Every ``sandbox`` is a fresh, started Sandbox on a free loopback
-port with seed 7 and a pinned "now", so data and dates are identical on every run; building
-one is cheap after the first (the seeded world is cached and only subscriber rows are copied).
+tests/conftest.py loads this module as a pytest plugin, so the fixtures reach every test module
+without a re-import. Every ``sandbox`` is a fresh, started Sandbox on a free loopback port with
+seed 7 and a pinned "now", so data and dates are identical on every run; building one is cheap
+after the first (the seeded world is cached and only subscriber rows are copied).
 """
 from __future__ import annotations
 
 import http.client
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests

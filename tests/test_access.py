@@ -96,7 +96,7 @@ def test_shared_gate_is_one_per_password_process_wide():
 
 
 def test_empty_password_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-empty password"):
         AdminGate("")
 
 
@@ -132,7 +132,8 @@ def test_shared_source_gets_free_misses_then_doubling_waits_up_to_a_cap():
     assert [gate.check("x", SHARED).tries_left for _ in range(2)] == [2, 1]
     third = gate.check("x", SHARED)
     assert third.status == access.WRONG and third.seconds_left == 1
-    assert third.message == "Wrong admin password. Wait 1 more second before the next try (tries slow down after repeated misses)."
+    assert third.message == ("Wrong admin password. Wait 1 more second before the next try "
+                             "(tries slow down after repeated misses).")
     waits = []
     for _ in range(5):
         now = gate.status(SHARED)
@@ -166,7 +167,8 @@ def test_a_slowed_source_is_told_how_long_to_wait():
     gate = AdminGate("pw", clock=clock, shared_free_misses=1, slowdown_base=4)
     gate.check("x", SHARED)
     clock.now += 1.5
-    assert gate.check("x", SHARED).message == "Too many wrong passwords recently: wait 3 more seconds before the next try."
+    assert gate.check("x", SHARED).message == ("Too many wrong passwords recently: wait 3 more seconds "
+                                               "before the next try.")
 
 
 def test_one_shared_source_does_not_slow_another():

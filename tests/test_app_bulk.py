@@ -3,16 +3,16 @@ reruns and reloads that keep the run, limits and unusable files."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cmlib.bulk.engine import BulkJob
+from cmlib import runtime
+from cmlib.bulk.engine import BULK_CONCURRENCY
+from cmlib.bulk.jobs import BulkJob
 from cmlib.sandbox import VIP_LIST_NAME
 from tests.sandbox_fixtures import point_app_at
-from ui.text import WORD_JOINER
 from ui.bulk_view import (
     CANCEL_KEY,
     CLEAR_KEY,
@@ -26,6 +26,7 @@ from ui.bulk_view import (
     UPLOAD_KEY,
     registry,
 )
+from ui.text import WORD_JOINER
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "bulk.py")
 PASTE = "anna@example.com\nivan.work@example.org\nnot-an-address\nANNA@example.com\nvip@example.com\nnobody@example.com"
@@ -98,17 +99,19 @@ def test_paste_run_shows_counts_summary_chart_and_matrix(app_env):
     run(at)
     m = metrics(at)
     assert m["Looked up"] == "4" and m["On no list"] == "1" and m["Failed"] == "0" and m["Not looked up"] == "0"
-    summary = frame(at, "Active")
-    assert summary.loc["Newsletter", "Active"] == 2  # anna and vip (the duplicate counts once)
-    assert summary.loc["Newsletter", "Unsubscribed"] == 1
-    assert summary.loc[VIP_LIST_NAME, "Active"] == 1
+    summary = frame(at, "subscribed")  # the words of the whole app (cmlib.states), not the API's
+    assert list(summary.columns[:5]) == ["subscribed", "unsubscribed", "pending", "bounced", "deleted"]
+    assert summary.loc["Newsletter", "subscribed"] == 2  # anna and vip (the duplicate counts once)
+    assert summary.loc["Newsletter", "unsubscribed"] == 1
+    assert summary.loc[VIP_LIST_NAME, "subscribed"] == 1
     assert at.get("vega_lite_chart"), "the stacked bar chart is drawn"
     matrix = frame(at, "On no list").set_index("Row")
     assert list(matrix.index) == [1, 2, 3, 4, 5, 6]
-    assert matrix.loc[1, "Newsletter"] == "Active" and matrix.loc[2, "Newsletter"] == "Unsubscribed"
+    assert matrix.loc[1, "Newsletter"] == "subscribed" and matrix.loc[2, "Newsletter"] == "unsubscribed"
+    assert matrix.loc[1, "Newsletter (API state)"] == "Active"  # in the data (downloads), for machines
     assert matrix.loc[3, "Status"] == "invalid" and matrix.loc[3, "Error"].startswith("Invalid address")
-    assert matrix.loc[4, "Status"] == "duplicate" and matrix.loc[4, "Newsletter"] == "Active"
-    assert matrix.loc[5, VIP_LIST_NAME] == "Active"  # the hostile list name is a column header, as data
+    assert matrix.loc[4, "Status"] == "duplicate" and matrix.loc[4, "Newsletter"] == "subscribed"
+    assert matrix.loc[5, VIP_LIST_NAME] == "subscribed"  # the hostile list name is a column header, as data
     assert matrix.loc[6, "On no list"] == "yes"
     assert len(at.get("download_button")) == 2
     assert "<img" not in all_markdown(at, raw=True) and "**VIP**" not in all_markdown(at, raw=True)
@@ -120,7 +123,9 @@ def test_filter_by_state_narrows_the_matrix(app_env):
     run(at)
     start_and_finish(at)
     run(at)
-    at.multiselect(key=FILTER_STATES_KEY).set_value(["Unsubscribed"])
+    states = at.multiselect(key=FILTER_STATES_KEY)
+    assert states.options[:2] == ["subscribed", "unsubscribed"]
+    states.set_value(["unsubscribed"])
     run(at)
     matrix = frame(at, "On no list")
     assert list(matrix["Email"]) == ["ivan.work@example.org"]
@@ -135,13 +140,13 @@ def test_upload_cp1251_semicolon_file_keeps_the_other_columns(app_env):
     at.file_uploader(key=UPLOAD_KEY).upload("event.csv", data.encode("cp1251"), "text/csv")
     run(at)
     assert "Windows-1251" in all_markdown(at) and "semicolon" in all_markdown(at)
-    assert [s for s in at.selectbox if s.label == "Email column"][0].value == 1
+    assert next(s for s in at.selectbox if s.label == "Email column").value == 1
     assert metrics(at)["Valid addresses"] == "2"
     start_and_finish(at)
     run(at)
     matrix = frame(at, "On no list").set_index("Row")
     assert matrix.loc[2, "Имя"] == "Анна" and matrix.loc[3, "Город"] == "Казань"
-    assert matrix.loc[2, "Newsletter"] == "Active" and matrix.loc[3, "On no list"] == "yes"
+    assert matrix.loc[2, "Newsletter"] == "subscribed" and matrix.loc[3, "On no list"] == "yes"
 
 
 def test_file_without_an_email_column_asks_which_column(app_env):
@@ -151,7 +156,7 @@ def test_file_without_an_email_column_asks_which_column(app_env):
     at.file_uploader(key=UPLOAD_KEY).upload("names.csv", b"Name,Contact\nIvan,ivan at example\nAnna,anna\n")
     run(at)
     assert any("No column with email addresses" in unescape(w.value) for w in at.warning)
-    box = [s for s in at.selectbox if s.label == "Email column"][0]
+    box = next(s for s in at.selectbox if s.label == "Email column")
     assert box.value is None and not at.metric
     box.set_value(1)
     run(at)
@@ -191,9 +196,7 @@ def _slow_run(app_env, n=150):
     at.button(key=START_KEY).click()
     run(at)
     job = job_of(at)
-    deadline = time.monotonic() + 20
-    while job.progress().done < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert job.wait(lambda p: p.done >= 3, timeout=30)
     return at, job, emails
 
 
@@ -266,8 +269,9 @@ def _outage_env(app_env, monkeypatch):
     real_connect = runtime.connect
 
     def connect(credentials=None, **kw):
-        kw.setdefault("options", ClientOptions(retry=NO_RETRY, rate=None, max_in_flight=4, read_timeout=5.0,
-                                               breaker_threshold=2, breaker_probe_interval=3600))
+        # the page's client and each run's own client alike
+        kw["options"] = ClientOptions(retry=NO_RETRY, rate=None, max_in_flight=4, read_timeout=5.0,
+                                      breaker_threshold=2, breaker_probe_interval=3600)
         return real_connect(credentials, **kw)
 
     monkeypatch.setattr(runtime, "connect", connect)
@@ -283,10 +287,7 @@ def test_the_page_warns_while_a_run_is_paused_by_an_outage(app_env, monkeypatch)
     at.button(key=START_KEY).click()
     run(at)
     job = job_of(at)
-    deadline = time.monotonic() + 20
-    while job.progress().paused is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert job.progress().paused is not None
+    assert job.wait(lambda p: p.paused is not None, timeout=30)
     run(at)
     warnings = [unescape(w.value) for w in at.warning]
     paused = [w for w in warnings if w.startswith("Campaign Monitor is not answering since ")]
@@ -321,14 +322,35 @@ def test_a_run_that_runs_out_of_patience_says_so_and_marks_the_rest_not_looked_u
 
 
 def test_show_results_so_far_redraws_the_results_while_running(app_env):
-    at, job, emails = _slow_run(app_env)
+    at, job, _emails = _slow_run(app_env)
     before = len(job.snapshot().results)
-    deadline = time.monotonic() + 20
-    while len(job.snapshot().results) < before + 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert job.wait(lambda p: p.done >= before + 3, timeout=30)
     at.button(key=REFRESH_KEY).click()
     run(at)
     shown = (frame(at, "On no list")["Status"] == "ok").sum()
     assert shown >= before + 3
     job.cancel()
     job.join(10)
+
+
+def test_a_run_uses_a_client_of_its_own_and_closes_it_when_it_ends(app_env, monkeypatch):
+    """Not the interactive client (20 requests/s, burst 40) the Lookup page uses: its own, with
+    bulk options, released when the run is over."""
+    made = []
+    real_connect = runtime.connect
+
+    def connect(credentials=None, **kw):
+        conn = real_connect(credentials, **kw)
+        made.append(conn)
+        return conn
+
+    monkeypatch.setattr(runtime, "connect", connect)
+    at = page()
+    at.text_area(key=PASTE_KEY).input(PASTE)
+    run(at)
+    job = start_and_finish(at)
+    [own] = [c for c in made if c.client is job.lookup.client]
+    assert own.client.options.max_in_flight == BULK_CONCURRENCY
+    assert own.closed and not any(c.closed for c in made if c is not own)
+    run(at)
+    assert metrics(at)["Looked up"] == "4"

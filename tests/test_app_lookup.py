@@ -12,6 +12,7 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from cmlib.sandbox import DEMO_CUSTOMERS, VIP_LIST_NAME
+from ui.state import LOOKUP_REFRESH
 from ui.text import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +151,7 @@ def test_case_on_lists_never_mailed_shows_lists_only(app_env):
     assert subheaders(tab) == ["Lists", "Campaigns"]
     assert [shown(i.value) for i in tab.info] == ["No campaigns received yet."]
     assert not tab.dataframe and not tab.metric
-    assert shown(tab.label) == f"{email} · 1 active, 1 pending"
+    assert shown(tab.label) == f"{email} · 1 subscribed, 1 pending"
 
 
 def test_case_with_campaigns_shows_all_three_sections(app_env):
@@ -159,7 +160,7 @@ def test_case_with_campaigns_shows_all_three_sections(app_env):
     at = lookup(query=email)
     [tab] = at.tabs
     states = expected_states(sb, email)
-    assert shown(tab.label) == f"{email} · {len(states)} active"
+    assert shown(tab.label) == f"{email} · {len(states)} subscribed"
     assert subheaders(tab) == ["Lists", "Campaigns", "Activity"]
     assert badges(tab) == [BADGE[s] for _, s in states]
     [frame] = tab.dataframe
@@ -185,7 +186,7 @@ def test_three_addresses_from_a_deep_link(app_env):
         if received(sb, email):
             assert frame_rows(tab.dataframe[0].value) == expected_rows(sb, email)
             assert metrics(tab) == expected_metrics(sb, email)
-    assert summaries == {"ivan@example.com": "4 active", "ivan.work@example.org": "2 active, 2 unsubscribed",
+    assert summaries == {"ivan@example.com": "4 subscribed", "ivan.work@example.org": "2 subscribed, 2 unsubscribed",
                          "ivan.old@example.com": "3 bounced, 1 deleted"}
     # unsubscribes and bounces say why
     # Newsletter: the Unsubscribe event of its campaign. Events Moscow changed at another time
@@ -199,7 +200,7 @@ def test_three_addresses_from_a_deep_link(app_env):
 
 
 def test_tab_labels_are_text_not_mailto_links(app_env):
-    at = lookup(query=list(DEMO_CUSTOMERS["three_addresses"]) + ["maria+news@example.com"])
+    at = lookup(query=[*DEMO_CUSTOMERS["three_addresses"], "maria+news@example.com"])
     for tab in at.tabs:
         node = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", tab.label)  # what the autolinker sees
         assert not EMAIL_AUTOLINK.search(node), tab.label
@@ -259,7 +260,7 @@ def test_unknown_state_is_shown_as_is_in_a_neutral_colour(app_env):
     assert badges(tab)[0] == ("blue", "Spam :red[x] <b>")
     raw = next(m.value for m in tab.markdown if m.value.startswith(":blue-badge["))
     assert ":red[" not in raw and "<b>" not in raw
-    assert shown(tab.label).endswith("2 active, 1 spam :red[x] <b>")
+    assert shown(tab.label).endswith("2 subscribed, 1 spam :red[x] <b>")
 
 
 # --------------------------------------------------------------------------- input handling
@@ -320,20 +321,20 @@ def test_reruns_do_not_refetch_and_refresh_fetches_one_address(app_env):
     after = at.session_state["lookup.results"].profiles
     assert after["fresh@example.com"].fetched_at == before["fresh@example.com"].fetched_at
     assert after["anna@example.com"].fetched_at > before["anna@example.com"].fetched_at
-    assert shown(tab_for(at, "anna@example.com").label).endswith("active, 1 unsubscribed")
+    assert shown(tab_for(at, "anna@example.com").label).endswith("subscribed, 1 unsubscribed")
 
 
 def test_a_change_made_in_the_subscription_editor_is_refetched(app_env):
-    """ui.subscriptions adds changed addresses to session_state["lookup_refresh"]."""
+    """The subscription dialog asks for a refetch through ui.state's one refresh channel."""
     sb = app_env
     at = lookup(query=["anna@example.com", "fresh@example.com"])
     offers = sb.data.list_by_name(sb.main_client_id, "Offers").list_id
     sb.data.set_state(offers, "anna@example.com", "Unsubscribed")
-    at.session_state["lookup_refresh"] = {"ANNA@example.com", "someone.else@example.com"}
+    at.session_state[LOOKUP_REFRESH] = ["ANNA@example.com", "someone.else@example.com"]
     at.run()
     assert not at.exception
     assert BADGE["Unsubscribed"] in badges(tab_for(at, "anna@example.com"))
-    assert at.session_state["lookup_refresh"] == {"someone.else@example.com"}
+    assert at.session_state[LOOKUP_REFRESH] == ["someone.else@example.com"]  # kept for a view that shows it
 
 
 def test_freshness_is_shown_in_utc(app_env):
@@ -386,7 +387,7 @@ def test_rate_limited_lookup_shows_a_friendly_retry(app_env):
     retry[0].click().run()
     assert not at.exception
     assert not at.warning
-    assert shown(at.tabs[0].label) == "anna@example.com · 3 active"
+    assert shown(at.tabs[0].label) == "anna@example.com · 3 subscribed"
 
 
 # --------------------------------------------------------------------------- app shell

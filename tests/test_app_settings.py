@@ -91,7 +91,7 @@ def test_test_connection_success_names_company_country_timezone_and_lists(sandbo
     assert info.country in success and info.time_zone in success
     assert f"{n_lists} lists" in success
     table = at.dataframe[0].value
-    assert dict(zip(table["Detail"], table["Value"]))["Lists"] == str(n_lists)
+    assert dict(zip(table["Detail"], table["Value"], strict=True))["Lists"] == str(n_lists)
     assert not SettingsStore().load()  # testing saves nothing
 
 
@@ -154,7 +154,8 @@ def _all_strings(at: AppTest) -> list[str]:
             if v is None:
                 continue
             out.append(str(v))
-        for child in getattr(node, "children", {}).values() if isinstance(getattr(node, "children", None), dict) else []:
+        children = getattr(node, "children", None)
+        for child in children.values() if isinstance(children, dict) else []:
             walk(child)
 
     walk(at._tree)
@@ -225,7 +226,7 @@ def test_forget_credentials_asks_then_removes_them(sandbox):
     assert "demo data" in " ".join(texts(at.info))
 
 
-# ---------------------------------------------------------------------------- the saved key stays home (issue 10 #1, #12)
+# ------------------------------------------------------------------ the saved key stays home (issue 10 #1, #12)
 
 
 @pytest.fixture
@@ -277,7 +278,7 @@ def test_the_saved_key_still_works_for_its_own_url_however_it_is_spelt(sandbox):
     assert "Connected to" in " ".join(texts(at.success))
 
 
-@pytest.mark.parametrize("url,fragment", [
+@pytest.mark.parametrize(("url", "fragment"), [
     ("http://169.254.169.254/latest/meta-data", "link-local / cloud metadata address"),
     ("http://[fe80::1]:80/api/v3.3", "link-local / cloud metadata address"),
     ("https://metadata.google.internal/computeMetadata/v1", "link-local / cloud metadata address"),

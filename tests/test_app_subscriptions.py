@@ -9,10 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cmlib.audit import AuditLog
+from ui.state import APPLIED_PLANS, LOOKUP_REFRESH, SUBSCRIPTION_DIALOG
 from ui.subscriptions import (
-    APPLIED_TOKENS,
-    DIALOG_FLAG,
-    LOOKUP_REFRESH,
     apply_key,
     button_key,
     checkbox_key,
@@ -42,7 +40,7 @@ def open_dialog(email: str, *, flag: bool = True) -> AppTest:
     at = AppTest.from_file(HARNESS, default_timeout=30)
     at.session_state["harness_emails"] = [email]
     if flag:
-        at.session_state[DIALOG_FLAG] = email
+        at.session_state[SUBSCRIPTION_DIALOG] = email
     at.run()
     assert not at.exception, at.exception
     return at
@@ -101,11 +99,31 @@ def test_button_opens_dialog_with_fresh_snapshot(sb):
     assert state_key(ANNA) not in at.session_state
     sb.reset_counts()
     click(at, button_key("open", ANNA))
-    assert at.session_state[DIALOG_FLAG] == ANNA
+    assert at.session_state[SUBSCRIPTION_DIALOG] == ANNA
     assert sb.request_counts["listsforemail"] >= 1  # read fresh at open, not from the lookup's cache
     assert ticks(at, sb, ANNA) == {
         "Newsletter": True, "Product updates": False, "Webinars": True, "Offers": True, "Events Moscow": False,
         "Partners": False, "Beta testers": False, "<img src=x onerror=alert(1)> **VIP** :red[x]": False}
+
+
+def test_every_opening_reads_on_the_connections_own_pool(sb, monkeypatch):
+    """No pool per opening: the dialog reads on ``Connection.executor``, the same pool each time."""
+    import ui.subscriptions as dialog
+
+    used = []
+    real = dialog.read_for_editing
+
+    def recording(client, client_id, email, *, executor=None):
+        used.append(executor)
+        return real(client, client_id, email, executor=executor)
+
+    monkeypatch.setattr(dialog, "read_for_editing", recording)
+    at = open_dialog(ANNA)
+    click(at, button_key("close", ANNA))
+    click(at, button_key("open", ANNA))
+    assert ticks(at, sb, ANNA)["Webinars"] is True
+    assert len(used) == 2 and used[0] is used[1]
+    assert used[0]._thread_name_prefix == "cm-conn"  # the pool Connection owns (and closes)
 
 
 def test_address_on_no_list_gets_the_quick_subscribe_button(sb):
@@ -125,7 +143,7 @@ def test_list_names_are_escaped_in_labels(sb):
 def test_close_forgets_the_dialog(sb):
     at = open_dialog(ANNA)
     click(at, button_key("close", ANNA))
-    assert DIALOG_FLAG not in at.session_state and state_key(ANNA) not in at.session_state
+    assert SUBSCRIPTION_DIALOG not in at.session_state and state_key(ANNA) not in at.session_state
 
 
 # ----------------------------------------------------------------------------- reset & no-op
@@ -196,7 +214,7 @@ def test_subscribe_shows_plan_then_applies_once_and_refreshes_lookup(sb):
     report = editor(at, ANNA).report
     assert [(r.list_name, r.status) for r in report.results] == [("Beta testers", "done")]
     assert "Applied." in texts(at.success)
-    assert p.token in at.session_state[APPLIED_TOKENS]
+    assert p.token in at.session_state[APPLIED_PLANS]
     # the dialog now starts from the new state, and the lookup refetched the address fresh
     assert plan(at, ANNA) is None and box(at, sb, ANNA, "Beta testers").value is True
     assert ANNA not in at.session_state[LOOKUP_REFRESH]
@@ -220,7 +238,7 @@ def test_an_applied_plan_token_is_never_applied_again(sb):
     token = plan(at, ANNA).token
     assert not apply_button(at, ANNA).disabled
     sb.reset_counts()
-    at.session_state[APPLIED_TOKENS] = {token}  # as if the first click already went through
+    at.session_state[APPLIED_PLANS] = {token}  # as if the first click already went through
     at.run()
     assert apply_button(at, ANNA).disabled
     assert writes(sb) == (0, 0) and audit_rows() == []
@@ -329,7 +347,7 @@ def test_conflict_writes_nothing_and_shows_what_changed(sb):
     click(at, apply_key(p.token))
     assert writes(sb) == (0, 0)
     err = texts(at.error)
-    assert "Nothing was written" in err and "Newsletter: Active → Unsubscribed" in err
+    assert "Nothing was written" in err and "Newsletter: subscribed → unsubscribed" in err
     ed = editor(at, ANNA)
     assert ed.plan is None and ed.gen > gen
     assert box(at, sb, ANNA, "Newsletter").value is False  # the form shows the new truth
@@ -406,7 +424,7 @@ def test_write_applied_but_answer_lost_is_reported_done_by_the_read_back(sb):
     click(at, apply_key(plan(at, ANNA).token))
     assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Unsubscribed"
     assert "Applied." in texts(at.success)
-    assert "Webinars — unsubscribe: done (Active → Unsubscribed): confirmed by the read-back" in texts(at.success)
+    assert "Webinars — unsubscribe: done (subscribed → unsubscribed): confirmed by the read-back" in texts(at.success)
     assert "failed" not in texts(at.error)
     [row] = audit_rows()
     assert row.result.startswith("done: confirmed by the read-back")
@@ -428,7 +446,7 @@ def test_api_down_at_apply_keeps_the_dialog_open_and_audits_not_sent(sb):
     assert writes(sb) == (0, 0)
     assert sb.request_counts["listsforemail"] <= 2 and sb.requests_served <= 2
     # the dialog is still open, on the same address, and says nothing was written, and which lists
-    assert at.session_state[DIALOG_FLAG] == ANNA
+    assert at.session_state[SUBSCRIPTION_DIALOG] == ANNA
     err = texts(at.error)
     assert "Nothing was written for anna@example.com: Campaign Monitor could not be reached" in err
     assert "Not sent: unsubscribe on Webinars; subscribe on Beta testers." in err
@@ -483,11 +501,11 @@ def test_lost_answer_with_failed_read_back_says_unknown_and_what_to_check(sb, mo
 
     monkeypatch.setattr(CampaignMonitor, "unsubscribe", unsubscribe_then_die)
     click(at, apply_key(plan(at, ANNA).token))
-    assert at.session_state[DIALOG_FLAG] == ANNA
+    assert at.session_state[SUBSCRIPTION_DIALOG] == ANNA
     warning = texts(at.warning)
     assert "Unknown outcome: the answer to 1 change was lost" in warning
     assert "Webinars — unsubscribe: UNKNOWN whether it happened" in warning
-    assert "check Webinars for anna@example.com" in warning and "if it still shows Active" in warning
+    assert "check Webinars for anna@example.com" in warning and "if it still shows subscribed" in warning
     assert "failed" not in texts(at.error).lower()
     [row] = audit_rows()
     assert row.result.startswith("unknown: the connection dropped before an answer came back")
@@ -495,8 +513,8 @@ def test_lost_answer_with_failed_read_back_says_unknown_and_what_to_check(sb, mo
     sb.set_faults(down=False)
     sb.reset_counts()
     at.run()
-    assert sb.request_counts["listsforemail"] == 0 and at.session_state[DIALOG_FLAG] == ANNA
+    assert sb.request_counts["listsforemail"] == 0 and at.session_state[SUBSCRIPTION_DIALOG] == ANNA
     click(at, button_key("close", ANNA))
-    assert DIALOG_FLAG not in at.session_state
+    assert SUBSCRIPTION_DIALOG not in at.session_state
     assert sb.request_counts["listsforemail"] >= 1  # refetched fresh now
     assert ":red-badge[unsubscribed]" not in texts(at.tabs[0].markdown)  # down: the change never applied

@@ -3,12 +3,13 @@ Campaign Monitor is not answering, probe, resume; never trip on HTTP answers (42
 broken JSON); one breaker per credential; an interactive deadline across retries."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
 import responses
 
+from cmlib import breaker as breaker_mod
 from cmlib.breaker import (
     BreakerState,
     CircuitBreaker,
@@ -16,7 +17,6 @@ from cmlib.breaker import (
     credential_fingerprint,
     not_answering,
 )
-from cmlib import breaker as breaker_mod
 from cmlib.client import CampaignMonitor, ClientOptions, call_deadline
 from cmlib.errors import ApiUnavailableError, ServerError, TimeoutError, TransportError, UnexpectedResponseError
 from cmlib.retry import NO_RETRY, RetryPolicy
@@ -24,7 +24,7 @@ from cmlib.retry import NO_RETRY, RetryPolicy
 BASE = "https://api.test/api/v3.3"
 KEY = "sekret-api-key-1234"
 CID = "4a397ccaaa55eb4e6aa1221e1e2d7122"
-DOWN_AT = datetime(2025, 6, 2, 14, 2, 30, tzinfo=timezone.utc)
+DOWN_AT = datetime(2025, 6, 2, 14, 2, 30, tzinfo=UTC)
 
 
 class FakeClock:
@@ -213,10 +213,10 @@ def test_timeouts_count_as_failures(fc):
 
 @responses.activate
 @pytest.mark.parametrize("answer", [
-    dict(status=429, json={"Code": 429, "Message": "Rate limit exceeded"}, headers={"X-RateLimit-Reset": "1"}),
-    dict(status=500, body="<html><body>Internal Server Error</body></html>", content_type="text/html"),
-    dict(status=502, body="<html>Bad gateway</html>", content_type="text/html"),
-    dict(status=200, body='{"broken": ', content_type="application/json"),
+    {"status": 429, "json": {"Code": 429, "Message": "Rate limit exceeded"}, "headers": {"X-RateLimit-Reset": "1"}},
+    {"status": 500, "body": "<html><body>Internal Server Error</body></html>", "content_type": "text/html"},
+    {"status": 502, "body": "<html>Bad gateway</html>", "content_type": "text/html"},
+    {"status": 200, "body": '{"broken": ', "content_type": "application/json"},
 ], ids=["429", "html-500", "html-502", "malformed"])
 def test_http_answers_never_trip_it(fc, answer):
     c = client(fc, retry=RetryPolicy(max_attempts=3, base_delay=0.01, rate_limit_fallback=0.01))
@@ -263,7 +263,7 @@ class HangingSession(requests.Session):
         self.fc = fc
         self.timeouts: list[float] = []
 
-    def request(self, method, url, timeout=None, **kw):  # type: ignore[override]
+    def request(self, method, url, timeout=None, **kw):  # type: ignore[override]  # a fake: records timeouts only
         self.timeouts.append(timeout[1])
         self.fc.advance(timeout[1])
         raise requests.exceptions.ReadTimeout("no answer")
@@ -275,9 +275,8 @@ def test_a_deadline_bounds_every_retry_and_says_why(fc):
                         cache=None, session=session, sleep=fc.sleep, clock=fc, rng=lambda: 0.5,
                         breaker=breaker(fc, threshold=100))
     start = fc()
-    with call_deadline(25, clock=fc):
-        with pytest.raises(TimeoutError) as exc:
-            c.clients()
+    with call_deadline(25, clock=fc), pytest.raises(TimeoutError) as exc:
+        c.clients()
     assert fc() - start <= 25.0
     assert session.timeouts[0] == 20.0 and session.timeouts[-1] < 20.0  # the last try gets what is left
     assert exc.value.reason.startswith("no answer within the 25 s allowed (read timeout after")

@@ -4,20 +4,26 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from cmlib.bulk_cli import _Memo, main
-from cmlib.bulk.engine import LookupResult
+from cmlib.bulk.engine import BulkLookup, LookupResult
+from cmlib.bulk_cli import Tuning, _Memo, main
+from cmlib.retry import RetryPolicy
+from cmlib.states import state_word
 
 ROOT = Path(__file__).resolve().parent.parent
+# Quick backoff and re-pass: the tests exercise the retries, not the wall clock.
+QUICK = Tuning(retry=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_total_wait=2.0,
+                                 rate_limit_fallback=0.05), repass_delay=0.01)
 
 
 @pytest.fixture
@@ -33,12 +39,19 @@ def read_out(path: Path, delimiter=","):
     assert data.startswith(codecs.BOM_UTF8), "Excel needs the BOM to read UTF-8"
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=delimiter))
     header = rows[0]
-    return header, [dict(zip(header, r)) for r in rows[1:]]
+    return header, [dict(zip(header, r, strict=False)) for r in rows[1:]]
 
 
 def truth(sb, email):
-    names = {l.list_id: l.name for l in sb.data.lists_of(sb.main_client_id)}
-    return {names[m.list_id]: m.state for m in sb.data.memberships(sb.main_client_id, email)}
+    """What a person reads per list: the product's word (subscribed, pending…)."""
+    names = {lst.list_id: lst.name for lst in sb.data.lists_of(sb.main_client_id)}
+    return {names[m.list_id]: state_word(m.state) for m in sb.data.memberships(sb.main_client_id, email)}
+
+
+def api_truth(sb, email):
+    """What a script reads in the "(API state)" columns: Campaign Monitor's own value."""
+    names = {lst.list_id: lst.name for lst in sb.data.lists_of(sb.main_client_id)}
+    return {names[m.list_id] + " (API state)": m.state for m in sb.data.memberships(sb.main_client_id, email)}
 
 
 def test_cp1251_semicolon_file_streams_in_chunks_to_a_bom_csv_in_input_order(env, tmp_path):
@@ -53,8 +66,10 @@ def test_cp1251_semicolon_file_streams_in_chunks_to_a_bom_csv_in_input_order(env
     assert rc == 3  # the invalid row is an error row (still written)
     header, rows = read_out(out, delimiter=";")  # same separator as the input
     assert header[:3] == ["Row", "Email", "Status"]
-    assert header[-2:] == ["Имя", "Комментарий"]
-    list_names = [l.name for l in env.data.lists_of(env.main_client_id)]
+    list_names = [lst.name for lst in env.data.lists_of(env.main_client_id)]
+    api_columns = [f"{name} (API state)" for name in list_names]
+    # the input's other columns after ours, then one API-state column per list, last
+    assert header[-len(list_names) - 2:] == ["Имя", "Комментарий", *api_columns]
     for name in list_names:
         assert name in header
     assert [r["Row"] for r in rows] == [str(i) for i in range(2, 11)] + ["11", "13", "14"]
@@ -63,6 +78,7 @@ def test_cp1251_semicolon_file_streams_in_chunks_to_a_bom_csv_in_input_order(env
         assert r["Email"].lower() == e.lower() and r["Status"] == "ok" and r["Имя"] == f"Клиент {i}"
         got = {n: r[n] for n in list_names if r[n]}
         assert got == truth(env, e), e
+        assert {c: r[c] for c in api_columns if r[c]} == api_truth(env, e), e
     bad, dup, nobody = rows[9], rows[10], rows[11]
     assert bad["Status"] == "invalid" and bad["Error"].startswith("Invalid address") and bad["Комментарий"] == "'=1+1"
     assert dup["Status"] == "duplicate" and dup["Error"] == "Duplicate of row 2" and dup["Комментарий"] == "'@dup"
@@ -90,7 +106,10 @@ def test_with_activity_adds_the_activity_columns(env, tmp_path):
         assert col in header
     assert int(rows[0]["Campaigns received"]) > 0 and rows[0]["Last campaign"]
     assert rows[1]["Campaigns received"] == "0"
-    assert rows[0]["Email"] == "anna@example.com" and header[-1] == "Last campaign sent"  # no header row in input
+    assert rows[0]["Email"] == "anna@example.com"
+    # no header row in the input, so no other columns: the activity columns, then the API states
+    lists = [lst.name for lst in env.data.lists_of(env.main_client_id)]
+    assert header[-len(lists) - 1:] == ["Last campaign sent", *(f"{n} (API state)" for n in lists)]
 
 
 def test_column_option_by_name_and_number(env, tmp_path):
@@ -109,12 +128,12 @@ def test_faults_slow_the_run_but_every_row_is_written(env, tmp_path):
     src.write_text("Email\n" + "\n".join(known) + "\n")
     env.set_faults(error_rate=0.2, malformed_rate=0.1, rate_limit="15/s", rate_limit_headers=False)
     out = tmp_path / "out.csv"
-    rc = main([str(src), "-o", str(out), "--rate", "off", "--concurrency", "8", "-q"])
+    rc = main([str(src), "-o", str(out), "--rate", "off", "--concurrency", "8", "-q"], QUICK)
     env.reset_faults()
     assert env.status_counts[429] > 0 and env.status_counts[500] > 0
     _, rows = read_out(out)
     assert [r["Email"].lower() for r in rows] == [e.lower() for e in known]
-    for r, e in zip(rows, known):
+    for r, e in zip(rows, known, strict=False):
         assert r["Status"] in ("ok", "error")
         if r["Status"] == "error":
             assert e.lower() in r["Error"].lower()
@@ -132,7 +151,7 @@ def test_progress_line_on_stderr(env, tmp_path, capsys):
     assert env.client_api_key not in err
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(("args", "message"), [
     ([], "required"),
     (["{missing}", "-o", "{out}"], "No such file"),
     (["{binary}", "-o", "{out}"], "not a CSV"),
@@ -203,6 +222,38 @@ def test_python_dash_m_cmlib_bulk(sandbox, tmp_path):
     assert [r_["Status"] for r_ in rows] == ["ok", "invalid"]
 
 
+def _watch_progress(proc: subprocess.Popen, rows: int, seen: list[str],
+                    reported: list[int]) -> tuple[threading.Event, threading.Thread]:
+    """An event set once the CLI's own progress line on stderr reports ``rows`` rows done (or
+    the process ended), and the thread reading it.
+
+    Reads the pipe as the process writes it (no polling of the clock or the file system); the
+    count that set the event goes to ``reported``, everything read to ``seen`` once the
+    thread is done.
+    """
+    reached = threading.Event()
+    pattern = re.compile(r"(\d+)/\d+ rows \(")  # the pipe is read in text mode: "\r" arrives as "\n"
+
+    def read() -> None:
+        text = ""
+        while True:
+            ch = proc.stderr.read(1)
+            if not ch:
+                break
+            text += ch
+            if not reached.is_set() and ch == " ":
+                done = [int(n) for n in pattern.findall(text)]
+                if done and max(done) >= rows:
+                    reported.append(max(done))
+                    reached.set()
+        seen.append(text)
+        reached.set()  # the process ended: nothing more will come
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reached, reader
+
+
 def test_ctrl_c_finishes_in_flight_lookups_and_still_writes_every_row(sandbox, tmp_path):
     sandbox.set_faults(latency_ms=150)
     emails = sandbox.data.emails(sandbox.main_client_id)[:300]
@@ -211,21 +262,26 @@ def test_ctrl_c_finishes_in_flight_lookups_and_still_writes_every_row(sandbox, t
     out = tmp_path / "out.csv"
     proc = subprocess.Popen([sys.executable, "-m", "cmlib", "bulk", str(src), "-o", str(out), "--concurrency", "2",
                              "--chunk-size", "50"], cwd=ROOT, env=_subprocess_env(sandbox, tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    reported: list[int] = []
+    reached, reader = _watch_progress(proc, 20, seen, reported)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 3000):
-            time.sleep(0.1)  # until the first chunk is written
+        assert reached.wait(60), "no progress line"
+        assert proc.poll() is None, "the run ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+        reader.join(10)
+    err = "".join(seen)
     assert proc.returncode == 3, err
     _, rows = read_out(out)
     assert [r["Email"].lower() for r in rows] == [e.lower() for e in emails]
     statuses = [r["Status"] for r in rows]
-    assert statuses.count("ok") >= 50 and "not run" in statuses
+    assert reported and statuses.count("ok") >= reported[0] >= 20  # every lookup done before Ctrl-C is kept
+    assert "not run" in statuses
     assert {r["Error"] for r in rows if r["Status"] == "not run"} == {"Not looked up: the run was cancelled (Ctrl-C)"}
     assert "Traceback" not in err
 
@@ -255,7 +311,7 @@ def test_an_unwritable_output_folder_is_refused_before_any_lookup(env, tmp_path,
     assert "not writable" in capsys.readouterr().err and env.requests_served == 0
 
 
-def test_the_api_dying_mid_run_ends_promptly_with_a_clear_message(env, tmp_path, capsys):
+def test_the_api_dying_mid_run_ends_promptly_with_a_clear_message(env, tmp_path, capsys, monkeypatch):
     """Before: 2,000 rows with the server killed retried for 13 minutes (15,321 calls). Now the
     breaker opens after a few failures, the run pauses (said on stderr at once) and, out of
     patience, stops: every row written, those after the outage "not looked up", none failed."""
@@ -263,26 +319,19 @@ def test_the_api_dying_mid_run_ends_promptly_with_a_clear_message(env, tmp_path,
     src = tmp_path / "in.csv"
     src.write_text("Email\n" + "\n".join(emails) + "\n")
     out = tmp_path / "out.csv"
-    killed = threading.Event()
     served_at_kill = []
+    lookups = itertools.count(1)
+    real_lookup = BulkLookup.lookup
 
-    def kill_after_40_requests():
-        while not killed.is_set():
-            if env.requests_served >= 40:
-                env.set_faults(down=True)
-                served_at_kill.append(env.requests_served)
-                killed.set()
-                return
-            killed.wait(0.005)
+    def lookup(self, email, cancel=None):
+        if next(lookups) == 40:  # the 40th address: the API dies under the run
+            env.set_faults(down=True)
+            served_at_kill.append(env.requests_served)
+        return real_lookup(self, email, cancel)
 
-    watcher = threading.Thread(target=kill_after_40_requests, daemon=True)
-    watcher.start()
-    try:
-        rc = main([str(src), "-o", str(out), "--rate", "off", "--concurrency", "4", "--chunk-size", "100",
-                   "--patience", "0"])
-    finally:
-        killed.set()
-        watcher.join(5)
+    monkeypatch.setattr(BulkLookup, "lookup", lookup)
+    rc = main([str(src), "-o", str(out), "--rate", "off", "--concurrency", "4", "--chunk-size", "100",
+               "--patience", "0"], QUICK)
     err = capsys.readouterr().err
     assert rc == 3, err
     assert served_at_kill and env.requests_served - served_at_kill[0] <= 30  # a handful, not thousands
@@ -296,3 +345,16 @@ def test_the_api_dying_mid_run_ends_promptly_with_a_clear_message(env, tmp_path,
     assert statuses.count("ok") >= 10 and statuses.count("not run") >= 300
     not_run = {r["Error"] for r in rows if r["Status"] == "not run"}
     assert len(not_run) == 1 and next(iter(not_run)).startswith("Not looked up: Campaign Monitor is not answering")
+
+
+def test_the_retry_policy_it_is_given_is_the_one_its_client_uses(env, tmp_path):
+    """The internal Tuning reaches the client: with every answer a 500 and two attempts per
+    call, each address costs exactly two calls (the default policy would make five, with
+    seconds of backoff)."""
+    src = tmp_path / "in.csv"
+    src.write_text("Email\n" + "\n".join(env.data.emails(env.main_client_id)[:5]) + "\n")
+    env.set_faults(error_rate=1.0)
+    env.reset_counts()
+    two = Tuning(retry=RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0))
+    assert main([str(src), "-o", str(tmp_path / "out.csv"), "--rate", "off", "--no-repass", "-q"], two) == 3
+    assert env.request_counts["listsforemail"] == 10

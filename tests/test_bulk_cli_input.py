@@ -26,7 +26,7 @@ def run_bulk(args, sandbox, tmp_path):
 def read_out(path: Path, delimiter=","):
     text = path.read_bytes().decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    return [dict(zip(rows[0], r)) for r in rows[1:]]
+    return [dict(zip(rows[0], r, strict=False)) for r in rows[1:]]
 
 
 def test_bulk_rows_get_the_lookup_verdicts(sandbox, tmp_path):

@@ -73,7 +73,7 @@ def test_ragged_rows_keep_every_cell():
 
 
 # ---------------------------------------------------------------------------- encodings
-@pytest.mark.parametrize("encoding,expected", [
+@pytest.mark.parametrize(("encoding", "expected"), [
     ("utf-8", "utf-8"),
     ("utf-8-sig", "utf-8-sig"),
     ("utf-16", "utf-16"),  # Python writes a BOM
@@ -130,10 +130,8 @@ def test_cp1251_detected_even_when_the_first_megabyte_is_ascii(tmp_path):
     info = inspect_file(p)
     assert info.detected.encoding == "cp1251"
     assert info.data_rows == 60001
-    last = None
-    for last in iter_file_rows(info):
-        pass
-    assert last is not None and last.cells == ("late@example.com", "Последний Пользователь")
+    *_, last = iter_file_rows(info)  # streamed to the end
+    assert last.cells == ("late@example.com", "Последний Пользователь")
 
 
 @pytest.mark.parametrize("text", [
@@ -160,7 +158,7 @@ def test_koi8r_file_is_named_and_streams_in_the_cli_path(tmp_path):
     info = inspect_file(p)
     assert info.detected.encoding == "koi8-r"
     assert "KOI8-R" in info.detected.describe()
-    assert [r.cells for r in iter_file_rows(info)][0] == ("Иван Петров", "ivan@example.ru", "Москва")
+    assert next(r.cells for r in iter_file_rows(info)) == ("Иван Петров", "ivan@example.ru", "Москва")
 
 
 # ---------------------------------------------------------------------------- headers and the email column

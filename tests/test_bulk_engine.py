@@ -3,27 +3,15 @@ for under 429s, 5xx HTML and broken JSON, cancel keeps what finished, auth failu
 from __future__ import annotations
 
 import threading
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cmlib.bulk.control import JobState, RunControl, format_duration
 from cmlib.bulk.csv_input import parse_pasted
-from cmlib.bulk.engine import (
-    STATE_CANCELLED,
-    STATE_DONE,
-    STATE_FAILED,
-    BulkJob,
-    BulkLookup,
-    JobRegistry,
-    LookupResult,
-    Progress,
-    RateMeter,
-    RunControl,
-    format_duration,
-    run_lookups,
-)
-from cmlib.bulk.matrix import COL_ERROR, COL_STATUS, STATUS_ERROR, STATUS_NOT_RUN, STATUS_OK, build_matrix
+from cmlib.bulk.engine import BulkLookup, LookupResult, run_lookups
+from cmlib.bulk.jobs import BulkJob, JobRegistry, Progress, RateMeter
+from cmlib.bulk.matrix import COL_ERROR, COL_STATUS, Status, build_matrix
 from cmlib.bulk.validate import validate_table
 from cmlib.client import CampaignMonitor, ClientOptions
 from cmlib.errors import AuthenticationError, ServerError
@@ -62,10 +50,10 @@ def run_job(sb, client, addresses, **kw) -> BulkJob:
 # ---------------------------------------------------------------------------- correct answers, exact cost
 def test_membership_run_is_right_and_costs_one_call_per_distinct_address(sandbox):
     known = sandbox.data.emails(sandbox.main_client_id)[:40]
-    addresses = known + ["nobody@example.com", "not an address", known[0].upper(), known[1]]
+    addresses = [*known, "nobody@example.com", "not an address", known[0].upper(), known[1]]
     sandbox.reset_counts()
     job = run_job(sandbox, client_for(sandbox), addresses)
-    assert job.state == STATE_DONE
+    assert job.state == JobState.DONE
     snap = job.snapshot()
     assert set(snap.results) == {a.lower() for a in known} | {"nobody@example.com"}
     for email in known:
@@ -79,13 +67,13 @@ def test_membership_run_is_right_and_costs_one_call_per_distinct_address(sandbox
     p = job.progress()
     assert (p.done, p.total, p.errors, p.fraction) == (41, 41, 0, 1.0)
     df = build_matrix(snap).set_index("Row")
-    assert (df[COL_STATUS] == STATUS_OK).sum() == 41
+    assert (df[COL_STATUS] == Status.OK).sum() == 41
 
 
 def test_list_names_come_from_the_client_including_lists_nobody_is_on(sandbox):
     job = run_job(sandbox, client_for(sandbox), ["nobody@example.com"])
     names = set(job.snapshot().list_names.values())
-    assert {l.name for l in sandbox.data.lists_of(sandbox.main_client_id)} <= names
+    assert {lst.name for lst in sandbox.data.lists_of(sandbox.main_client_id)} <= names
 
 
 def test_activity_matches_the_lookup_page_at_one_history_call_per_membership(sandbox):
@@ -129,7 +117,7 @@ def test_html_list_name_is_kept_as_data(sandbox):
 ], ids=["429-headers", "429-no-headers", "5xx-html", "malformed-json", "all-at-once"])
 def test_every_row_is_accounted_for_under_faults(sandbox, faults):
     known = sandbox.data.emails(sandbox.main_client_id)[:60]
-    addresses = known + ["bad@@x", known[5].upper()]
+    addresses = [*known, "bad@@x", known[5].upper()]
     sandbox.set_faults(**faults)
     client = client_for(sandbox, retry=FAULT_RETRY, max_in_flight=8)
     job = run_job(sandbox, client, addresses, repass_delay=1.1)
@@ -144,7 +132,7 @@ def test_every_row_is_accounted_for_under_faults(sandbox, faults):
             assert email in res.error and ("429" in res.error or "500" in res.error or "JSON" in res.error)
     df = build_matrix(snap)
     assert len(df) == len(addresses)
-    assert set(df[COL_STATUS]) <= {STATUS_OK, STATUS_ERROR, "invalid", "duplicate"}
+    assert set(df[COL_STATUS]) <= {Status.OK, Status.ERROR, "invalid", "duplicate"}
     # with retries and the final re-pass these fault rates are absorbed completely
     if "rate_limit" not in faults or faults.get("rate_limit_headers", True):
         assert all(r.ok for r in snap.results.values()), [r.error for r in snap.results.values() if not r.ok]
@@ -154,10 +142,10 @@ def test_a_lasting_outage_ends_as_explicit_errors_naming_address_and_reason(sand
     sandbox.set_faults(error_rate=1.0)
     job = run_job(sandbox, client_for(sandbox, retry=NO_RETRY), ["anna@example.com", "ivan@example.com", "x@@"],
                   repass_delay=0.05)
-    assert job.state == STATE_DONE
+    assert job.state == JobState.DONE
     df = build_matrix(job.snapshot()).set_index("Email")
     for email in ("anna@example.com", "ivan@example.com"):
-        assert df.loc[email, COL_STATUS] == STATUS_ERROR
+        assert df.loc[email, COL_STATUS] == Status.ERROR
         err = df.loc[email, COL_ERROR]
         assert email in err and "HTML 500" in err and "re-pass" in err
     assert job.progress().errors == 2
@@ -211,13 +199,13 @@ def test_rejected_key_fails_the_job_before_any_lookup(sandbox):
     bad = CampaignMonitor("wrong-key", sandbox.base_url, options=ClientOptions(retry=NO_RETRY, rate=None), cache=None)
     sandbox.reset_counts()
     job = run_job(sandbox, bad, ["anna@example.com"])
-    assert job.state == STATE_FAILED
+    assert job.state == JobState.FAILED
     snap = job.snapshot()
     assert "Invalid API Key" in (snap.fatal or "")
     assert "authentication failed" in snap.not_run_reason()
     assert sandbox.request_counts["listsforemail"] == 0
     df = build_matrix(snap)
-    assert df.loc[0, COL_STATUS] == STATUS_NOT_RUN and "authentication failed" in df.loc[0, COL_ERROR]
+    assert df.loc[0, COL_STATUS] == Status.NOT_RUN and "authentication failed" in df.loc[0, COL_ERROR]
 
 
 # ---------------------------------------------------------------------------- cancel
@@ -225,51 +213,54 @@ def test_cancel_stops_promptly_and_keeps_what_finished(sandbox):
     sandbox.set_faults(latency_ms=100)
     addresses = sandbox.data.emails(sandbox.main_client_id)[:200]
     job = BulkJob(client_for(sandbox, max_in_flight=4), sandbox.main_client_id, bulk_input(addresses)).start()
-    deadline = time.monotonic() + 20
-    while job.progress().done < 8 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert job.wait(lambda p: p.done >= 8, timeout=30)
+    done_at_cancel = job.progress().done
     job.cancel()
-    t0 = time.monotonic()
-    assert job.join(5)
-    assert time.monotonic() - t0 < 2.0  # only the requests in flight finish
-    assert job.state == STATE_CANCELLED
+    assert job.join(30)
+    assert job.state == JobState.CANCELLED
     snap = job.snapshot()
     done = len(snap.results)
-    assert 8 <= done < 200
     assert all(r.ok for r in snap.results.values())
+    # Every lookup that started is kept (the calls made are exactly the results), and besides
+    # those already done only the pool's window (4 workers × 4) can have been under way.
+    assert sandbox.request_counts["listsforemail"] == done
+    assert 8 <= done_at_cancel <= done <= done_at_cancel + 16 < 200
     df = build_matrix(snap)
-    assert (df[COL_STATUS] == STATUS_OK).sum() == done
-    not_run = df[df[COL_STATUS] == STATUS_NOT_RUN]
+    assert (df[COL_STATUS] == Status.OK).sum() == done
+    not_run = df[df[COL_STATUS] == Status.NOT_RUN]
     assert len(not_run) == 200 - done
     assert set(not_run[COL_ERROR]) == {"Not looked up: the run was cancelled"}
-    time.sleep(0.3)
-    assert len(job.snapshot().results) == done  # nothing starts after the cancel
 
 
-class SlowLookup(BulkLookup):
-    def __init__(self):
+class GatedLookup(BulkLookup):
+    """The first ``free`` lookups answer at once; later ones wait for ``gate`` (in flight)."""
+
+    def __init__(self, free=2):
         self.list_names, self.notes, self.with_activity = {}, [], False
         self.started = 0
+        self.free = free
+        self.gate = threading.Event()
         self.lock = threading.Lock()
 
     def lookup(self, email, cancel=None):
         with self.lock:
             self.started += 1
-        time.sleep(0.2)
+            n = self.started
+        if n > self.free:
+            assert self.gate.wait(30), "the test never opened the gate"
         return LookupResult(email, ())
 
 
 def test_cancel_does_not_start_tasks_already_queued_in_the_window():
-    lookup, control = SlowLookup(), RunControl()
+    lookup, control = GatedLookup(free=2), RunControl()
     out = []
-    t0 = None
-    for task, res in run_lookups(lookup, [f"u{i}@x.com" for i in range(100)], lambda e: e, control=control,
-                                 max_workers=2):
+    for task, _res in run_lookups(lookup, [f"u{i}@x.com" for i in range(100)], lambda e: e, control=control,
+                                  max_workers=2):
         out.append(task)
-        if len(out) == 2 and t0 is None:
-            control.cancel.set()
-            t0 = time.monotonic()
-    assert time.monotonic() - t0 < 0.5  # only the two in flight finish, not the queued window of 8
+        if len(out) == 2:
+            control.cancel.set()  # two more are in flight (held at the gate), six queued behind them
+            lookup.gate.set()
+    # only the two in flight finish, and are kept; none of the queued window of 8 starts
     assert lookup.started == len(out) <= 4
 
 
@@ -287,21 +278,19 @@ def test_results_are_visible_while_the_job_runs(sandbox):
     sandbox.set_faults(latency_ms=50)
     addresses = sandbox.data.emails(sandbox.main_client_id)[:60]
     job = BulkJob(client_for(sandbox, max_in_flight=2), sandbox.main_client_id, bulk_input(addresses)).start()
-    deadline = time.monotonic() + 20
-    while job.progress().done < 4 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert job.wait(lambda p: p.done >= 4, timeout=30)
     snap = job.snapshot()
     assert not snap.finished and 4 <= len(snap.results) < 60
     assert "Not looked up yet" in build_matrix(snap)[COL_ERROR].tolist()
     job.cancel()
-    job.join(5)
+    assert job.join(30)
 
 
 # ---------------------------------------------------------------------------- progress and registry
 def test_progress_text_rate_and_eta():
-    p = Progress("running", 1200, 3000, 3, 10.0, 120.0, 15.0)
+    p = Progress(JobState.RUNNING, 1200, 3000, 3, 10.0, 120.0, 15.0)
     assert p.describe() == "1,200 / 3,000 addresses · 120.0/s · about 15 s left · 3 failed"
-    assert Progress("done", 10, 10, 0, 1.0, 10.0, 0.0).describe() == "10 / 10 addresses · 10.0/s"
+    assert Progress(JobState.DONE, 10, 10, 0, 1.0, 10.0, 0.0).describe() == "10 / 10 addresses · 10.0/s"
     assert format_duration(75) == "1 min 15 s" and format_duration(3725) == "1 h 02 min"
     assert format_duration(None) == "unknown"
 
@@ -309,7 +298,7 @@ def test_progress_text_rate_and_eta():
 def test_rate_meter_uses_the_recent_window():
     now = [0.0]
     m = RateMeter(window=10.0, clock=lambda: now[0])
-    for i in range(0, 101):
+    for i in range(101):
         now[0] = i * 0.5
         m.record(i * 10)  # 20 per second
     assert m.rate(1000) == pytest.approx(20.0, rel=0.05)
@@ -323,7 +312,7 @@ def test_registry_finds_jobs_and_drops_old_finished_ones(sandbox):
         reg.add(j)
     assert reg.get(jobs[0].id) is None and reg.get(jobs[2].id) is jobs[2]
     assert reg.get(None) is None and reg.get("nope") is None
-    jobs[2].created_at = datetime.now(timezone.utc) - timedelta(days=2)
+    jobs[2].created_at = datetime.now(UTC) - timedelta(days=2)
     reg.add(jobs[1])
     assert reg.get(jobs[2].id) is None
     reg.remove(jobs[1].id)
@@ -338,6 +327,7 @@ class FakeClock:
         self.t = 5000.0
         self.lock = threading.Lock()
         self.waits = 0
+        self._never = threading.Event()
 
     def __call__(self):
         with self.lock:
@@ -347,7 +337,7 @@ class FakeClock:
         with self.lock:
             self.t += s
             self.waits += 1
-        time.sleep(0.001)  # let the other workers run; no assertion depends on it
+        self._never.wait(0.001)  # yield to the other workers; no assertion depends on it
 
 
 def outage_client(sb, clock, threshold=3, interval=10.0) -> CampaignMonitor:
@@ -397,13 +387,13 @@ def test_when_patience_runs_out_the_rest_is_not_looked_up_never_failed(sandbox):
     job = BulkJob(client, sandbox.main_client_id, bulk_input(addresses), patience=60, clock=clock,
                   sleep=clock.sleep, repass_delay=0).start()
     assert job.join(30)
-    assert job.state == STATE_FAILED
+    assert job.state == JobState.FAILED
     snap = job.snapshot()
     assert snap.gave_up.startswith("Campaign Monitor is not answering since ")
     assert "the run stopped after waiting 1 min 00 s" in snap.gave_up
     assert job.progress().errors == 0 and not any(not r.ok for r in snap.results.values())
     df = build_matrix(snap)
-    assert (df[COL_STATUS] == STATUS_NOT_RUN).all()
+    assert (df[COL_STATUS] == Status.NOT_RUN).all()
     assert all(e.startswith("Not looked up: Campaign Monitor is not answering since ") for e in df[COL_ERROR])
     # while it waited, only the probes went out: one per interval, not a retry storm
     assert sandbox.requests_served <= 20
@@ -422,9 +412,7 @@ def test_the_job_says_it_is_paused_and_how_many_wait(sandbox):
 
     job = BulkJob(client, sandbox.main_client_id, bulk_input(addresses), patience=None, clock=clock,
                   sleep=sleep, repass_delay=0).start()
-    deadline = time.monotonic() + 20
-    while job.progress().paused is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert job.wait(lambda p: p.paused is not None, timeout=30)
     p = job.progress()
     assert p.paused is not None
     assert p.pause_message().startswith("Campaign Monitor is not answering since ")
@@ -432,12 +420,12 @@ def test_the_job_says_it_is_paused_and_how_many_wait(sandbox):
     assert "paused: Campaign Monitor is not answering" in p.describe() and "left" not in p.describe()
     job.cancel()
     gate.set()
-    assert job.join(10) and job.state == STATE_CANCELLED
+    assert job.join(10) and job.state == JobState.CANCELLED
     assert job.progress().errors == 0  # the failures that opened the breaker are the outage's, not failed rows
 
 
 def test_patience_from_the_environment():
-    from cmlib.bulk.engine import DEFAULT_PATIENCE, patience_from_env
+    from cmlib.bulk.control import DEFAULT_PATIENCE, patience_from_env
 
     assert patience_from_env({}) == DEFAULT_PATIENCE == 300
     assert patience_from_env({"CM_BULK_PATIENCE": "45"}) == 45

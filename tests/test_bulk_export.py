@@ -4,15 +4,15 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from datetime import datetime, timezone
 
 import openpyxl
 import pandas as pd
 import pytest
 
 from cmlib.bulk.csv_input import parse_text
-from cmlib.bulk.engine import JobSnapshot, LookupResult
+from cmlib.bulk.engine import LookupResult
 from cmlib.bulk.export import FORMULA_PREFIXES, neutralise, open_csv_output, to_csv_bytes, to_excel_bytes
+from cmlib.bulk.jobs import JobSnapshot
 from cmlib.bulk.matrix import build_matrix, layout_for, summarise
 from cmlib.bulk.validate import validate_table
 
@@ -35,8 +35,7 @@ def matrix_and_summary(text=INPUT):
         "oleg@x.com": LookupResult("oleg@x.com", ()),
         "a@x.com": LookupResult("a@x.com", ()),
     }
-    snap = JobSnapshot("j", bi, results, {"L1": EVIL_LIST, "L2": "-minus list"}, False, "done", None, (),
-                       datetime.now(timezone.utc))
+    snap = JobSnapshot("j", bi, results, {"L1": EVIL_LIST, "L2": "-minus list"}, False, "done", None, ())
     layout = layout_for(snap)
     df = build_matrix(snap, layout)
     summary, _ = summarise(snap, layout)
@@ -65,20 +64,22 @@ def _no_dangerous_cell(rows):
 
 
 def test_csv_download_has_bom_and_neutralised_cells_and_headers():
-    df, _, layout = matrix_and_summary()
+    df, _, _layout = matrix_and_summary()
     data = to_csv_bytes(df)
     rows = _reader(data)
     _no_dangerous_cell(rows)
     header = rows[0]
     assert "'" + EVIL_LIST in header and "'-minus list" in header
-    body = {r[0]: dict(zip(header, r)) for r in rows[1:]}
+    body = {r[0]: dict(zip(header, r, strict=False)) for r in rows[1:]}
     assert body["2"]["Comment"] == "'=1+1"
     assert body["2"]["Phone"] == "'+7 999 123-45-67"
     assert body["2"]["Имя"] == "Анна"  # Cyrillic survives
     assert body["3"]["Comment"] == "'@SUM(A1:A2)" and body["3"]["Phone"] == "'-5"
     assert body["4"]["Comment"] == "'\tTAB" and body["4"]["Phone"] == "'\rCR"
     assert body["5"]["Email"] == "'=cmd|' /C calc'!A0" and body["5"]["Status"] == "invalid"
-    assert body["2"]["'" + EVIL_LIST] == "Active"
+    assert body["2"]["'" + EVIL_LIST] == "subscribed"  # the word a person reads…
+    assert body["2"]["'" + EVIL_LIST + " (API state)"] == "Active"  # …and the API's value for machines
+    assert body["3"]["'-minus list"] == "bounced" and body["3"]["'-minus list (API state)"] == "Bounced"
 
 
 def test_csv_header_cells_from_the_input_are_neutralised_too():
@@ -121,10 +122,15 @@ def test_excel_download_holds_no_formula_and_keeps_the_text():
     assert row2[col["Имя"]] == "Анна"
     assert row2[col["Row"]] == 2  # numbers stay numbers
     active = ws.cell(row=2, column=col["'" + EVIL_LIST] + 1)
-    assert active.value == "Active" and active.fill.start_color.rgb.endswith("DCFCE7")
+    assert active.value == "subscribed" and active.fill.start_color.rgb.endswith("DCFCE7")
+    unsubscribed = ws.cell(row=2, column=col["'-minus list"] + 1)
+    assert unsubscribed.value == "unsubscribed" and unsubscribed.fill.start_color.rgb.endswith("FEE2E2")
+    assert row2[col["'" + EVIL_LIST + " (API state)"]] == "Active"
     ss = wb["Summary"]
     assert ss.cell(row=2, column=1).value == "'" + EVIL_LIST
-    assert [c.value for c in ss[1]][:3] == ["List", "Active", "Unsubscribed"]
+    summary_head = [c.value for c in ss[1]]
+    assert summary_head[:6] == ["List", "subscribed", "unsubscribed", "pending", "bounced", "deleted"]
+    assert ss.cell(row=1, column=4).fill.start_color.rgb.endswith("FFEDD5")  # pending: orange, as on the page
 
 
 def test_excel_replaces_characters_xml_cannot_hold():
@@ -136,8 +142,7 @@ def test_excel_replaces_characters_xml_cannot_hold():
 def test_streamed_csv_file_matches_the_download(tmp_path):
     df, _, _ = matrix_and_summary()
     path = tmp_path / "out.csv"
-    fh, sink = open_csv_output(str(path), list(df.columns))
-    for row in df.itertuples(index=False, name=None):
-        sink.write(row)
-    fh.close()
+    with open_csv_output(str(path), list(df.columns)) as sink:
+        for row in df.itertuples(index=False, name=None):
+            sink.write(row)
     assert path.read_bytes() == to_csv_bytes(df)

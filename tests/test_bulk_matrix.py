@@ -1,25 +1,21 @@
 """The summary and the email × list matrix, from hand-made results (no API)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pandas as pd
 
 from cmlib.bulk.csv_input import parse_text
-from cmlib.bulk.engine import ActivitySummary, JobSnapshot, LookupResult
+from cmlib.bulk.engine import ActivitySummary, LookupResult
+from cmlib.bulk.jobs import JobSnapshot
 from cmlib.bulk.matrix import (
     COL_ERROR,
     COL_NO_LIST,
     COL_STATUS,
     FILTER_ON_NO_LIST,
     FILTER_PROBLEM,
-    STATUS_DUPLICATE,
-    STATUS_ERROR,
-    STATUS_INVALID,
-    STATUS_NOT_RUN,
-    STATUS_OK,
-    STATUS_PARTIAL,
     Layout,
+    Status,
     build_matrix,
     chart_colors,
     filter_matrix,
@@ -30,6 +26,7 @@ from cmlib.bulk.matrix import (
     summarise,
 )
 from cmlib.bulk.validate import validate_table
+from cmlib.states import STATE_STYLES
 
 LISTS = {"L1": "Newsletter", "L2": "Offers", "L3": "<b>VIP</b> **x**", "L4": "Email"}
 TEXT = (
@@ -59,14 +56,14 @@ def snapshot(state="done", with_activity=False, fatal=None) -> JobSnapshot:
         "part@x.com": LookupResult("part@x.com", (("L4", "Unconfirmed"),), warning="Activity incomplete: x"),
     }
     return JobSnapshot(job_id="j", input=bi, results=results, list_names=dict(LISTS), with_activity=with_activity,
-                       state=state, fatal=fatal, notes=(), started_at=datetime.now(timezone.utc))
+                       state=state, fatal=fatal, notes=())
 
 
 def test_every_input_row_appears_once_in_input_order_with_a_status():
     df = build_matrix(snapshot())
     assert list(df["Row"]) == [2, 3, 4, 5, 6, 7, 8, 9, 10]
-    assert list(df[COL_STATUS]) == [STATUS_OK, STATUS_OK, STATUS_OK, STATUS_INVALID, STATUS_DUPLICATE, STATUS_ERROR,
-                                    STATUS_NOT_RUN, STATUS_OK, STATUS_PARTIAL]
+    assert list(df[COL_STATUS]) == [Status.OK, Status.OK, Status.OK, Status.INVALID, Status.DUPLICATE, Status.ERROR,
+                                    Status.NOT_RUN, Status.OK, Status.PARTIAL]
 
 
 def test_list_columns_hold_states_and_duplicates_copy_their_original():
@@ -74,12 +71,37 @@ def test_list_columns_hold_states_and_duplicates_copy_their_original():
     layout = layout_for(snap)
     df = build_matrix(snap, layout).set_index("Row")
     news, offers, vip, email_list = (layout.list_column_of[k] for k in ("L1", "L2", "L3", "L4"))
-    assert (df.loc[2, news], df.loc[2, offers], df.loc[2, vip]) == ("Active", "Active", "")
-    assert (df.loc[3, news], df.loc[3, vip]) == ("Unsubscribed", "Bounced")
-    assert df.loc[6, news] == "Active" and df.loc[6, COL_ERROR] == "Duplicate of row 2"
+    # the words a person reads everywhere (cmlib.states), not the API's "Active"/"Unconfirmed"
+    assert (df.loc[2, news], df.loc[2, offers], df.loc[2, vip]) == ("subscribed", "subscribed", "")
+    assert (df.loc[3, news], df.loc[3, vip]) == ("unsubscribed", "bounced")
+    assert df.loc[6, news] == "subscribed" and df.loc[6, COL_ERROR] == "Duplicate of row 2"
     assert df.loc[6, "Email"] == "ANNA@x.com"
-    assert df.loc[10, email_list] == "Unconfirmed"
-    assert df.loc[9, offers] == "Spam"
+    assert df.loc[10, email_list] == "pending"
+    assert df.loc[9, offers] == "Spam"  # a state cmlib.states does not know keeps the API's name
+
+
+def test_the_api_state_of_each_list_is_kept_in_its_own_column_for_machines():
+    snap = snapshot()
+    layout = layout_for(snap)
+    assert layout.api_state_columns == [f"{layout.list_column_of[k]} (API state)" for k in ("L1", "L2", "L3", "L4")]
+    assert layout.headers[-4:] == layout.api_state_columns  # after everything a person reads
+    assert not set(layout.api_state_columns) & set(layout.shown_columns)
+    df = build_matrix(snap, layout).set_index("Row")
+    news, offers, email_list = (f"{layout.list_column_of[k]} (API state)" for k in ("L1", "L2", "L4"))
+    assert (df.loc[2, news], df.loc[2, offers]) == ("Active", "Active")
+    assert df.loc[3, news] == "Unsubscribed" and df.loc[10, email_list] == "Unconfirmed"
+    assert df.loc[6, news] == "Active"  # the duplicate copies its original's, in both forms
+    assert df.loc[4, news] == "" and df.loc[5, news] == ""  # on no list; invalid
+
+
+def test_a_list_listed_twice_shows_both_states_in_both_forms():
+    layout = Layout({"L1": "News"}, [], with_activity=False)
+    bi = validate_table(parse_text("Email\nanna@x.com\n"))
+    res = {"anna@x.com": LookupResult("anna@x.com", (("L1", "Active"), ("L1", "Deleted")))}
+    snap = JobSnapshot("j", bi, res, {"L1": "News"}, False, "done", None, ())
+    df = build_matrix(snap, layout)
+    assert (df.loc[0, "News"], df.loc[0, "News (API state)"]) == ("subscribed, deleted", "Active, Deleted")
+    assert list(filter_matrix(df, layout, states=["deleted"])["Row"]) == [2]
 
 
 def test_on_no_list_and_error_columns():
@@ -126,16 +148,18 @@ def test_summary_counts_distinct_addresses_per_list_and_state():
     snap = snapshot()
     layout = layout_for(snap)
     summary, counts = summarise(snap, layout)
-    assert list(summary.columns[:5]) == ["Active", "Unsubscribed", "Unconfirmed", "Bounced", "Deleted"]
-    assert "Spam" in summary.columns  # unknown states get a column instead of vanishing
-    assert summary.loc["Newsletter", "Active"] == 1  # the duplicate row is not counted twice
-    assert summary.loc["Newsletter", "Unsubscribed"] == 1
-    assert summary.loc["Offers", "Active"] == 1 and summary.loc["Offers", "Spam"] == 1
-    assert summary.loc["<b>VIP</b> **x**", "Bounced"] == 1
-    assert summary.loc["Email (2)", "Unconfirmed"] == 1
+    assert list(summary.columns[:5]) == ["subscribed", "unsubscribed", "pending", "bounced", "deleted"]
+    assert "Spam" in summary.columns  # unknown states get a column (the API's name) instead of vanishing
+    assert summary.loc["Newsletter", "subscribed"] == 1  # the duplicate row is not counted twice
+    assert summary.loc["Newsletter", "unsubscribed"] == 1
+    assert summary.loc["Offers", "subscribed"] == 1 and summary.loc["Offers", "Spam"] == 1
+    assert summary.loc["<b>VIP</b> **x**", "bounced"] == 1
+    assert summary.loc["Email (2)", "pending"] == 1
     assert counts.looked_up == 5 and counts.on_no_list == 1 and counts.failed == 1 and counts.not_run == 1
     assert counts.invalid_rows == 1 and counts.duplicate_rows == 1
-    assert chart_colors(["Active", "Unsubscribed", "Unconfirmed", "Deleted", "Bounced"]) == [
+    # the chart's colours are the one table's (cmlib.states), by the word shown
+    assert chart_colors(list(summary.columns)) == [s.color for s in STATE_STYLES.values()] + ["#2563eb"]
+    assert chart_colors(["subscribed", "unsubscribed", "pending", "deleted", "bounced"]) == [
         "#16a34a", "#dc2626", "#ea580c", "#6b7280", "#7c3aed"]
 
 
@@ -154,13 +178,13 @@ def test_filters_by_list_by_state_and_pseudo_states():
     assert filter_matrix(df, layout) is df
     rows = lambda f: list(f["Row"])  # noqa: E731
     assert rows(filter_matrix(df, layout, lists=["Newsletter"])) == [2, 3, 6]
-    assert rows(filter_matrix(df, layout, states=["Active"])) == [2, 6]
-    assert rows(filter_matrix(df, layout, lists=["<b>VIP</b> **x**"], states=["Active"])) == []
-    assert rows(filter_matrix(df, layout, lists=["Newsletter"], states=["Unsubscribed"])) == [3]
+    assert rows(filter_matrix(df, layout, states=["subscribed"])) == [2, 6]
+    assert rows(filter_matrix(df, layout, lists=["<b>VIP</b> **x**"], states=["subscribed"])) == []
+    assert rows(filter_matrix(df, layout, lists=["Newsletter"], states=["unsubscribed"])) == [3]
     assert rows(filter_matrix(df, layout, states=[FILTER_ON_NO_LIST])) == [4]
     assert rows(filter_matrix(df, layout, states=[FILTER_PROBLEM])) == [5, 7, 8, 10]
     states = filter_states(df, layout)
-    assert states[:4] == ["Active", "Unsubscribed", "Unconfirmed", "Bounced"]
+    assert states[:4] == ["subscribed", "unsubscribed", "pending", "bounced"]
     assert "Spam" in states and states[-2:] == [FILTER_ON_NO_LIST, FILTER_PROBLEM]
 
 
@@ -170,9 +194,10 @@ def test_style_colours_state_cells_and_gives_up_on_huge_frames():
     df = build_matrix(snap, layout)
     styled = style_matrix(df, layout)
     html = styled.to_html()
-    assert "#dcfce7" in html  # Active background (green)
-    assert "#fee2e2" in html  # Unsubscribed (red)
-    assert "#ede9fe" in html  # Bounced (violet)
+    assert "#dcfce7" in html  # subscribed background (green)
+    assert "#fee2e2" in html  # unsubscribed (red)
+    assert "#ede9fe" in html  # bounced (violet)
+    assert "#ffedd5" in html  # pending (orange)
     assert style_matrix(df, layout, max_cells=3) is df
 
 

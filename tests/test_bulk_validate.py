@@ -7,9 +7,7 @@ from cmlib.bulk.csv_input import BulkInputError, parse_pasted, parse_text
 from cmlib.bulk.validate import (
     DEFAULT_MAX_MB,
     DEFAULT_MAX_ROWS,
-    ROW_DUPLICATE,
-    ROW_INVALID,
-    ROW_VALID,
+    Verdict,
     limits_from_env,
     validate_table,
 )
@@ -28,12 +26,12 @@ def test_valid_invalid_and_duplicates_are_counted_and_numbered():
     assert bi.counts.invalid == 2
     assert bi.counts.duplicates == 2
     assert v == [
-        (2, ROW_VALID, "anna@example.com", None),
-        (3, ROW_INVALID, None, None),
-        (4, ROW_DUPLICATE, "ANNA@example.com", 2),
-        (5, ROW_INVALID, None, None),
-        (6, ROW_VALID, "ivan@example.ru", None),
-        (7, ROW_DUPLICATE, "anna@example.com", 2),
+        (2, Verdict.VALID, "anna@example.com", None),
+        (3, Verdict.INVALID, None, None),
+        (4, Verdict.DUPLICATE, "ANNA@example.com", 2),
+        (5, Verdict.INVALID, None, None),
+        (6, Verdict.VALID, "ivan@example.ru", None),
+        (7, Verdict.DUPLICATE, "anna@example.com", 2),
     ]
     reasons = {r.row: r.reason for r in bi.invalid_rows}
     assert reasons[5] == "empty"
@@ -42,7 +40,7 @@ def test_valid_invalid_and_duplicates_are_counted_and_numbered():
 
 
 def test_addresses_are_normalised_the_way_the_lookup_page_does():
-    bi, v = verdicts("Email\n  Ivan Petrov <Ivan@Example.RU>  \nmailto:anna@x.com\n\"oleg@y.com\"\n")
+    bi, _v = verdicts("Email\n  Ivan Petrov <Ivan@Example.RU>  \nmailto:anna@x.com\n\"oleg@y.com\"\n")
     assert [r.email for r in bi.rows] == ["Ivan@example.ru", "anna@x.com", "oleg@y.com"]
     assert bi.rows[0].raw.strip() == "Ivan Petrov <Ivan@Example.RU>"
     assert bi.rows[0].shown_email == "Ivan@example.ru"
@@ -92,13 +90,13 @@ def test_messy_cells_get_the_same_verdicts_and_reasons_as_the_lookup_box():
     text = "Email\n" + "\n".join('"' + c.replace('"', '""') + '"' for c in cells) + "\n"
     bi = validate_table(parse_text(text))
     got = {r.raw: r for r in bi.rows}
-    assert got["anna\u2060@example.com"].status == ROW_VALID
+    assert got["anna\u2060@example.com"].status == Verdict.VALID
     assert got["anna\u2060@example.com"].email == "anna@example.com"
     assert got["user@bücher.de"].email == "user@xn--bcher-kva.de"  # sent in ASCII
     for cell in ("<script>alert(1)</script>@example.com", "\"o'brien\"@example.com", "a@x.com, b@y.org",
                  "андрей@пример.рф", "<script>alert(1)</script>"):
         row = got[cell]
-        assert row.status == ROW_INVALID and row.reason == check(cell).reason, cell
+        assert row.status == Verdict.INVALID and row.reason == check(cell).reason, cell
     assert "HTML" in got["<script>alert(1)</script>"].reason
     assert check("a@x.com, b@y.org").kind == Rejection.SEVERAL
     assert "quotes" in got["\"o'brien\"@example.com"].reason
@@ -107,7 +105,7 @@ def test_messy_cells_get_the_same_verdicts_and_reasons_as_the_lookup_box():
 
 def test_punycode_and_unicode_spellings_are_duplicates():
     bi, v = verdicts("Email\nuser@bücher.de\nuser@xn--bcher-kva.de\n")
-    assert [s for _, s, _, _ in v] == [ROW_VALID, ROW_DUPLICATE]
+    assert [s for _, s, _, _ in v] == [Verdict.VALID, Verdict.DUPLICATE]
     assert bi.rows[1].duplicate_of == 2
 
 

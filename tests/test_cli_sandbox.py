@@ -42,7 +42,8 @@ def test_wrong_key_exits_nonzero(sandbox, tmp_path):
 
 
 def test_other_clients_id_is_code_102(sandbox, tmp_path):
-    env = {"CM_API_URL": sandbox.base_url, "CM_API_KEY": sandbox.client_api_key, "CM_CLIENT_ID": sandbox.other_client_id}
+    env = {"CM_API_URL": sandbox.base_url, "CM_API_KEY": sandbox.client_api_key,
+           "CM_CLIENT_ID": sandbox.other_client_id}
     r = run_cli(["lookup", "anna@example.com"], env, tmp_path)
     assert r.returncode == 1 and "Code 102" in r.stderr
 

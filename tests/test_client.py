@@ -110,7 +110,9 @@ def test_subscriber_asks_for_tracking_preference(ft):
     c = make(ft)
     responses.get(f"{BASE}/subscribers/{LID}.json", json=fixture("subscriber_details.json"),
                   match=[matchers.query_param_matcher({"email": "s@x.com", "includetrackingpreference": "true"})])
-    c.subscriber(LID, "s@x.com")
+    detail = c.subscriber(LID, "s@x.com")  # the mock answers only when both parameters are sent
+    assert len(responses.calls) == 1
+    assert detail.email == "subscriber@example.com" and detail.state == "Active"
 
 
 @responses.activate
@@ -130,14 +132,15 @@ def test_campaign_pages_are_followed(ft):
 def test_add_subscriber_body_and_result(ft):
     c = make(ft)
     responses.post(f"{BASE}/subscribers/{LID}.json", body=fixture_text("add_subscriber.json"), status=201)
-    assert c.add_subscriber(LID, "subscriber@example.com", resubscribe=True, consent_to_track="Yes") == "subscriber@example.com"
+    added = c.add_subscriber(LID, "subscriber@example.com", resubscribe=True, consent_to_track="Yes")
+    assert added == "subscriber@example.com"
     body = json.loads(responses.calls[0].request.body)
     assert body["Resubscribe"] is True and body["ConsentToTrack"] == "Yes"
     assert body["EmailAddress"] == "subscriber@example.com"
 
 
 def test_add_subscriber_rejects_bad_consent(ft):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="consent_to_track must be one of"):
         make(ft).add_subscriber(LID, "a@x.com", consent_to_track="maybe")
 
 
@@ -153,7 +156,7 @@ def test_unsubscribe_and_delete(ft):
 
 
 # ---------------------------------------------------------------- errors
-@pytest.mark.parametrize("status,code,cls", [
+@pytest.mark.parametrize(("status", "code", "cls"), [
     (401, 50, AuthenticationError), (401, 100, AuthenticationError), (401, 102, AuthenticationError),
     (401, 120, AuthenticationError), (401, 121, AuthenticationError), (401, 122, AuthenticationError),
     (400, 1, InvalidEmailError), (400, 203, NotInListError), (400, 204, SuppressedError),

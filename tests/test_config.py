@@ -9,10 +9,8 @@ import pytest
 
 from cmlib import runtime
 from cmlib.config import (
-    SOURCE_ENV,
-    SOURCE_SECRETS,
-    SOURCE_SETTINGS,
     Credentials,
+    CredentialSource,
     KeyOrigin,
     SettingsStore,
     choose_key,
@@ -29,12 +27,12 @@ def test_precedence_env_then_secrets_then_settings(tmp_path):
     store = SettingsStore(tmp_path / "s.json")
     assert resolve_credentials(env={}, secrets={}, store=store) is None
     store.update(api_key="saved-key-9999", client_id="saved")
-    assert resolve_credentials(env={}, secrets={}, store=store).source == SOURCE_SETTINGS
+    assert resolve_credentials(env={}, secrets={}, store=store).source == CredentialSource.SETTINGS
     sec = {"campaign_monitor": {"api_key": "sec-key", "client_id": "sec", "api_url": "http://x/api/v3.3"}}
     c = resolve_credentials(env={}, secrets=sec, store=store)
-    assert (c.source, c.client_id, c.api_url) == (SOURCE_SECRETS, "sec", "http://x/api/v3.3")
+    assert (c.source, c.client_id, c.api_url) == (CredentialSource.SECRETS, "sec", "http://x/api/v3.3")
     c = resolve_credentials(env={"CM_API_KEY": "env-key", "CM_CLIENT_ID": "env"}, secrets=sec, store=store)
-    assert (c.source, c.client_id) == (SOURCE_ENV, "env")
+    assert (c.source, c.client_id) == (CredentialSource.ENV, "env")
     assert c.api_url.startswith("https://api.createsend.com/api/v3.3")
 
 
@@ -50,8 +48,8 @@ def test_settings_file_is_0600_and_atomic(tmp_path):
 
 def test_managed_by_environment(tmp_path):
     assert managed_by_environment(env={}, secrets={}) is None
-    assert managed_by_environment(env={"CM_API_KEY": "x"}, secrets={}) == SOURCE_ENV
-    assert managed_by_environment(env={}, secrets={"campaign_monitor": {"api_key": "y"}}) == SOURCE_SECRETS
+    assert managed_by_environment(env={"CM_API_KEY": "x"}, secrets={}) == CredentialSource.ENV
+    assert managed_by_environment(env={}, secrets={"campaign_monitor": {"api_key": "y"}}) == CredentialSource.SECRETS
 
 
 def test_masking_and_repr_never_show_key():
@@ -77,7 +75,7 @@ def test_the_saved_key_keeps_its_own_url_whatever_cm_api_url_says(tmp_path):
     store = SettingsStore(tmp_path / "s.json")
     store.save_credentials("saved-key-9999", "cid", SANDBOX_URL)
     creds = resolve_credentials(env={"CM_API_URL": OTHER_URL}, secrets={}, store=store)
-    assert (creds.source, creds.api_key, creds.api_url) == (SOURCE_SETTINGS, "saved-key-9999", SANDBOX_URL)
+    assert (creds.source, creds.api_key, creds.api_url) == (CredentialSource.SETTINGS, "saved-key-9999", SANDBOX_URL)
     note = ignored_env_url(creds, env={"CM_API_URL": OTHER_URL})
     assert note and "is ignored" in note and OTHER_URL in note and SANDBOX_URL in note
     assert ignored_env_url(creds, env={"CM_API_URL": SANDBOX_URL + "/"}) is None  # the same URL: no note

@@ -25,7 +25,7 @@ def _auth_error(code: int, message: str) -> dict:
 
 
 def _run(client_id: str = CID, key: str = KEY):
-    report = diagnostics.test_connection(key, client_id, BASE, timeout=2)
+    report = diagnostics.check_connection(key, client_id, BASE, timeout=2)
     assert KEY not in report.message and KEY not in repr(report)
     return report
 
@@ -136,7 +136,7 @@ def test_timeout_is_named():
 
 
 def test_unreachable_port_is_a_network_problem():
-    report = diagnostics.test_connection(KEY, CID, "http://127.0.0.1:9/api/v3.3", timeout=2)
+    report = diagnostics.check_connection(KEY, CID, "http://127.0.0.1:9/api/v3.3", timeout=2)
     assert report.problem in (Problem.NETWORK, Problem.TIMEOUT)
     assert "127.0.0.1:9" in report.message
 
@@ -161,13 +161,13 @@ def test_lists_failure_after_client_found_is_reported_with_the_client():
 
 
 def test_missing_key_and_bad_url_need_no_network():
-    assert diagnostics.test_connection("  ", CID, BASE).problem is Problem.MISSING_KEY
-    report = diagnostics.test_connection(KEY, CID, "api.createsend.com")
+    assert diagnostics.check_connection("  ", CID, BASE).problem is Problem.MISSING_KEY
+    report = diagnostics.check_connection(KEY, CID, "api.createsend.com")
     assert report.problem is Problem.BAD_URL
 
 
 def test_the_test_client_has_no_cache_and_a_short_retry_policy():
-    cm = diagnostics.make_test_client(KEY, BASE, timeout=3)
+    cm = diagnostics.make_check_client(KEY, BASE, timeout=3)
     assert cm.cache_settings is None
     assert not hasattr(cm.session, "cache")
     assert cm.options.retry.max_attempts == 2
@@ -263,23 +263,23 @@ def test_without_client_id_a_key_that_sees_one_client_is_checked_against_it():
 
 def test_against_the_sandbox_each_credential_problem_is_told_apart(sandbox):
     url = sandbox.base_url
-    ok = diagnostics.test_connection(sandbox.client_api_key, sandbox.main_client_id, url)
+    ok = diagnostics.check_connection(sandbox.client_api_key, sandbox.main_client_id, url)
     assert ok.ok and ok.client.company_name == sandbox.data.client(sandbox.main_client_id).name
     assert ok.list_count == len(sandbox.data.lists_of(sandbox.main_client_id))
     # a key that decodes to an empty user name is a bad Basic header to the API
-    assert diagnostics.test_connection(":", sandbox.main_client_id, url).problem is Problem.BAD_AUTH_HEADER
-    assert diagnostics.test_connection("nope-1234", sandbox.main_client_id, url).problem is Problem.INVALID_KEY
-    other = diagnostics.test_connection(sandbox.client_api_key, sandbox.other_client_id, url)
+    assert diagnostics.check_connection(":", sandbox.main_client_id, url).problem is Problem.BAD_AUTH_HEADER
+    assert diagnostics.check_connection("nope-1234", sandbox.main_client_id, url).problem is Problem.INVALID_KEY
+    other = diagnostics.check_connection(sandbox.client_api_key, sandbox.other_client_id, url)
     assert other.problem is Problem.CLIENT_NOT_FOUND
-    account = diagnostics.test_connection(sandbox.account_api_key, "", url)
+    account = diagnostics.check_connection(sandbox.account_api_key, "", url)
     assert account.problem is Problem.MISSING_CLIENT_ID and account.is_account_key
     assert {c.client_id for c in account.clients} == {sandbox.main_client_id, sandbox.other_client_id}
 
 
-# ---------------------------------------------------------------------------- URLs the key must not go to (issue 10 #1, #12)
+# ------------------------------------------------------------- URLs the key must not go to (issue 10 #1, #12)
 
 
-@pytest.mark.parametrize("url,fragment", [
+@pytest.mark.parametrize(("url", "fragment"), [
     ("https://" + "a" * 5000 + "/api/v3.3", "too long"),
     ("https://" + "a" * 70 + ".com/api/v3.3", "longer than 63"),
     ("http://169.254.169.254/api/v3.3", "metadata"),
@@ -291,14 +291,14 @@ def test_against_the_sandbox_each_credential_problem_is_told_apart(sandbox):
 ])
 def test_a_refused_url_is_a_typed_report_and_nothing_is_sent(url, fragment):
     sent = []
-    report = diagnostics.test_connection(KEY, CID, url, resolve=lambda host: sent.append(host) or [])
+    report = diagnostics.check_connection(KEY, CID, url, resolve=lambda host: sent.append(host) or [])
     assert not report.ok and report.problem is Problem.BAD_URL
     assert fragment in report.message and len(report.message) < 400
     assert KEY not in report.message and "pw@" not in report.message
 
 
 def test_a_host_resolving_to_a_metadata_address_is_refused_before_connecting():
-    report = diagnostics.test_connection(KEY, CID, "https://innocent.example/api/v3.3",
+    report = diagnostics.check_connection(KEY, CID, "https://innocent.example/api/v3.3",
                                          resolve=lambda host: ["169.254.169.254"])
     assert report.problem is Problem.BAD_URL and "resolves to 169.254.169.254" in report.message
 
@@ -325,10 +325,10 @@ class _Exploding:
 
 def test_an_unexpected_exception_from_the_http_stack_is_a_typed_failure():
     exc = LocationParseError("'" + "a" * 300 + "', label empty or too long")
-    report = diagnostics.test_connection(KEY, CID, BASE, client=_Exploding(exc), resolve=None)
+    report = diagnostics.check_connection(KEY, CID, BASE, client=_Exploding(exc), resolve=None)
     assert report.problem is Problem.UNEXPECTED and "LocationParseError" in report.message
     assert "a" * 100 not in report.message
-    report = diagnostics.test_connection(KEY, "", BASE, client=_Exploding(ValueError("boom")), resolve=None)
+    report = diagnostics.check_connection(KEY, "", BASE, client=_Exploding(ValueError("boom")), resolve=None)
     assert report.problem is Problem.UNEXPECTED
 
 

@@ -97,7 +97,7 @@ def test_only_invisible_or_separators_is_empty_not_invalid():
         assert check(text).kind == Rejection.EMPTY
 
 
-# --------------------------------------------------------------------------- messy pastes: every unused token has a reason
+# ---------------------------------------------------------------- messy pastes: every unused token has a reason
 MESSY = [
     # (pasted text, addresses used, [(token shown, rejection)])
     ("<script>alert(1)</script>", [], [("<script>alert(1)</script>", Rejection.MARKUP)]),
@@ -124,7 +124,7 @@ MESSY = [
 ]
 
 
-@pytest.mark.parametrize("text,used,unused", MESSY)
+@pytest.mark.parametrize(("text", "used", "unused"), MESSY)
 def test_every_token_is_used_or_listed_with_its_reason(text, used, unused):
     p = parse_addresses(text)
     assert [a.email for a in p.valid] == used
@@ -148,11 +148,11 @@ def test_lookup_and_bulk_share_one_splitter():
     text = 'Ivan <a@b.com>, x@y.com z@w.com\n<script>alert(1)</script>; "Doe, J" <j@d.com>'
     assert split_addresses(text) == candidates(text) == [
         "a@b.com", "x@y.com", "z@w.com", "<script>alert(1)</script>", "j@d.com"]
-    assert [it.text for it in split_items(text)][0] == "Ivan <a@b.com>"
+    assert next(it.text for it in split_items(text)) == "Ivan <a@b.com>"
 
 
 # --------------------------------------------------------------------------- one Bulk cell
-@pytest.mark.parametrize("cell,email,kind", [
+@pytest.mark.parametrize(("cell", "email", "kind"), [
     ("  Ivan Petrov <Ivan@Example.RU>  ", "Ivan@example.ru", None),
     ("Doe, Jane <jane@x.org>", "jane@x.org", None),  # in a CSV cell the comma is part of the name
     ('"oleg@y.com"', "oleg@y.com", None),

@@ -85,8 +85,8 @@ def svc():
 
 
 def lfe(*rows):
-    return [{"ListID": l, "ListName": n, "SubscriberState": s, "DateSubscriberAdded": "2025-01-01 09:00"}
-            for l, n, s in rows]
+    return [{"ListID": lid, "ListName": n, "SubscriberState": s, "DateSubscriberAdded": "2025-01-01 09:00"}
+            for lid, n, s in rows]
 
 
 def mock_campaigns():

@@ -1,7 +1,7 @@
 """The Lookup page's wording and numbers, from hand-built profiles."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 import pytest
 
@@ -23,11 +23,12 @@ from cmlib.presenters import (
     state_summary,
 )
 
-NOW = datetime(2025, 3, 4, 14, 32, 5, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 4, 14, 32, 5, tzinfo=UTC)
 
 
 def status(state: str, **kw) -> ListStatus:
-    base = dict(list_id=f"id-{state}", list_name=f"List {state}", state=state, date_added=datetime(2024, 1, 2, 9, 0))
+    base = {"list_id": f"id-{state}", "list_name": f"List {state}", "state": state,
+            "date_added": datetime(2024, 1, 2, 9, 0)}
     base.update(kw)
     return ListStatus(**base)
 
@@ -44,16 +45,16 @@ def profile(lists=(), campaigns=(), failed=False) -> Profile:
 
 def test_summary_counts_states_in_support_order():
     p = profile([status("Unsubscribed"), status("Active"), status("Active"), status("Unsubscribed")])
-    assert state_summary(p) == "2 active, 2 unsubscribed"
+    assert state_summary(p) == "2 subscribed, 2 unsubscribed"
 
 
 def test_summary_of_each_known_state_word():
     p = profile([status(s) for s in ("Deleted", "Bounced", "Unconfirmed", "Active", "Unsubscribed")])
-    assert state_summary(p) == "1 active, 1 pending, 1 unsubscribed, 1 bounced, 1 deleted"
+    assert state_summary(p) == "1 subscribed, 1 unsubscribed, 1 pending, 1 bounced, 1 deleted"
 
 
 def test_summary_keeps_unknown_states():
-    assert state_summary(profile([status("Active"), status("Spam")])) == "1 active, 1 spam"
+    assert state_summary(profile([status("Active"), status("Spam")])) == "1 subscribed, 1 spam"
     assert state_summary(profile([status("")])) == "1 unknown"
 
 

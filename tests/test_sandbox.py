@@ -25,9 +25,9 @@ from cmlib.models import KNOWN_STATES, parse_date
 from cmlib.sandbox import DEMO_CUSTOMERS, VIP_LIST_NAME, Sandbox, get_demo_sandbox
 from cmlib.sandbox.cli import main as cli_main
 from cmlib.sandbox.faults import parse_rate
-from cmlib.sandbox.store import Store
 from cmlib.sandbox.seed import _build_world, build_world, fingerprint, resolve_now
-from tests.sandbox_fixtures import SANDBOX_NOW, cm, make_client, raw, sandbox  # noqa: F401
+from cmlib.sandbox.store import Store
+from tests.sandbox_fixtures import SANDBOX_NOW, make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,8 @@ def test_seeded_account_looks_like_the_brief(sandbox):
     assert 7 <= len(lists) <= 10
     assert any(lst.confirmed_opt_in for lst in lists)
     assert any(lst.unsubscribe_setting == "AllClientLists" for lst in lists)
-    assert {"Newsletter", "Product updates", "Webinars", "Offers", "Events Moscow", VIP_LIST_NAME} <= {lst.name for lst in lists}
+    expected_names = {"Newsletter", "Product updates", "Webinars", "Offers", "Events Moscow", VIP_LIST_NAME}
+    assert expected_names <= {lst.name for lst in lists}
     states = Counter(r.state for lst in lists for s in KNOWN_STATES for r in d.subscribers_in_state(lst.list_id, s))
     assert set(states) == set(KNOWN_STATES)
     assert 1500 <= sum(states.values()) <= 3000
@@ -87,7 +88,8 @@ def test_same_seed_same_data_other_seed_other_data():
 
 
 def test_data_is_identical_in_another_process_with_other_hash_seed():
-    code = ("from datetime import datetime; from cmlib.sandbox.seed import _build_world, build_world, fingerprint, resolve_now; "
+    code = ("from datetime import datetime; "
+            "from cmlib.sandbox.seed import _build_world, build_world, fingerprint, resolve_now; "
             "print(fingerprint(build_world(7, datetime(2025, 6, 2, 12, 0))))")
     env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
@@ -127,7 +129,8 @@ def test_demo_customers_hold_for_any_seed(seed):
     old = states("ivan.old@example.com")
     assert old["Product updates"] == "Deleted" and Counter(old.values())["Bounced"] == 3
     assert events("ivan.old@example.com")["Bounce"] == 1
-    assert set(states("leaver@example.com").values()) == {"Unsubscribed"} and events("leaver@example.com")["Unsubscribe"]
+    assert set(states("leaver@example.com").values()) == {"Unsubscribed"}
+    assert events("leaver@example.com")["Unsubscribe"]
     assert VIP_LIST_NAME in states("vip@example.com")
     assert d.is_suppressed(cid, "suppressed@example.com") and states("suppressed@example.com") == {}
 
@@ -255,7 +258,8 @@ def test_demo_other_client_only(sandbox):
 def test_add_new_is_active_or_unconfirmed_on_confirmed_opt_in(cm, sandbox):
     news, updates = _list_id(sandbox, "Newsletter"), _list_id(sandbox, "Product updates")
     assert sandbox.data.get_list(updates).confirmed_opt_in
-    assert cm.add_subscriber(news, "new.person@example.com", name="New", consent_to_track="Yes") == "new.person@example.com"
+    added = cm.add_subscriber(news, "new.person@example.com", name="New", consent_to_track="Yes")
+    assert added == "new.person@example.com"
     cm.add_subscriber(updates, "new.person@example.com", consent_to_track="No")
     first = cm.subscriber(news, "new.person@example.com")
     assert first.state == "Active" and first.state_changed == first.joined and first.consent_to_track == "Yes"
@@ -284,10 +288,10 @@ def test_add_unconfirmed_without_resubscribe_just_updates(cm, sandbox):
     assert sandbox.data.state_of(updates, email) == "Unconfirmed"
 
 
-@pytest.mark.parametrize("state,code", [("Deleted", 205), ("Unsubscribed", 206), ("Bounced", 207)])
+@pytest.mark.parametrize(("state", "code"), [("Deleted", 205), ("Unsubscribed", 206), ("Bounced", 207)])
 def test_add_without_resubscribe_refused_then_resubscribe_readds(cm, sandbox, state, code):
     news = _list_id(sandbox, "Newsletter")
-    email = "someone.%s@example.com" % state.lower()
+    email = f"someone.{state.lower()}@example.com"
     _ticking_clock(sandbox)
     cm.add_subscriber(news, email, consent_to_track="Yes")
     joined = cm.subscriber(news, email).joined
@@ -395,7 +399,7 @@ def test_data_helpers(sandbox, cm):
     with pytest.raises(KeyError):
         d.list_by_name(sandbox.main_client_id, "No such list")
     rows = d.memberships(sandbox.main_client_id, email)
-    list_id, list_name, state, date_added = rows[0]
+    _list_id, list_name, state, date_added = rows[0]
     assert [r.list_id for r in rows] == [m.list_id for m in cm.lists_for_email(sandbox.main_client_id, email)]
     assert isinstance(date_added, datetime) and state == "Active" and list_name == "Newsletter"
     assert d.history(news.list_id, email) == make_client(sandbox).request(
@@ -493,7 +497,7 @@ def test_empty_listing_has_zero_pages(sandbox, raw):
         "EmailAddress", "Name", "Date", "ListJoinedDate", "State", "CustomFields", "ReadsEmailWith"}
 
 
-@pytest.mark.parametrize("params,code", [
+@pytest.mark.parametrize(("params", "code"), [
     ({"page": 0}, 800), ({"page": "x"}, 800), ({"pagesize": 9}, 801), ({"pagesize": 1001}, 801),
     ({"orderdirection": "up"}, 803),
 ])
@@ -545,7 +549,7 @@ def test_sandbox_lifecycle_and_free_ports():
         assert a.base_url.startswith("http://127.0.0.1:")
     assert not a.running
     a.stop()  # idempotent
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="only listens on a loopback address"):
         Sandbox(host="0.0.0.0")
 
 
@@ -584,5 +588,5 @@ def test_cli_rejects_bad_arguments(capsys):
 def test_parse_rate():
     assert parse_rate("50/s") == 50 and parse_rate("3000/min") == 50 and parse_rate(20) == 20
     assert parse_rate(None) is None and parse_rate("off") is None and parse_rate(0) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rate limit must look like"):
         parse_rate("fifty")

@@ -26,7 +26,7 @@ from cmlib.errors import (
 from cmlib.models import KNOWN_STATES
 from cmlib.sandbox import DEMO_CUSTOMERS, Sandbox
 from tests.fixtures import fixture
-from tests.sandbox_fixtures import cm, createsend_auth, make_client, raw, sandbox  # noqa: F401
+from tests.sandbox_fixtures import make_client
 
 ALL_DEMO_ADDRESSES = [a for case in DEMO_CUSTOMERS.values() for a in case]
 
@@ -170,7 +170,8 @@ def _error_cases(sb: Sandbox) -> list[tuple[str, Any, type, int, int]]:
     sb.data.set_state(news, "deleted.one@example.com", "Deleted")
     return [
         ("1 query", lambda: account.lists_for_email(cid, "no-at-sign"), InvalidEmailError, 400, 1),
-        ("1 body", lambda: account.add_subscriber(news, "x y@example.com", consent_to_track="Yes"), InvalidEmailError, 400, 1),
+        ("1 body", lambda: account.add_subscriber(news, "x y@example.com", consent_to_track="Yes"),
+         InvalidEmailError, 400, 1),
         ("100", lambda: wrong.clients(), AuthenticationError, 401, 100),
         ("102", lambda: client_key.lists(other), AuthenticationError, 401, 102),
         ("101", lambda: account.list_details("f" * 32), APIError, 400, 101),
@@ -232,7 +233,8 @@ def test_createsend_reads_the_same_account(sandbox, cm, createsend_auth):
             (ours.title, ours.confirmed_opt_in, ours.unsubscribe_setting)
     cs_camps = cs_client.campaigns(page_size=10)
     ours = cm.campaigns(cid, page_size=10)
-    assert (cs_camps.NumberOfPages, cs_camps.TotalNumberOfRecords) == (ours.number_of_pages, ours.total_number_of_records)
+    assert (cs_camps.NumberOfPages, cs_camps.TotalNumberOfRecords) == (ours.number_of_pages,
+                                                                       ours.total_number_of_records)
     assert [(c.CampaignID, c.Subject, c.SentDate, c.WebVersionURL) for c in cs_camps.Results] == \
         [(c.campaign_id, c.subject, c.raw["SentDate"], c.web_version_url) for c in ours.results]
     supp = cs_client.suppressionlist()
@@ -270,7 +272,8 @@ def test_createsend_writes_change_state_and_errors_surface(sandbox, createsend_a
     import createsend
 
     news = _list_id(sandbox, "Newsletter")
-    assert createsend.Subscriber(createsend_auth).add(news, "cs@example.com", "CS", [], False, "Yes") == "cs@example.com"
+    added = createsend.Subscriber(createsend_auth).add(news, "cs@example.com", "CS", [], False, "Yes")
+    assert added == "cs@example.com"
     assert sandbox.data.state_of(news, "cs@example.com") == "Active"
     createsend.Subscriber(createsend_auth, news, "cs@example.com").unsubscribe()
     assert sandbox.data.state_of(news, "cs@example.com") == "Unsubscribed"

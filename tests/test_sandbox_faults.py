@@ -6,10 +6,12 @@ import time
 import pytest
 import requests
 
+from cmlib.client import CampaignMonitor, ClientOptions
 from cmlib.errors import ServerError, TimeoutError, UnexpectedResponseError
 from cmlib.retry import RetryPolicy
 from cmlib.sandbox import DEMO_CUSTOMERS, Faults, Sandbox
-from tests.sandbox_fixtures import make_client, make_sandbox, raw, sandbox  # noqa: F401
+from cmlib.sandbox.faults import FaultInjector
+from tests.sandbox_fixtures import make_client, make_sandbox
 
 RL_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -28,11 +30,11 @@ def test_knobs_settable_at_start_and_at_run_time():
     assert sb.faults.rate_limit == 50.0
     sb.set_faults(latency_ms=100, fail_list_ids={"x", "y"})
     assert sb.faults.latency_ms == 100 and sb.faults.fail_list_ids == {"x", "y"}
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="unknown fault knob"):
         sb.set_faults(latncy_ms=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="error_rate must be between 0 and 1"):
         sb.set_faults(error_rate=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rate limit must look like"):
         sb.faults.rate_limit = "lots"
     sb.reset_faults()
     assert sb.faults == Faults()
@@ -40,35 +42,55 @@ def test_knobs_settable_at_start_and_at_run_time():
     assert sb.faults.latency_ms == 7
 
 
-def test_latency_and_jitter(sandbox, raw):
+def test_latency_holds_every_answer(sandbox, raw):
+    """On the wire only the lower bound is certain (a loaded machine may add any delay on top)."""
     sandbox.faults.latency_ms = 100
     started = time.perf_counter()
     assert raw("GET", "/clients.json").status_code == 200
-    assert 0.1 <= time.perf_counter() - started < 0.6
-    sandbox.set_faults(latency_ms=0, jitter_ms=60)
-    took = []
-    for _ in range(5):
-        started = time.perf_counter()
-        raw("GET", "/clients.json")
-        took.append(time.perf_counter() - started)
-    assert max(took) < 0.5 and max(took) - min(took) > 0.005  # it varies, within the bound
+    assert time.perf_counter() - started >= 0.1
 
 
-def test_rate_limit_with_headers_per_key(sandbox, raw):
-    sandbox.set_faults(rate_limit="3/s")
-    answers = [raw("GET", "/clients.json") for _ in range(4)]
-    assert [r.status_code for r in answers] == [200, 200, 200, 429]
-    assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0"]
-    limited = answers[-1]
-    assert limited.json() == {"Code": 429, "Message": "Rate limit exceeded"}
-    assert limited.headers["X-RateLimit-Limit"] == "3"
-    reset = int(limited.headers["X-RateLimit-Reset"])  # seconds until the window resets, not a timestamp
-    assert 0 <= reset <= 1
-    assert "Retry-After" not in limited.headers
-    assert raw("GET", "/clients.json", auth=(sandbox.client_api_key, "x")).status_code == 200  # another key
-    time.sleep(reset + 0.05)
-    assert raw("GET", "/clients.json").status_code == 200
-    assert sandbox.status_counts[429] == 1
+def test_jitter_adds_a_varying_delay_within_its_bound():
+    injector = FaultInjector(Faults(latency_ms=100, jitter_ms=60), seed=3)
+    delays = [injector.delay_seconds() for _ in range(50)]
+    assert all(0.1 <= d < 0.16 for d in delays)
+    assert len(set(delays)) == 50  # it varies
+    again = FaultInjector(Faults(jitter_ms=60), seed=3)
+    assert [again.delay_seconds() for _ in range(3)] == pytest.approx([d - 0.1 for d in delays[:3]])  # seeded
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limit_with_headers_per_key():
+    clock = FakeClock()
+    with make_sandbox(rate_limit="3/s", rate_clock=clock) as sb, requests.Session() as http:
+        def get(key: str = sb.account_api_key) -> requests.Response:
+            return http.get(sb.base_url + "/clients.json", auth=(key, "x"), timeout=5)
+
+        answers = [get() for _ in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 429]
+        assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0"]
+        limited = answers[-1]
+        assert limited.json() == {"Code": 429, "Message": "Rate limit exceeded"}
+        assert limited.headers["X-RateLimit-Limit"] == "3"
+        # Seconds until the window resets (not a timestamp): the whole 1 s window, as no time passed.
+        assert limited.headers["X-RateLimit-Reset"] == "1"
+        assert "Retry-After" not in limited.headers
+        assert get(sb.client_api_key).status_code == 200  # another key has its own budget
+        clock.now += 0.6
+        refused = get()
+        assert (refused.status_code, refused.headers["X-RateLimit-Reset"]) == (429, "1")  # ceil(0.4)
+        clock.now += 0.4  # the window is over
+        assert get().status_code == 200
+        assert sb.status_counts[429] == 2
 
 
 def test_rate_limit_without_headers(sandbox, raw):
@@ -79,13 +101,29 @@ def test_rate_limit_without_headers(sandbox, raw):
     assert limited.json()["Code"] == 429
 
 
-def test_our_client_rides_out_429s_with_the_reset_header(sandbox):
-    sandbox.set_faults(rate_limit="4/s")
-    client = make_client(sandbox, retry=RetryPolicy(max_attempts=6, base_delay=0.05, max_total_wait=10))
-    email = DEMO_CUSTOMERS["with_campaigns"][0]
-    results = [client.lists_for_email(sandbox.main_client_id, email) for _ in range(8)]
-    assert all(len(r) == 3 for r in results)
-    assert sandbox.status_counts[429] >= 1 and sandbox.status_counts[200] == 8
+def test_our_client_rides_out_429s_with_the_reset_header():
+    """One clock for the sandbox's windows and the client's waits: the client's one wait of the
+    reset header's second (plus its spread) is exactly what reopens the window."""
+    clock = FakeClock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    with make_sandbox(rate_limit="4/s", rate_clock=clock) as sb:
+        options = ClientOptions(retry=RetryPolicy(max_attempts=6, base_delay=0.05, max_total_wait=10), rate=None,
+                                read_timeout=5.0)
+        client = CampaignMonitor(sb.account_api_key, sb.base_url, options=options, cache=None, sleep=sleep,
+                                 clock=clock, rng=lambda: 0.5)
+        email = DEMO_CUSTOMERS["with_campaigns"][0]
+        try:
+            results = [client.lists_for_email(sb.main_client_id, email) for _ in range(8)]
+        finally:
+            client.close()
+        assert all(len(r) == 3 for r in results)
+        assert (sb.status_counts[429], sb.status_counts[200]) == (1, 8)
+        assert slept == [pytest.approx(1.025)]  # X-RateLimit-Reset 1 s + 0.5 x base_delay
 
 
 def test_html_500(sandbox, raw):
@@ -96,7 +134,8 @@ def test_html_500(sandbox, raw):
     with pytest.raises(ServerError) as exc:
         make_client(sandbox).clients()
     assert exc.value.status == 500 and exc.value.code is None and "HTML" in exc.value.message
-    r = raw("POST", f"/subscribers/{_news(sandbox)}.json", json={"EmailAddress": "w@example.com", "ConsentToTrack": "Yes"})
+    r = raw("POST", f"/subscribers/{_news(sandbox)}.json",
+            json={"EmailAddress": "w@example.com", "ConsentToTrack": "Yes"})
     assert r.status_code == 500 and sandbox.data.state_of(_news(sandbox), "w@example.com") is None  # nothing written
 
 
@@ -104,7 +143,7 @@ def test_malformed_json(sandbox, raw):
     sandbox.faults.malformed_rate = 1.0
     r = raw("GET", "/clients.json")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
-    with pytest.raises(ValueError):
+    with pytest.raises(requests.JSONDecodeError):
         r.json()
     assert int(r.headers["Content-Length"]) == len(r.content) > 0
     with pytest.raises(UnexpectedResponseError) as exc:
@@ -112,17 +151,17 @@ def test_malformed_json(sandbox, raw):
     assert exc.value.status == 200
     # A write still happens even when its answer is broken, as with a real truncated response.
     news = _news(sandbox)
-    assert make_client(sandbox).add_subscriber(news, "broken@example.com", consent_to_track="Yes") == "broken@example.com"
+    added = make_client(sandbox).add_subscriber(news, "broken@example.com", consent_to_track="Yes")
+    assert added == "broken@example.com"
     assert sandbox.data.state_of(news, "broken@example.com") == "Active"
 
 
 def test_hang_past_the_client_timeout(sandbox, raw):
     sandbox.set_faults(hang_rate=1.0, hang_seconds=3)
     client = make_client(sandbox, read_timeout=0.3)
-    started = time.perf_counter()
-    with pytest.raises(TimeoutError):
+    # The held request is answered after 3 s; a TimeoutError means the client's own 0.3 s ended it.
+    with pytest.raises(TimeoutError, match=r"read timeout after 0\.3s"):
         client.clients()
-    assert time.perf_counter() - started < 1.5
     with pytest.raises(requests.exceptions.ReadTimeout):
         raw("GET", "/clients.json", timeout=0.2)
     sandbox.faults.hang_rate = 0.0

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from cmlib import runtime
 from cmlib.audit import AuditLog
 from cmlib.sandbox import DEMO_CUSTOMERS
-from cmlib.subscriptions import apply_plan, load_lists, plan_changes, take_snapshot
+from cmlib.subscriptions import ApplyOptions, apply_plan, load_lists, plan_changes, take_snapshot
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "settings.py")
 
@@ -88,8 +88,8 @@ def test_the_key_is_only_in_the_settings_file(sandbox, debug_log_file):
     snapshot = take_snapshot(conn.client, conn.client_id, email)
     plan = plan_changes(snapshot, {lists_info[0].list_id: True}, lists_info)
     audit = AuditLog(secrets=[key])
-    report = apply_plan(conn.client, conn.client_id, email, snapshot, plan, reason="ticket 42", consent="Yes",
-                        actor="tester", audit=audit, confirmed=plan.confirmation_keys)
+    report = apply_plan(conn.client, plan, ApplyOptions.confirming_all(plan, actor="tester", reason="ticket 42",
+                                                                       consent="Yes"), audit=audit)
     assert report.written
     assert audit.count() >= 1
     conn.client.close()

@@ -1,36 +1,39 @@
 """Subscription plans (pure) and apply_plan against the sandbox: conflicts, partial failures, audit."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 
+import cmlib.concurrency
 from cmlib.audit import AuditFilter, AuditLog
 from cmlib.client import CampaignMonitor
 from cmlib.errors import NotInListError, ServerError, SubscriberStateError
 from cmlib.models import ListMembership, SuppressedAddress
 from cmlib.subscriptions import (
-    SUBSCRIBE,
-    UNSUBSCRIBE,
-    W_CASCADE,
-    W_MAYBE_CASCADE,
-    W_RESUBSCRIBE,
-    W_SUPPRESSED,
+    Action,
+    ApplyOptions,
     ListInfo,
     PlanNotReady,
     Snapshot,
     Step,
-    _judge,
+    WarningKind,
     apply_plan,
     diff_states,
     load_lists,
     plan_changes,
+    read_for_editing,
     take_snapshot,
     unsubscribe_all_desired,
 )
+from cmlib.subscriptions.verdict import judge
 from tests.sandbox_fixtures import make_client
 
 EMAIL = "anna@example.com"
+WORDS = {"Active": "subscribed", "Unconfirmed": "pending", "Unsubscribed": "unsubscribed", "Bounced": "bounced",
+         "Deleted": "deleted"}  # the product's words (cmlib.states), written out
 LISTS = (
     ListInfo("L_news", "Newsletter", confirmed_opt_in=False, unsubscribes_from_all=True),
     ListInfo("L_prod", "Product updates", confirmed_opt_in=True, unsubscribes_from_all=False),
@@ -60,7 +63,7 @@ def test_unconfirmed_counts_as_subscribed():
     assert s.ticks() == {"L_prod": True}
     plan = plan_changes(s, {"L_prod": False}, LISTS)
     assert [(st.action, st.list_name, st.state_before) for st in plan.steps] == [
-        (UNSUBSCRIBE, "Product updates", "Unconfirmed")]
+        (Action.UNSUBSCRIBE, "Product updates", "Unconfirmed")]
     assert plan.warnings == () and plan.ready()
 
 
@@ -68,14 +71,14 @@ def test_plain_subscribe_and_consent_question():
     s = snap({})
     plan = plan_changes(s, {"L_web": True}, LISTS)
     [step] = plan.steps
-    assert step.action == SUBSCRIBE and not step.resubscribe
+    assert step.action == Action.SUBSCRIBE and not step.resubscribe
     assert plan.describe() == "subscribe to Webinars"
     assert plan.needs_consent and not plan.needs_reason and plan.ready()
 
 
 def test_confirmed_opt_in_list_is_explained():
     plan = plan_changes(snap({}), {"L_prod": True}, LISTS)
-    assert any("confirmed opt-in" in n and "Unconfirmed" in n for n in plan.notes)
+    assert any("confirmed opt-in" in n and "stays pending until" in n for n in plan.notes)
 
 
 def test_all_client_lists_cascade_is_described_and_must_be_confirmed():
@@ -85,14 +88,14 @@ def test_all_client_lists_cascade_is_described_and_must_be_confirmed():
         "subscribe to Webinars; unsubscribe from Newsletter — this list is set to unsubscribe from ALL "
         "client lists, so the address will also leave Product updates and Offers")
     [w] = plan.warnings
-    assert w.kind == W_CASCADE and w.needs_confirmation and not w.needs_reason
+    assert w.kind == WarningKind.CASCADE and w.needs_confirmation and not w.needs_reason
     assert set(w.list_ids) == {"L_prod", "L_off"}
     assert "Product updates and Offers" in w.message
     assert not plan.ready()
     assert plan.missing() == ["1 warning not confirmed"]
     assert plan.ready(confirmed={w.key})
     # unsubscribes run first so the all-lists unsubscribe cannot undo the new subscription
-    assert [st.action for st in plan.steps] == [UNSUBSCRIBE, SUBSCRIBE]
+    assert [st.action for st in plan.steps] == [Action.UNSUBSCRIBE, Action.SUBSCRIBE]
     assert any("sent first" in n for n in plan.notes)
 
 
@@ -101,7 +104,8 @@ def test_cascade_needs_no_confirmation_when_every_other_list_is_unticked_too():
     desired = unsubscribe_all_desired(s, LISTS)
     assert set(desired) == {"L_news", "L_prod", "L_web", "L_off"} and not any(desired.values())
     plan = plan_changes(s, desired, LISTS)
-    assert [(st.action, st.list_id) for st in plan.steps] == [(UNSUBSCRIBE, "L_news"), (UNSUBSCRIBE, "L_prod")]
+    assert [(st.action, st.list_id) for st in plan.steps] == [(Action.UNSUBSCRIBE, "L_news"),
+                                                               (Action.UNSUBSCRIBE, "L_prod")]
     assert plan.warnings == ()
     assert any("already removes the address from Product updates" in n for n in plan.notes)
     assert plan.ready()
@@ -114,9 +118,9 @@ def test_resubscribe_needs_reason_and_confirmation(state):
     plan = plan_changes(s, {"L_web": True}, LISTS)
     [step] = plan.steps
     assert step.resubscribe and step.state_before == state
-    assert plan.describe() == f"resubscribe to Webinars (now {state})"
+    assert plan.describe() == f"resubscribe to Webinars (now {WORDS.get(state, state)})"
     [w] = plan.warnings
-    assert w.kind == W_RESUBSCRIBE and w.needs_confirmation and w.needs_reason
+    assert w.kind == WarningKind.RESUBSCRIBE and w.needs_confirmation and w.needs_reason
     assert "permission" in w.message
     assert plan.missing() == ["1 warning not confirmed", "a reason is required (e.g. the ticket number)"]
     assert not plan.ready(confirmed={w.key}, reason="   ")
@@ -136,7 +140,7 @@ def test_suppressed_address_is_resubscribe_with_reason_and_says_why():
     plan = plan_changes(s, {"L_web": True, "L_off": True}, LISTS)
     assert all(st.resubscribe for st in plan.steps)
     [w] = plan.warnings
-    assert w.kind == W_SUPPRESSED and w.needs_reason and w.needs_confirmation
+    assert w.kind == WarningKind.SUPPRESSED and w.needs_reason and w.needs_confirmation
     assert "suppression list (reason: Unsubscribed, since 2024-01-02)" in w.message
     assert "Webinars and Offers" in w.message
     # unsubscribing a suppressed address needs no such warning
@@ -144,11 +148,11 @@ def test_suppressed_address_is_resubscribe_with_reason_and_says_why():
 
 
 def test_unknown_unsubscribe_setting_warns_about_a_possible_cascade():
-    lists = (ListInfo("L_x", "Mystery", problem="list settings could not be read: HTTP 500"),) + LISTS
+    lists = (ListInfo("L_x", "Mystery", problem="list settings could not be read: HTTP 500"), *LISTS)
     s = snap({"L_x": "Active", "L_web": "Active"})
     plan = plan_changes(s, {"L_x": False}, lists)
     [w] = plan.warnings
-    assert w.kind == W_MAYBE_CASCADE and "Webinars" in w.message
+    assert w.kind == WarningKind.MAYBE_CASCADE and "Webinars" in w.message
     assert plan.steps[0].unsubscribes_from_all is None
 
 
@@ -169,45 +173,45 @@ def test_diff_states():
     changes = diff_states(a, b)
     assert [(c.list_id, c.before, c.after) for c in changes] == [("L_news", "Active", "Unsubscribed"),
                                                                ("L_off", "", "Active")]
-    assert changes[1].describe() == "Offers: not on the list → Active"
+    assert changes[1].describe() == "Offers: not on the list → subscribed"
 
 
 def test_judge_distinguishes_done_already_queued_failed():
-    sub = Step("L", "Webinars", SUBSCRIBE, "")
-    unsub = Step("L", "Webinars", UNSUBSCRIBE, "Active")
-    assert _judge(sub, None, "Active", "").status == "done"
-    assert _judge(sub, None, "Unconfirmed", "").detail.startswith("waiting")
-    assert _judge(sub, None, "", "").status == "queued"
-    assert _judge(sub, None, None, "read-back failed: x").status == "sent"
-    assert _judge(unsub, None, "Unsubscribed", "").status == "done"
-    assert _judge(unsub, None, "Active", "").status == "queued"
-    assert _judge(unsub, NotInListError("gone", code=203), "Unsubscribed", "").status == "already"
-    assert _judge(unsub, NotInListError("gone", code=203), "Active", "").status == "failed"
-    assert _judge(sub, SubscriberStateError("u", code=208), "Unconfirmed", "").status == "already"
-    refused = _judge(sub, SubscriberStateError("Deleted", code=205), "Deleted", "")
+    sub = Step("L", "Webinars", Action.SUBSCRIBE, "")
+    unsub = Step("L", "Webinars", Action.UNSUBSCRIBE, "Active")
+    assert judge(sub, None, "Active", "").status == "done"
+    assert judge(sub, None, "Unconfirmed", "").detail.startswith("waiting")
+    assert judge(sub, None, "", "").status == "queued"
+    assert judge(sub, None, None, "read-back failed: x").status == "sent"
+    assert judge(unsub, None, "Unsubscribed", "").status == "done"
+    assert judge(unsub, None, "Active", "").status == "queued"
+    assert judge(unsub, NotInListError("gone", code=203), "Unsubscribed", "").status == "already"
+    assert judge(unsub, NotInListError("gone", code=203), "Active", "").status == "failed"
+    assert judge(sub, SubscriberStateError("u", code=208), "Unconfirmed", "").status == "already"
+    refused = judge(sub, SubscriberStateError("Deleted", code=205), "Deleted", "")
     assert refused.status == "failed" and refused.audit_result == "failed: Code 205: Deleted"
 
 
 def test_judge_lets_the_read_back_decide_when_the_answer_was_lost():
-    sub = Step("L", "Webinars", SUBSCRIBE, "")
-    unsub = Step("L", "Webinars", UNSUBSCRIBE, "Active")
+    sub = Step("L", "Webinars", Action.SUBSCRIBE, "")
+    unsub = Step("L", "Webinars", Action.UNSUBSCRIBE, "Active")
     lost = ServerError("HTML 502 response instead of JSON", status=502)
-    done = _judge(unsub, lost, "Unsubscribed", "")
+    done = judge(unsub, lost, "Unsubscribed", "")
     assert done.status == "done" and done.answer_lost
     assert done.audit_result == "done: confirmed by the read-back (the answer was lost (HTTP 502: HTML 502 response " \
                                 "instead of JSON))"
-    not_done = _judge(unsub, lost, "Active", "")
+    not_done = judge(unsub, lost, "Active", "")
     assert not_done.status == "failed" and "not unsubscribed" in not_done.detail
     assert "Webinars — unsubscribe: not done" in not_done.describe()
-    assert _judge(sub, lost, "Active", "").status == "done"
+    assert judge(sub, lost, "Active", "").status == "done"
     # an add that does not show yet may still be in Campaign Monitor's queue: nobody can say
-    queued = _judge(sub, lost, "", "", email="a@x.com")
+    queued = judge(sub, lost, "", "", email="a@x.com")
     assert queued.status == "unknown" and "queue" in queued.detail and "refresh a@x.com" in queued.detail
-    blind = _judge(unsub, lost, None, "read-back failed: HTTP 502")
+    blind = judge(unsub, lost, None, "read-back failed: HTTP 502")
     assert blind.status == "unknown" and blind.audit_result.startswith("unknown: the answer was lost")
-    assert "if it still shows Active, the change did not happen" in blind.detail
+    assert "if it still shows subscribed, the change did not happen" in blind.detail
     # a JSON 500 from the API itself is no answer either: the read-back decides
-    assert _judge(unsub, ServerError("Sorry", status=500, code=500), "Active", "").status == "failed"
+    assert judge(unsub, ServerError("Sorry", status=500, code=500), "Active", "").status == "failed"
 
 
 # ------------------------------------------------------------------------- against the sandbox
@@ -240,15 +244,13 @@ def prepare(sb, client, email, ticks_by_name):
     lists = load_lists(client, sb.main_client_id)
     s = take_snapshot(client, sb.main_client_id, email)
     desired = {lid(sb, n): v for n, v in ticks_by_name.items()}
-    return lists, s, plan_changes(s, desired, lists)
+    return lists, plan_changes(s, desired, lists)
 
 
-def apply(sb, client, s, plan, audit, **kw):
-    kw.setdefault("reason", "")
-    kw.setdefault("consent", "Unchanged")
+def apply(client, plan, audit, **kw):
     kw.setdefault("actor", "tester")
     kw.setdefault("confirmed", plan.confirmation_keys)
-    return apply_plan(client, sb.main_client_id, s.email, s, plan, audit=audit, **kw)
+    return apply_plan(client, plan, ApplyOptions(**kw), audit=audit)
 
 
 def test_load_lists_reads_settings_concurrently_and_survives_a_failing_list(sb, client):
@@ -265,13 +267,52 @@ def test_snapshot_is_read_fresh_and_knows_suppression(sb, client):
     assert s.states == () and s.suppressed is not None
     s2 = take_snapshot(client, sb.main_client_id, EMAIL)
     assert s2.suppressed is None
-    assert {s2.name_of(l) for l, st in s2.states if st == "Active"} == {"Newsletter", "Webinars", "Offers"}
+    assert {s2.name_of(lst) for lst, st in s2.states if st == "Active"} == {"Newsletter", "Webinars", "Offers"}
+
+
+def test_reading_for_the_editor_runs_on_the_given_executor_only(sb, client, monkeypatch):
+    """The dialog hands in the connection's small shared pool: no pool of its own is started, and
+    every task given to the pool is one request -- the waiting happens in the caller's thread.
+    So even a one-worker pool cannot deadlock (a task waiting on a task queued behind it)."""
+
+    def no_own_pool(*args, **kwargs):
+        raise AssertionError("started a thread pool of its own")
+
+    monkeypatch.setattr(cmlib.concurrency, "ThreadPoolExecutor", no_own_pool)
+    submitted = []
+
+    class Recording(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    pool = Recording(max_workers=1, thread_name_prefix="test-one-worker")
+    done = threading.Event()
+    box = {}
+
+    def run():
+        try:
+            box["out"] = read_for_editing(client, sb.main_client_id, EMAIL, executor=pool)
+        except BaseException as exc:
+            box["error"] = exc
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    finished = done.wait(30)  # a failure guard only: it returns as soon as the read is done
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert finished, "deadlocked: a task in the pool waited on a task queued behind it"
+    assert "error" not in box, box.get("error")
+    lists, snapshot = box["out"]
+    assert len(submitted) == 2 + len(lists)  # the states, the suppression entry, one per list's settings
+    assert {li.name for li in lists} >= {"Newsletter", "Webinars", "Offers"}
+    assert snapshot.states == take_snapshot(client, sb.main_client_id, EMAIL).states
+    assert snapshot.suppressed is None and snapshot.suppression_problem == ""
 
 
 def test_apply_subscribe_and_unsubscribe_is_done_and_audited(sb, client, audit):
-    _, s, plan = prepare(sb, client, EMAIL, {"Webinars": False, "Events Moscow": True})
+    _, plan = prepare(sb, client, EMAIL, {"Webinars": False, "Events Moscow": True})
     sb.reset_counts()
-    report = apply(sb, client, s, plan, audit, reason="ticket 7", consent="Yes")
+    report = apply(client, plan, audit, reason="ticket 7", consent="Yes")
     assert report.ok and not report.conflict
     assert {r.list_name: r.status for r in report.results} == {"Webinars": "done", "Events Moscow": "done"}
     assert state(sb, "Webinars", EMAIL) == "Unsubscribed"
@@ -289,13 +330,13 @@ def test_apply_subscribe_and_unsubscribe_is_done_and_audited(sb, client, audit):
 
 def test_conflict_writes_nothing_and_refreshes(sb, client, audit):
     # The form was opened, then mail to the address bounced: resubscribing must be decided again.
-    _, s, plan = prepare(sb, client, "leaver@example.com", {"Webinars": True})
+    _, plan = prepare(sb, client, "leaver@example.com", {"Webinars": True})
     sb.data.set_state(lid(sb, "Webinars"), "leaver@example.com", "Bounced")
     sb.reset_counts()
-    report = apply(sb, client, s, plan, audit, reason="ticket 9")
+    report = apply(client, plan, audit, reason="ticket 9")
     assert report.conflict and not report.written
     assert sb.request_counts["add"] == 0 and sb.request_counts["unsubscribe"] == 0
-    assert [c.describe() for c in report.conflict] == ["Webinars: Unsubscribed → Bounced"]
+    assert [c.describe() for c in report.conflict] == ["Webinars: unsubscribed → bounced"]
     assert report.new_snapshot.state_of(lid(sb, "Webinars")) == "Bounced"
     assert "Nothing was written" in report.summary()
     [row] = audit.query()
@@ -304,10 +345,10 @@ def test_conflict_writes_nothing_and_refreshes(sb, client, audit):
 
 def test_change_made_meanwhile_in_the_same_direction_is_already_so(sb, client, audit):
     # The form was opened, then the person re-joined Webinars through a form themselves.
-    _, s, plan = prepare(sb, client, "leaver@example.com", {"Webinars": True})
+    _, plan = prepare(sb, client, "leaver@example.com", {"Webinars": True})
     sb.data.set_state(lid(sb, "Webinars"), "leaver@example.com", "Active")
     sb.reset_counts()
-    report = apply(sb, client, s, plan, audit, reason="ticket 9")
+    report = apply(client, plan, audit, reason="ticket 9")
     assert not report.conflict and report.ok and not report.written
     assert sb.request_counts["add"] == 0  # nothing sent: it is already so
     [r] = report.results
@@ -318,25 +359,25 @@ def test_change_made_meanwhile_in_the_same_direction_is_already_so(sb, client, a
 
 
 def test_stale_form_never_resubscribes(sb, client, audit):
-    _, s, plan = prepare(sb, client, EMAIL, {"Events Moscow": True})
+    _, plan = prepare(sb, client, EMAIL, {"Events Moscow": True})
     sb.data.set_state(lid(sb, "Newsletter"), EMAIL, "Unsubscribed")  # left five minutes ago
-    report = apply(sb, client, s, plan, audit)
+    report = apply(client, plan, audit)
     assert report.conflict
     assert state(sb, "Events Moscow", EMAIL) is None
     assert state(sb, "Newsletter", EMAIL) == "Unsubscribed"
 
 
 def test_partial_failure_is_reported_per_list(sb, client, audit):
-    _, s, plan = prepare(sb, client, EMAIL, {"Newsletter": False, "Webinars": False})
+    _, plan = prepare(sb, client, EMAIL, {"Newsletter": False, "Webinars": False})
     sb.faults.fail_list_ids = {lid(sb, "Webinars")}
-    report = apply(sb, client, s, plan, audit)
+    report = apply(client, plan, audit)
     by = {r.list_name: r for r in report.results}
     assert by["Newsletter"].status == "done" and by["Newsletter"].state_after == "Unsubscribed"
     assert by["Webinars"].status == "failed" and by["Webinars"].state_after == "Active"
     assert "500" in by["Webinars"].detail
     assert report.failed == (by["Webinars"],) and not report.ok and report.written
     # a JSON 500 does not say whether the unsubscribe happened: the read-back says it did not
-    assert "Webinars — unsubscribe: not done (Active → Active)" in by["Webinars"].describe()
+    assert "Webinars — unsubscribe: not done (subscribed → subscribed)" in by["Webinars"].describe()
     assert "does not say whether the change was applied" in by["Webinars"].detail
     rows = {r.list_name: r.result for r in audit.query()}
     assert rows["Newsletter"] == "done" and rows["Webinars"].startswith("failed: ")
@@ -344,14 +385,15 @@ def test_partial_failure_is_reported_per_list(sb, client, audit):
 
 
 def test_resubscribe_sends_the_flag_only_when_planned(sb, client, audit):
-    _, s, plan = prepare(sb, client, "leaver@example.com", {"Newsletter": True})
+    _, plan = prepare(sb, client, "leaver@example.com", {"Newsletter": True})
     [w] = plan.warnings
-    with pytest.raises(PlanNotReady):
-        apply(sb, client, s, plan, audit, confirmed=set(), reason="ticket 1")
-    with pytest.raises(PlanNotReady):
-        apply(sb, client, s, plan, audit, reason=" ")
+    assert w.kind == WarningKind.RESUBSCRIBE
+    with pytest.raises(PlanNotReady, match="1 warning not confirmed"):
+        apply(client, plan, audit, confirmed=frozenset(), reason="ticket 1")
+    with pytest.raises(PlanNotReady, match="a reason is required"):
+        apply(client, plan, audit, reason=" ")
     assert audit.count() == 0 and state(sb, "Newsletter", "leaver@example.com") == "Unsubscribed"
-    report = apply(sb, client, s, plan, audit, reason="ticket 1 — customer asked")
+    report = apply(client, plan, audit, reason="ticket 1 — customer asked")
     assert report.ok
     assert state(sb, "Newsletter", "leaver@example.com") == "Active"
     [row] = audit.query()
@@ -360,17 +402,17 @@ def test_resubscribe_sends_the_flag_only_when_planned(sb, client, audit):
 
 def test_suppressed_address_is_added_only_with_confirmation(sb, client, audit):
     email = "suppressed@example.com"
-    _, s, plan = prepare(sb, client, email, {"Webinars": True})
-    assert [w.kind for w in plan.warnings] == [W_SUPPRESSED]
-    report = apply(sb, client, s, plan, audit, reason="ticket 5", consent="No")
+    _, plan = prepare(sb, client, email, {"Webinars": True})
+    assert [w.kind for w in plan.warnings] == [WarningKind.SUPPRESSED]
+    report = apply(client, plan, audit, reason="ticket 5", consent="No")
     assert report.ok and state(sb, "Webinars", email) == "Active"
     assert not sb.data.is_suppressed(sb.main_client_id, email)
 
 
 def test_all_lists_cascade_reports_the_lists_it_took_along(sb, client, audit):
-    _, s, plan = prepare(sb, client, EMAIL, {"Offers": False})
-    assert [w.kind for w in plan.warnings] == [W_CASCADE]
-    report = apply(sb, client, s, plan, audit)
+    _, plan = prepare(sb, client, EMAIL, {"Offers": False})
+    assert [w.kind for w in plan.warnings] == [WarningKind.CASCADE]
+    report = apply(client, plan, audit)
     by = {r.list_name: r for r in report.results}
     assert by["Offers"].status == "done"
     assert by["Newsletter"].action == "unsubscribe (via Offers)" and by["Newsletter"].status == "done"
@@ -379,17 +421,18 @@ def test_all_lists_cascade_reports_the_lists_it_took_along(sb, client, audit):
 
 
 def test_cascade_plus_subscribe_runs_unsubscribes_first(sb, client, audit):
-    _, s, plan = prepare(sb, client, EMAIL, {"Offers": False, "Beta testers": True})
-    report = apply(sb, client, s, plan, audit)
+    _, plan = prepare(sb, client, EMAIL, {"Offers": False, "Beta testers": True})
+    report = apply(client, plan, audit)
     assert state(sb, "Newsletter", EMAIL) == "Unsubscribed"
     assert state(sb, "Beta testers", EMAIL) == "Unconfirmed"  # not undone by the cascade
     assert {r.list_name: r.status for r in report.results}["Beta testers"] == "done"
 
 
 def test_unsubscribe_all(sb, client, audit):
-    lists, s, _ = prepare(sb, client, "fresh@example.com", {})
+    lists, empty = prepare(sb, client, "fresh@example.com", {})
+    s = empty.snapshot
     plan = plan_changes(s, unsubscribe_all_desired(s, lists), lists)
-    report = apply(sb, client, s, plan, audit)
+    report = apply(client, plan, audit)
     assert report.ok
     assert state(sb, "Newsletter", "fresh@example.com") == "Unsubscribed"
     assert state(sb, "Product updates", "fresh@example.com") == "Unsubscribed"
@@ -411,10 +454,9 @@ class _QueueingClient:
 
 
 def test_queued_add_is_not_success_or_failure(sb, client, audit):
-    _, s, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
+    _, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
     q = _QueueingClient(client)
-    report = apply_plan(q, sb.main_client_id, s.email, s, plan, reason="", consent="Unchanged", actor="t",
-                        audit=audit)
+    report = apply(q, plan, audit, actor="t")
     [r] = report.results
     assert q.adds == 1 and r.status == "queued" and r.state_after == ""
     assert audit.query()[0].result == "queued"
@@ -437,18 +479,16 @@ class _FlakyReadClient(_QueueingClient):
 
 
 def test_failed_reread_before_writing_sends_nothing(sb, client, audit):
-    _, s, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
+    _, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
     sb.reset_counts()
-    report = apply_plan(_FlakyReadClient(client, 0), sb.main_client_id, s.email, s, plan, reason="",
-                        consent="Unchanged", actor="t", audit=audit)
+    report = apply(_FlakyReadClient(client, 0), plan, audit, actor="t")
     assert "could not be re-read" in report.problem and not report.written
     assert sb.request_counts["add"] == 0
 
 
 def test_failed_readback_reports_sent_not_verified(sb, client, audit):
-    _, s, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
-    report = apply_plan(_FlakyReadClient(client, 1), sb.main_client_id, s.email, s, plan, reason="",
-                        consent="Unchanged", actor="t", audit=audit)
+    _, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
+    report = apply(_FlakyReadClient(client, 1), plan, audit, actor="t")
     [r] = report.results
     assert r.status == "sent" and r.state_after is None and report.new_snapshot is None
     assert state(sb, "Webinars", "nobody@example.com") == "Active"
@@ -457,9 +497,9 @@ def test_failed_readback_reports_sent_not_verified(sb, client, audit):
 
 def test_unwritable_audit_log_means_no_write(sb, client, tmp_path):
     (tmp_path / "blocker").write_text("x")
-    _, s, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
+    _, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
     sb.reset_counts()
-    report = apply(sb, client, s, plan, AuditLog(tmp_path / "blocker" / "audit.sqlite"))
+    report = apply(client, plan, AuditLog(tmp_path / "blocker" / "audit.sqlite"))
     assert "audit log cannot be written" in report.problem
     assert sb.request_counts["add"] == 0 and state(sb, "Webinars", "nobody@example.com") is None
 
@@ -467,12 +507,12 @@ def test_unwritable_audit_log_means_no_write(sb, client, tmp_path):
 def test_api_key_never_reaches_the_audit_log(sb, client, tmp_path):
     path = tmp_path / "audit.sqlite"
     log = AuditLog(path, secrets=[sb.client_api_key])
-    _, s, plan = prepare(sb, client, EMAIL, {"Webinars": False})
-    apply(sb, client, s, plan, log)
+    _, plan = prepare(sb, client, EMAIL, {"Webinars": False})
+    apply(client, plan, log)
     assert log.count() == 1
     for f in tmp_path.glob("audit.sqlite*"):
         assert sb.client_api_key.encode() not in f.read_bytes()
 
 
 def test_snapshot_taken_at_is_utc():
-    assert snap({}).taken_at.tzinfo is timezone.utc
+    assert snap({}).taken_at.tzinfo is UTC

@@ -181,7 +181,7 @@ def test_every_joiner_is_needed(text):
             assert _rewrites(without.replace(WORD_JOINER, "\x00")), (text, i)
 
 
-@pytest.mark.parametrize("text,joiners", [
+@pytest.mark.parametrize(("text", "joiners"), [
     ("as of 14:32:05 UTC", 0),
     ("state since 2025-01-02 09:00", 0),
     ("consent to track: Yes", 0),

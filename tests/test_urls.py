@@ -27,7 +27,7 @@ ALLOWED = [
 ]
 
 
-@pytest.mark.parametrize("url,normal", ALLOWED)
+@pytest.mark.parametrize(("url", "normal"), ALLOWED)
 def test_allowed_urls_and_their_normal_form(url, normal):
     check = check_api_url(url)
     assert check.ok, check.message
@@ -86,7 +86,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("url,problem", REFUSED)
+@pytest.mark.parametrize(("url", "problem"), REFUSED)
 def test_refused_urls_say_why(url, problem):
     check = check_api_url(url)
     assert check.problem is problem, (url[:80], check)

@@ -17,13 +17,14 @@ from cmlib.client import CampaignMonitor, ClientOptions
 from cmlib.errors import TransportError
 from cmlib.retry import NO_RETRY
 from cmlib.subscriptions import (
+    ApplyOptions,
     PlanNotReady,
-    _never_sent,
     apply_plan,
     load_lists,
     plan_changes,
     take_snapshot,
 )
+from cmlib.subscriptions.verdict import never_sent
 from cmlib.write_locks import (
     LocalWriteLocks,
     WriteKey,
@@ -65,15 +66,13 @@ def state(sb, name, email=ANNA):
 def prepare(sb, client, email, ticks_by_name):
     lists = load_lists(client, sb.main_client_id)
     s = take_snapshot(client, sb.main_client_id, email)
-    return s, plan_changes(s, {lid(sb, n): v for n, v in ticks_by_name.items()}, lists)
+    return plan_changes(s, {lid(sb, n): v for n, v in ticks_by_name.items()}, lists)
 
 
-def apply(sb, client, s, plan, audit, **kw):
-    kw.setdefault("reason", "")
-    kw.setdefault("consent", "Unchanged")
+def apply(client, plan, audit, *, locks=None, **kw):
     kw.setdefault("actor", "tester")
     kw.setdefault("confirmed", plan.confirmation_keys)
-    return apply_plan(client, sb.main_client_id, s.email, s, plan, audit=audit, **kw)
+    return apply_plan(client, plan, ApplyOptions(**kw), audit=audit, locks=locks)
 
 
 def writes(sb) -> int:
@@ -102,10 +101,10 @@ def test_find_secrets_names_the_field_and_the_secret_never_the_value():
 
 
 def test_secret_in_the_reason_is_refused_before_anything_is_sent(sb, client, audit):
-    s, plan = prepare(sb, client, ANNA, {"Webinars": False})
+    plan = prepare(sb, client, ANNA, {"Webinars": False})
     sb.reset_counts()
     with pytest.raises(PlanNotReady) as exc:
-        apply(sb, client, s, plan, audit, reason=f"ticket 7, tried key {sb.client_api_key}")
+        apply(client, plan, audit, reason=f"ticket 7, tried key {sb.client_api_key}")
     message = str(exc.value)
     assert "the reason contains the API key" in message and "nothing was sent" in message
     assert sb.client_api_key not in message
@@ -115,18 +114,18 @@ def test_secret_in_the_reason_is_refused_before_anything_is_sent(sb, client, aud
 
 
 def test_secret_in_the_actor_is_refused_too(sb, client, audit):
-    s, plan = prepare(sb, client, ANNA, {"Webinars": False})
+    plan = prepare(sb, client, ANNA, {"Webinars": False})
     with pytest.raises(PlanNotReady, match="the operator name contains the API key"):
-        apply(sb, client, s, plan, audit, actor=sb.client_api_key)
+        apply(client, plan, audit, actor=sb.client_api_key)
     assert state(sb, "Webinars") == "Active"
 
 
 # ----------------------------------------------------------------------------- 3. lost answers
 def test_unsubscribe_applied_then_answered_502_is_done_by_the_read_back(sb, client, audit):
-    s, plan = prepare(sb, client, ANNA, {"Webinars": False})
+    plan = prepare(sb, client, ANNA, {"Webinars": False})
     sb.set_faults(write_answer_fault="502")
     sb.reset_counts()
-    report = apply(sb, client, s, plan, audit)
+    report = apply(client, plan, audit)
     assert state(sb, "Webinars") == "Unsubscribed"  # the sandbox applied it
     assert sb.request_counts["unsubscribe"] == 1  # and it was sent once, never retried
     [r] = report.results
@@ -138,9 +137,9 @@ def test_unsubscribe_applied_then_answered_502_is_done_by_the_read_back(sb, clie
 
 def test_write_answer_hang_past_the_read_timeout_is_judged_by_the_read_back(sb, audit):
     client = make_client(sb, sb.client_api_key, read_timeout=0.3)
-    s, plan = prepare(sb, client, ANNA, {"Webinars": False, "Beta testers": True})
+    plan = prepare(sb, client, ANNA, {"Webinars": False, "Beta testers": True})
     sb.set_faults(write_answer_fault="hang", hang_seconds=3)
-    report = apply(sb, client, s, plan, audit)
+    report = apply(client, plan, audit)
     client.close()
     by = {r.list_name: r for r in report.results}
     # the unsubscribe timed out, so the add after it was not sent (no pile-up of hanging writes)
@@ -153,9 +152,9 @@ def test_write_answer_hang_past_the_read_timeout_is_judged_by_the_read_back(sb, 
 
 
 def test_lost_answer_for_an_add_that_shows_is_done(sb, client, audit):
-    s, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
+    plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
     sb.set_faults(write_answer_fault="502")
-    report = apply(sb, client, s, plan, audit, consent="Yes")
+    report = apply(client, plan, audit, consent="Yes")
     [r] = report.results
     assert r.status == "done" and state(sb, "Webinars", "nobody@example.com") == "Active"
 
@@ -176,8 +175,8 @@ class _QueueingClient:
 
 
 def test_lost_answer_for_an_add_that_does_not_show_yet_is_unknown(sb, client, audit):
-    s, plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
-    report = apply(sb, _QueueingClient(client, sb), s, plan, audit)
+    plan = prepare(sb, client, "nobody@example.com", {"Webinars": True})
+    report = apply(_QueueingClient(client, sb), plan, audit)
     [r] = report.results
     assert r.status == "unknown" and r.state_after == ""
     assert "queue" in r.detail and "refresh nobody@example.com in a minute" in r.detail
@@ -186,7 +185,7 @@ def test_lost_answer_for_an_add_that_does_not_show_yet_is_unknown(sb, client, au
 
 
 def test_lost_answer_and_failed_read_back_is_unknown_with_what_to_check(sb, client, audit):
-    s, plan = prepare(sb, client, ANNA, {"Webinars": False, "Newsletter": False})
+    plan = prepare(sb, client, ANNA, {"Webinars": False, "Newsletter": False})
 
     class DiesAfterFirstWrite:
         def __getattr__(self, name):
@@ -196,12 +195,13 @@ def test_lost_answer_and_failed_read_back_is_unknown_with_what_to_check(sb, clie
             sb.set_faults(down=True)  # the API goes away while this write is on the wire
             return client.unsubscribe(list_id, email)
 
-    report = apply(sb, DiesAfterFirstWrite(), s, plan, audit)
+    report = apply(DiesAfterFirstWrite(), plan, audit)
     by = {r.list_name: r for r in report.results}
     first, second = (by["Newsletter"], by["Webinars"]) if by["Newsletter"].status == "unknown" else (
         by["Webinars"], by["Newsletter"])
     assert first.status == "unknown" and first.state_after is None
-    assert "read-back failed" in first.detail and "if it still shows Active, the change did not happen" in first.detail
+    assert "read-back failed" in first.detail
+    assert "if it still shows subscribed, the change did not happen" in first.detail
     assert second.status == "not sent"
     assert state(sb, "Webinars") == "Active" and state(sb, "Newsletter") == "Active"  # down: nothing applied
     results = sorted(r.result.split(":")[0] for r in audit.query())
@@ -210,10 +210,10 @@ def test_lost_answer_and_failed_read_back_is_unknown_with_what_to_check(sb, clie
 
 # ----------------------------------------------------------------------------- 4. API down at Apply
 def test_api_down_at_apply_audits_every_change_as_not_sent_and_is_quick(sb, client, audit):
-    s, plan = prepare(sb, client, ANNA, {"Webinars": False, "Beta testers": True})
+    plan = prepare(sb, client, ANNA, {"Webinars": False, "Beta testers": True})
     sb.set_faults(down=True)
     sb.reset_counts()
-    report = apply(sb, client, s, plan, audit, reason="ticket 12")
+    report = apply(client, plan, audit, reason="ticket 12")
     assert report.unreachable and not report.written
     assert writes(sb) == 0 and sb.request_counts["listsforemail"] == 1  # one re-read, then stop
     assert {r.status for r in report.results} == {"not sent"}
@@ -234,14 +234,14 @@ def test_a_write_that_could_not_connect_is_known_not_sent(sb):
         with pytest.raises(TransportError) as exc:
             dead.unsubscribe("L1", ANNA)
         dead.close()
-    assert _never_sent(exc.value)
+    assert never_sent(exc.value)
     # a dropped connection is not that: the request may have arrived
     sb.set_faults(down=True)
     c = make_client(sb)
     with pytest.raises(TransportError) as exc2:
         c.unsubscribe(lid(sb, "Webinars"), ANNA)
     c.close()
-    assert not _never_sent(exc2.value)
+    assert not never_sent(exc2.value)
 
 
 class socket_bound_and_closed:
@@ -296,8 +296,8 @@ def test_two_sessions_applying_the_same_change_send_it_once(sb, audit):
     depend on timing: without the lock it sees two POSTs every time."""
     client_a = make_client(sb, sb.client_api_key)
     client_b = make_client(sb, sb.client_api_key)
-    snap_a, plan_a = prepare(sb, client_a, ANNA, {"Newsletter": False})
-    snap_b, plan_b = prepare(sb, client_b, ANNA, {"Newsletter": False})
+    plan_a = prepare(sb, client_a, ANNA, {"Newsletter": False})
+    plan_b = prepare(sb, client_b, ANNA, {"Newsletter": False})
     b_in_race = threading.Event()
     a_writing = threading.Event()
     locks = LocalWriteLocks(on_contended=lambda key: b_in_race.set())
@@ -322,14 +322,14 @@ def test_two_sessions_applying_the_same_change_send_it_once(sb, audit):
 
     reports = {}
 
-    def run(name, cl, snap, plan):
-        reports[name] = apply(sb, cl, snap, plan, audit, actor=name, locks=locks)
+    def run(name, cl, plan):
+        reports[name] = apply(cl, plan, audit, actor=name, locks=locks)
 
     sb.reset_counts()
-    ta = threading.Thread(target=run, args=("A", ClientA(), snap_a, plan_a))
+    ta = threading.Thread(target=run, args=("A", ClientA(), plan_a))
     ta.start()
     assert a_writing.wait(10)
-    tb = threading.Thread(target=run, args=("B", ClientB(), snap_b, plan_b))
+    tb = threading.Thread(target=run, args=("B", ClientB(), plan_b))
     tb.start()
     ta.join(20)
     tb.join(20)
@@ -346,11 +346,11 @@ def test_two_sessions_applying_the_same_change_send_it_once(sb, audit):
 
 
 def test_busy_address_is_audited_as_not_sent(sb, client, audit):
-    s, plan = prepare(sb, client, ANNA, {"Webinars": False})
+    plan = prepare(sb, client, ANNA, {"Webinars": False})
     locks = LocalWriteLocks()
     sb.reset_counts()
     with locks.hold(WriteKey.of(sb.main_client_id, ANNA)):  # another session's change in flight
-        report = apply(sb, client, s, plan, audit, locks=locks, lock_timeout=0)
+        report = apply(client, plan, audit, locks=locks, lock_timeout=0)
     assert writes(sb) == 0 and sb.requests_served == 0
     assert "another change of this address was still in progress" in report.problem
     [row] = audit.query()
@@ -358,13 +358,13 @@ def test_busy_address_is_audited_as_not_sent(sb, client, audit):
 
 
 def test_apply_plan_uses_the_process_wide_registry_by_default(sb, client, audit):
-    s, plan = prepare(sb, client, ANNA, {"Webinars": False})
+    plan = prepare(sb, client, ANNA, {"Webinars": False})
     seen = []
     mine = LocalWriteLocks(on_contended=seen.append)
     previous = set_write_locks(mine)
     try:
         with mine.hold(WriteKey.of(sb.main_client_id, ANNA)):
-            report = apply(sb, client, s, plan, audit, lock_timeout=0)
+            report = apply(client, plan, audit, lock_timeout=0)
     finally:
         set_write_locks(previous)
     assert seen == [WriteKey.of(sb.main_client_id, ANNA)] and report.problem
@@ -374,9 +374,10 @@ def test_apply_plan_uses_the_process_wide_registry_by_default(sb, client, audit)
 
 def test_a_write_the_circuit_breaker_refused_is_not_sent():
     from cmlib.errors import ApiUnavailableError
-    from cmlib.subscriptions import UNSUBSCRIBE, Step, _judge
+    from cmlib.subscriptions import Action, Step
+    from cmlib.subscriptions.verdict import judge
 
     err = ApiUnavailableError("Campaign Monitor is not answering since 14:02 UTC; nothing was sent")
-    r = _judge(Step("L", "Webinars", UNSUBSCRIBE, "Active"), err, None, "read-back failed: same")
+    r = judge(Step("L", "Webinars", Action.UNSUBSCRIBE, "Active"), err, None, "read-back failed: same")
     assert r.status == "not sent" and r.audit_result.startswith("not sent: API unreachable")
-    assert "Webinars — unsubscribe: not sent (Active, untouched)" in r.describe()
+    assert "Webinars — unsubscribe: not sent (subscribed, untouched)" in r.describe()

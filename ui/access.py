@@ -71,7 +71,7 @@ def login_providers() -> list[str | None]:
     section = auth_section()
     named = [k for k, v in section.items() if isinstance(v, Mapping)]
     if "client_id" in section or not named:
-        return [None] + named
+        return [None, *named]
     return named
 
 

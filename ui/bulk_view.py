@@ -1,11 +1,16 @@
 """The Bulk page: addresses in (a CSV upload or pasted text), a background run, the summary and
 the email × list matrix out, with CSV/Excel downloads.
 
-The run belongs to a :class:`cmlib.bulk.BulkJob` in a process-wide registry, not to the
+The run belongs to a :class:`cmlib.bulk.jobs.BulkJob` in a process-wide registry, not to the
 script run: a rerun, a visit to another page or a browser reload (the job id is also in the
 URL) finds the job again with everything that finished. The page only polls it, from a
 fragment that reruns every second while the job is running. A link to a run that is gone
-(expired, evicted, or the server restarted) says so instead of showing nothing.
+(expired, evicted, or the server restarted) says so instead of showing nothing. Each run has a
+client of its own with bulk options (not the interactive one the Lookup page uses), which the
+job closes when the run ends; the registry cancels its jobs when Streamlit drops it.
+
+States read as everywhere else in the app (subscribed, unsubscribed, pending, bounced,
+deleted: :mod:`cmlib.states`); the downloads also carry the API's own value per list.
 
 While Campaign Monitor is not answering the run pauses (see :mod:`cmlib.bulk.engine`) and the
 progress fragment shows it at once: "Campaign Monitor is not answering since … — paused, N
@@ -24,9 +29,9 @@ from typing import Any
 
 import streamlit as st
 
-from cmlib.bulk.csv_input import BulkInputError, Table, parse_pasted, read_bytes
-from cmlib.bulk.engine import BulkJob, JobRegistry, JobSnapshot, format_duration, patience_from_env
+from cmlib.bulk.control import JobState, format_duration, patience_from_env
 from cmlib.bulk.export import CSV_MIME, XLSX_MIME, to_csv_bytes, to_excel_bytes
+from cmlib.bulk.jobs import BulkJob, JobRegistry, JobSnapshot
 from cmlib.bulk.matrix import (
     COL_ROW,
     Layout,
@@ -39,6 +44,9 @@ from cmlib.bulk.matrix import (
     style_matrix,
     summarise,
 )
+from cmlib.bulk.pasted import parse_pasted
+from cmlib.bulk.structure import read_bytes
+from cmlib.bulk.table import BulkInputError, Table
 from cmlib.bulk.validate import BulkInput, Limits, limits_from_env, validate_table
 from cmlib.errors import CMError
 from ui.connection import get_connection
@@ -53,6 +61,7 @@ CANCEL_KEY = "bulk.cancel"
 REFRESH_KEY = "bulk.refresh"
 CLEAR_KEY = "bulk.clear"
 JOB_KEY = "bulk.job_id"  # the job this session watches
+START_ERROR_KEY = "bulk.start_error"  # why the last "Look up" could not start a run
 FINAL_SHOWN_KEY = "bulk.final_shown"  # job id whose final state a full run has rendered
 PARSED_KEY = "bulk.parsed"  # (signature, Table | error) of the current input
 TABLES_KEY = "bulk.tables"  # (job id, results count, state) -> the tables built from them
@@ -68,7 +77,13 @@ SOURCE_UPLOAD = "Upload a CSV file"
 SEPARATORS = {",": "Comma (,)", ";": "Semicolon (;) — Excel with Russian settings", "\t": "Tab"}
 
 
-@st.cache_resource(show_spinner=False)
+def _release_registry(reg: object) -> None:
+    """``on_release``: when Streamlit drops the registry, its runs stop and release their clients."""
+    if isinstance(reg, JobRegistry):
+        reg.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_release_registry)
 def registry() -> JobRegistry:
     """Every bulk job of this server process (one registry shared by all sessions)."""
     return JobRegistry()
@@ -224,7 +239,13 @@ def _start(conn: Any, bi: BulkInput, with_activity: bool) -> None:
     old = current_job()
     if old is not None and not old.finished:
         return
-    job = BulkJob(conn.client, conn.client_id, bi, with_activity=with_activity, patience=patience_from_env())
+    st.session_state.pop(START_ERROR_KEY, None)
+    try:
+        # A client of its own, with bulk options, for the same credential; the job closes it.
+        job = BulkJob.connect(conn.credentials, bi, with_activity=with_activity, patience=patience_from_env())
+    except CMError as err:
+        st.session_state[START_ERROR_KEY] = f"The run could not start: {err.reason}"
+        return
     registry().add(job)
     st.session_state[JOB_KEY] = job.id
     st.session_state.pop(FINAL_SHOWN_KEY, None)
@@ -267,10 +288,10 @@ def _progress_section(job: BulkJob) -> None:
         if not job.finished:
             left = st.columns([1, 2, 4])
             left[0].button("Cancel", key=CANCEL_KEY, on_click=job.cancel, icon=":material/stop:",
-                           disabled=job.state == "cancelling")
+                           disabled=job.state == JobState.CANCELLING)
             if left[1].button("Show results so far", key=REFRESH_KEY, icon=":material/refresh:"):
                 st.rerun()  # the whole page: the results section is outside this fragment
-            if job.state == "cancelling":
+            if job.state == JobState.CANCELLING:
                 left[2].caption("Cancelling: no new lookups start; those in flight finish and are kept.")
             else:
                 left[2].caption("You can leave this page: the run continues and the results so far stay here.")
@@ -302,7 +323,7 @@ def _results_section(job: BulkJob) -> None:
         return
     layout, summary, counts, matrix = _tables(snap)
     heading = "Results" if finished else "Results so far"
-    if snap.state == "cancelled":
+    if snap.state == JobState.CANCELLED:
         heading = "Results (the run was cancelled; what finished is kept)"
     st.subheader(heading)
     m = st.columns(5)
@@ -319,8 +340,9 @@ def _results_section(job: BulkJob) -> None:
     st.dataframe(summary, width="stretch")
     if len(summary) and int(summary.to_numpy().sum()) > 0:
         # horizontal: "x" is the list axis (labelled by the table above), "y" the counts
-        st.bar_chart(summary, color=chart_colors(list(summary.columns)), stack=True, horizontal=True,
-                     sort=False, x_label="", y_label="addresses")
+        colors: list[Any] = chart_colors(list(summary.columns))  # the colours of cmlib.states, by state
+        st.bar_chart(summary, color=colors, stack=True, horizontal=True, sort=False, x_label="",
+                     y_label="addresses")
 
     _matrix_section(matrix, layout, snap, summary)
 
@@ -351,15 +373,16 @@ def _matrix_section(matrix: Any, layout: Layout, snap: JobSnapshot, summary: Any
     styled = style_matrix(shown, layout)
     if styled is shown and len(shown):
         st.caption("Colours are shown for smaller selections; filter by list or state to see them.")
-    st.dataframe(styled, hide_index=True, width="stretch",
+    # The "(API state)" columns are for machines: in the downloads, not on screen.
+    st.dataframe(styled, hide_index=True, width="stretch", column_order=layout.shown_columns,
                  column_config={COL_ROW: st.column_config.NumberColumn(COL_ROW, format="%d", pinned=True)})
 
     st.markdown("**Download**")
     d1, d2, d3 = st.columns([2, 2, 3])
     default_sep = snap.input.detected.delimiter if snap.input.detected.delimiter in SEPARATORS else ","
-    seps = list(SEPARATORS)
-    sep = d3.selectbox("CSV separator", seps, index=seps.index(default_sep), format_func=SEPARATORS.get,
-                       key=EXPORT_SEP_KEY)
+    seps: list[str] = list(SEPARATORS)
+    sep = d3.selectbox("CSV separator", seps, index=seps.index(default_sep),
+                       format_func=lambda d: SEPARATORS.get(d, d), key=EXPORT_SEP_KEY) or default_sep
     only_shown = d3.checkbox("Only the rows shown (filters applied)", key=EXPORT_FILTERED_KEY,
                              disabled=len(shown) == len(matrix))
     data = shown if only_shown else matrix
@@ -401,11 +424,15 @@ def render_bulk_page() -> None:
     if bi is not None:
         _validation_panel(bi)
         with_activity = st.checkbox("Include activity (last campaign, open and click rates)", key=ACTIVITY_KEY)
+        # A run's own client spends the credential's one rate budget, the one this client shows.
         st.caption(_cost_caption(bi.counts.valid, conn.client.limiter.rate,
                                  _list_count(conn) if with_activity else None))
         st.button("Look up", key=START_KEY, type="primary", icon=":material/play_arrow:",
                   disabled=running or bi.counts.valid == 0, on_click=_start, args=(conn, bi, with_activity),
                   help="A run is in progress; cancel it or wait for it to finish." if running else None)
+        start_error = st.session_state.get(START_ERROR_KEY)
+        if start_error:
+            st.error(md_escape(str(start_error)))
         job = current_job()
 
     if job is None:

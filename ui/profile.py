@@ -9,24 +9,24 @@ is never a mailto: link that would swallow the click selecting the tab.
 """
 from __future__ import annotations
 
-import threading
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
 
-from cmlib.emails import ParsedInput, parse_addresses
 from cmlib.breaker import not_answering
+from cmlib.emails import ParsedInput, parse_addresses
 from cmlib.errors import AuthenticationError, CMError, RateLimitedError, TransportError
 from cmlib.lookup import CASE_NO_CAMPAIGNS, CASE_NO_LISTS, ListStatus, Problem, Profile
 from cmlib.presenters import (
+    CAMPAIGN_COLUMNS,
     COL_CLICKED,
     COL_OPENED,
     COL_SENT,
     COL_SUBJECT,
     COL_WEB,
-    CAMPAIGN_COLUMNS,
     activity_figures,
     as_of,
     campaign_rows,
@@ -38,16 +38,14 @@ from cmlib.runtime import Connection
 from ui.badges import render_state_badge
 from ui.connection import get_connection
 from ui.sidebar import settings_link
+from ui.state import request_refresh, take_refresh
 from ui.subscriptions import subscription_entry
 from ui.text import md_escape
-
 
 INPUT_KEY = "lookup.input"  # the text area widget
 TEXT_KEY = "lookup.text"  # a copy that survives visits to other pages (widget keys do not)
 LINKED_KEY = "lookup.linked"  # the ?email= list last seen in, or written to, the URL
 RESULTS_KEY = "lookup.results"
-REFRESH_KEY = "lookup.refresh"  # addresses to refetch fresh on the next run, in request order
-SHARED_REFRESH_KEY = "lookup_refresh"  # ui.subscriptions' set of changed addresses; we remove what we refetch
 RETRY_KEY = "lookup.retry"  # "Try again" after a failed lookup (read once)
 FOCUS_KEY = "lookup.focus"  # address whose tab the tab bar selects when its labels change
 CAMPAIGNS_SHOWN = 3
@@ -65,13 +63,6 @@ class Results:
 
 
 # --------------------------------------------------------------------------- callbacks
-def request_refresh(email: str) -> None:
-    """Refetch ``email`` (bypassing the HTTP cache) on the next run; for Refresh buttons and for
-    the subscription editor after a change."""
-    pending = [e for e in st.session_state.get(REFRESH_KEY, []) if e.lower() != email.lower()]
-    st.session_state[REFRESH_KEY] = pending + [email]
-
-
 def _request_retry() -> None:
     st.session_state[RETRY_KEY] = True
 
@@ -145,7 +136,7 @@ def _connection_identity(conn: Connection) -> tuple:
 
 
 def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profile]:
-    """lookup_many in a worker thread while the page says what it is waiting for.
+    """lookup_many on the connection's pool while the page says what it is waiting for.
 
     The client retries 429s itself; when it does, the status line says so instead of looking
     stuck, and likewise when Campaign Monitor stops answering (the client's breaker opened; the
@@ -153,24 +144,16 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profil
     anything else is unexpected).
     """
     service = conn.lookup_service()
-    box: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            box["profiles"] = service.lookup_many(emails, fresh=fresh)
-        except BaseException as exc:  # handed to the script thread below
-            box["error"] = exc
-
     what = md_escape(emails[0]) if len(emails) == 1 else f"{len(emails)} addresses"
-    started = datetime.now(timezone.utc)
-    worker = threading.Thread(target=work, name="lookup", daemon=True)
-    worker.start()
+    started = datetime.now(UTC)
+    # On the connection's pool (which the connection owns and closes), not a thread per lookup.
+    job = conn.executor.submit(service.lookup_many, emails, fresh=fresh)
     slot = st.empty()
     with slot.status(f"Looking up {what}…") as status:
         limited = silent = False
         breaker = getattr(conn.client, "breaker", None)
-        while worker.is_alive():
-            worker.join(0.05)
+        while not job.done():
+            wait_for([job], timeout=0.05)
             last = conn.client.last_call
             if not limited and last is not None and last.status == 429 and last.at >= started:
                 limited = True
@@ -179,9 +162,7 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profil
                 silent = True
                 status.update(label=f"Looking up {what}… ({not_answering(breaker.status().down_since)})")
     slot.empty()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["profiles"]  # type: ignore[return-value]
+    return job.result()  # raises what lookup_many raised
 
 
 def _results_for(conn: Connection, emails: list[str]) -> Results:
@@ -198,14 +179,8 @@ def _results_for(conn: Connection, emails: list[str]) -> Results:
         res = Results(connection=ident)
         st.session_state[RESULTS_KEY] = res
     keys = tuple(e.lower() for e in emails)
-    requested = list(st.session_state.pop(REFRESH_KEY, []))
-    shared = st.session_state.get(SHARED_REFRESH_KEY)
-    requested += [e for e in shared or () if isinstance(e, str)]
+    refresh = take_refresh(emails)  # Refresh buttons and the subscription dialog (ui.state)
     retry = st.session_state.pop(RETRY_KEY, False)
-    by_key = {e.lower(): e for e in emails}
-    refresh = list(dict.fromkeys(by_key[e.lower()] for e in requested if e.lower() in by_key))
-    if shared:
-        st.session_state[SHARED_REFRESH_KEY] = {e for e in shared if e.lower() not in by_key}
 
     if res.keys != keys or retry or (res.failure is None and any(k not in res.profiles for k in keys)):
         todo, fresh, refreshed = emails, [], None
@@ -264,8 +239,8 @@ def render_lookup_page() -> None:
     _outage_notice(conn, profiles)
     labels = [tab_label(p) for p in profiles]
     focus = st.session_state.get(FOCUS_KEY)
-    default = next((lbl for p, lbl in zip(profiles, labels) if p.email.lower() == focus), None)
-    for tab, profile in zip(st.tabs(labels, default=default), profiles):
+    default = next((lbl for p, lbl in zip(profiles, labels, strict=True) if p.email.lower() == focus), None)
+    for tab, profile in zip(st.tabs(labels, default=default), profiles, strict=True):
         with tab:
             render_profile(conn, profile)
 
@@ -354,7 +329,7 @@ def _rate_limit_notice(profile: Profile) -> None:
     limited = [p for p in profile.all_problems() if isinstance(p.error, RateLimitedError)]
     if not limited:
         return
-    waits = [p.error.reset_seconds for p in limited if getattr(p.error, "reset_seconds", None)]
+    waits = [e.reset_seconds for p in limited if isinstance(e := p.error, RateLimitedError) and e.reset_seconds]
     wait = f"about {max(waits):.0f} s" if waits else "a few seconds"
     parts = "1 part" if len(limited) == 1 else f"{len(limited)} parts"
     with st.container(horizontal=True, vertical_alignment="center"):
@@ -413,5 +388,5 @@ def _campaigns_section(profile: Profile) -> None:
 def _activity_section(profile: Profile) -> None:
     st.subheader("Activity")
     figures = activity_figures(profile.activity)
-    for column, fig in zip(st.columns(len(figures)), figures):
+    for column, fig in zip(st.columns(len(figures)), figures, strict=True):
         column.metric(fig.label, fig.value, help=fig.help, border=True)

@@ -48,9 +48,9 @@ REFUSE_SAVE = {Problem.MISSING_KEY, Problem.MISSING_CLIENT_ID, Problem.BAD_URL, 
                Problem.INVALID_KEY, Problem.CLIENT_NOT_FOUND, Problem.OAUTH, Problem.AUTH_OTHER,
                Problem.UNEXPECTED}
 
-SOURCE_LABELS = {
-    config.SOURCE_ENV: "environment variables (CM_API_KEY, CM_CLIENT_ID, CM_API_URL)",
-    config.SOURCE_SECRETS: "secrets.toml (the [campaign_monitor] section of .streamlit/secrets.toml)",
+SOURCE_LABELS: dict[config.CredentialSource, str] = {
+    config.CredentialSource.ENV: "environment variables (CM_API_KEY, CM_CLIENT_ID, CM_API_URL)",
+    config.CredentialSource.SECRETS: "secrets.toml (the [campaign_monitor] section of .streamlit/secrets.toml)",
 }
 
 EXPIRY_LABELS = {
@@ -119,31 +119,31 @@ def _remember(report: ConnectionReport, key: str) -> None:
         st.session_state[K_CLIENT_ID] = report.client_id
 
 
-def _check_before_sending(url: str) -> tuple[config.KeyChoice | None, ConnectionReport | None]:
-    """The key to send to ``url``, or the report saying why nothing is sent at all.
+def _check_before_sending(url: str) -> config.KeyChoice | ConnectionReport:
+    """The usable key to send to ``url``, or the report saying why nothing is sent at all.
 
     The URL is judged first (a refused URL gets its own message whatever the key), then the
     key: the saved key may only go back to the URL it was saved with.
     """
     check = urls.check_api_url(url)
     if not check.ok:
-        return None, ConnectionReport(False, Problem.BAD_URL, check.message)
+        return ConnectionReport(False, Problem.BAD_URL, check.message)
     choice = _key_choice(url)
     if choice.origin is config.KeyOrigin.OTHER_URL:
-        return None, ConnectionReport(False, Problem.KEY_NOT_FOR_URL, choice.message)
+        return ConnectionReport(False, Problem.KEY_NOT_FOR_URL, choice.message)
     if not choice.usable:
-        return None, ConnectionReport(False, Problem.MISSING_KEY, choice.message)
-    return choice, None
+        return ConnectionReport(False, Problem.MISSING_KEY, choice.message)
+    return choice
 
 
 def _on_test() -> None:
     url = _entered_url()
     st.session_state.pop(K_FLASH, None)
-    choice, refused = _check_before_sending(url)
-    if refused is not None:
-        st.session_state[K_REPORT] = refused
+    choice = _check_before_sending(url)
+    if isinstance(choice, ConnectionReport):
+        st.session_state[K_REPORT] = choice
         return
-    report = diagnostics.test_connection(choice.api_key, _entered_client(choice.api_key), url)
+    report = diagnostics.check_connection(choice.api_key, _entered_client(choice.api_key), url)
     _remember(report, choice.api_key)
 
 
@@ -151,20 +151,21 @@ def _on_test_managed() -> None:
     creds = config.resolve_credentials()
     if creds is None:
         return
-    st.session_state[K_REPORT] = diagnostics.test_connection(creds.api_key, creds.client_id, creds.api_url)
+    st.session_state[K_REPORT] = diagnostics.check_connection(creds.api_key, creds.client_id, creds.api_url)
 
 
 def _on_save() -> None:
     url = _entered_url()
-    choice, refused = _check_before_sending(url)
-    if refused is not None:
+    choice = _check_before_sending(url)
+    if isinstance(choice, ConnectionReport):
+        refused = choice
         st.session_state.pop(K_REPORT, None)
         text = refused.message if refused.problem is not Problem.MISSING_KEY else "enter an API key."
         st.session_state[K_FLASH] = ("error", f"Not saved: {text}")
         return
     key = choice.api_key
     client_id = _entered_client(key)
-    report = diagnostics.test_connection(key, client_id, url)
+    report = diagnostics.check_connection(key, client_id, url)
     _remember(report, key)
     if report.problem in REFUSE_SAVE:
         st.session_state[K_FLASH] = ("error", f"Not saved. {report.message}")
@@ -280,8 +281,8 @@ def _editable_section(saved: dict) -> None:
     saved_key = pair.api_key if pair else ""
     if pair:
         st.markdown(f"Using the credentials saved on this page: key `{md_escape(pair.masked_key)}`, "
-                    f"client `{md_escape(pair.client_id)}`, for the API URL {md_escape(urls.display_url(pair.api_url, 80))} "
-                    "only.")
+                    f"client `{md_escape(pair.client_id)}`, "
+                    f"for the API URL {md_escape(urls.display_url(pair.api_url, 80))} only.")
         note = config.ignored_env_url(pair)
         if note:
             st.caption(md_escape(note))

@@ -1,8 +1,8 @@
 """The subscription editor: a per-address dialog that shows a plan before it writes anything.
 
-The dialog is opened by a session_state flag (``subs_dialog_for`` = the address), not by the
-button's return value, so it survives reruns (the admin prompt's rerun, a double click) and a
-test can open it by setting the flag. Everything the dialog knows lives in one
+The dialog is opened by a session_state flag (``ui.state.SUBSCRIPTION_DIALOG`` = the address),
+not by the button's return value, so it survives reruns (the admin prompt's rerun, a double
+click) and a test can open it by setting the flag. Everything the dialog knows lives in one
 :class:`EditorState` per address in session_state:
 
 * the snapshot of the states read fresh when the dialog opened (the baseline of every change);
@@ -15,54 +15,46 @@ test can open it by setting the flag. Everything the dialog knows lives in one
 Apply runs once per plan token: the token goes into a session-wide set before the first write,
 so a double click or a rerun can never send the same plan twice. Across sessions,
 ``cmlib.subscriptions.apply_plan`` serialises writes per address (``cmlib.write_locks``).
+Opening reads on the connection's own pool (``Connection.executor``): no threads of its own.
 
 The report tells the truth about each change, including "unknown" (the answer was lost and the
 read-back could not tell) and "not sent" (Campaign Monitor could not be reached). When nothing
 reached Campaign Monitor the dialog stays as it was -- the ticks are kept, the tab underneath is
 not refetched (with the API silent a refetch would replace the tab, and this dialog, by "lookup
-failed") -- so Save changes and Apply again is all it takes once the API answers.
+failed") -- so Save changes and Apply again is all it takes once the API answers. A refetch is
+asked for through ``ui.state.request_refresh``, the one channel to the view showing the address.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from cmlib.audit import (
-    RESULT_ALREADY,
-    RESULT_DONE,
-    RESULT_FAILED,
-    RESULT_NOT_SENT,
-    RESULT_QUEUED,
-    RESULT_UNKNOWN,
-    AuditLog,
-    configured_secrets,
-)
+from cmlib.audit import AuditLog, Outcome, configured_secrets
 from cmlib.errors import CMError
 from cmlib.lookup import CASE_NO_LISTS, Profile
 from cmlib.runtime import Connection
 from cmlib.subscriptions import (
+    CONSENT_UNCHANGED,
+    NOT_ON_LIST,
+    ApplyOptions,
     ApplyReport,
     ListInfo,
     Plan,
     PlanNotReady,
     Snapshot,
     apply_plan,
-    load_lists,
     plan_changes,
-    take_snapshot,
+    read_for_editing,
     unsubscribe_all_desired,
 )
 from ui.access import require_admin
 from ui.badges import render_state_badge
 from ui.identity import current_user
+from ui.state import APPLIED_PLANS, SUBSCRIPTION_DIALOG, request_refresh
 from ui.text import md_escape
 
-DIALOG_FLAG = "subs_dialog_for"  # the address whose dialog is open
-APPLIED_TOKENS = "subs_applied_tokens"  # plan tokens already applied in this session
-LOOKUP_REFRESH = "lookup_refresh"  # addresses the lookup page must refetch fresh
-CONSENT_OPTIONS = ("Unchanged", "Yes", "No")
+CONSENT_OPTIONS = (CONSENT_UNCHANGED, "Yes", "No")
 
 
 @dataclass
@@ -119,7 +111,7 @@ def button_key(what: str, email: str) -> str:
 
 # ---------------------------------------------------------------- entry point
 def _open(email: str) -> None:
-    st.session_state[DIALOG_FLAG] = email
+    st.session_state[SUBSCRIPTION_DIALOG] = email
     st.session_state.pop(state_key(email), None)  # every opening reads fresh
 
 
@@ -133,7 +125,7 @@ def subscription_entry(conn: Connection, profile: Profile) -> None:
     else:
         st.button("Manage subscriptions", key=button_key("open", email), on_click=_open, args=(email,),
                   icon=":material/checklist:")
-    flagged = st.session_state.get(DIALOG_FLAG)
+    flagged = st.session_state.get(SUBSCRIPTION_DIALOG)
     if flagged and flagged.lower() == email.lower():
         manage_dialog(conn, email)
 
@@ -148,16 +140,16 @@ def close_dialog() -> None:
 
     A change that may have happened but could not be read back asks the lookup to refetch the
     address now, when the dialog no longer depends on that tab."""
-    email = st.session_state.pop(DIALOG_FLAG, None)
+    email = st.session_state.pop(SUBSCRIPTION_DIALOG, None)
     if email:
         ed = st.session_state.pop(state_key(email), None)
         if isinstance(ed, EditorState) and ed.refresh_on_close:
-            request_lookup_refresh(email)
+            request_refresh(email)
 
 
 @st.dialog("Manage subscriptions", width="large", on_dismiss=close_dialog)
 def _dialog(conn: Connection, email: str) -> None:
-    flagged = st.session_state.get(DIALOG_FLAG)
+    flagged = st.session_state.get(SUBSCRIPTION_DIALOG)
     if not flagged or flagged.lower() != email.lower():
         # "Close" cleared the flag during this fragment rerun; only a full rerun closes a dialog.
         st.rerun()
@@ -166,10 +158,8 @@ def _dialog(conn: Connection, email: str) -> None:
 
 # ---------------------------------------------------------------- the editor
 def _load(conn: Connection, email: str) -> EditorState:
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cm-subs") as pool:
-        f_lists = pool.submit(load_lists, conn.client, conn.client_id)
-        f_snap = pool.submit(take_snapshot, conn.client, conn.client_id, email)
-        return EditorState(email=email, snapshot=f_snap.result(), lists=f_lists.result())
+    lists, snapshot = read_for_editing(conn.client, conn.client_id, email, executor=conn.executor)
+    return EditorState(email=email, snapshot=snapshot, lists=lists)
 
 
 def _init_ticks(ed: EditorState) -> None:
@@ -296,7 +286,7 @@ def _render_form(ed: EditorState) -> None:
                 if state:
                     render_state_badge(state)
                 else:
-                    st.caption("not on the list")
+                    st.caption(NOT_ON_LIST)
             with c3:
                 bits = []
                 if li.unsubscribes_from_all:
@@ -329,12 +319,12 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
         label = ("Reason (required — e.g. the ticket number)" if plan.needs_reason
                  else "Reason (optional, for the audit log)")
         reason = st.text_input(label, key=reason_key(token), max_chars=500)
-        consent = "Unchanged"
+        consent = CONSENT_UNCHANGED
         if plan.needs_consent:
             consent = st.radio("Consent to track for the new subscription", CONSENT_OPTIONS, index=0,
                                horizontal=True, key=consent_key(token),
                                help="Sent as ConsentToTrack. Unchanged keeps what Campaign Monitor has.")
-        applied = token in st.session_state.setdefault(APPLIED_TOKENS, set())
+        applied = token in st.session_state.setdefault(APPLIED_PLANS, set())
         missing = plan.missing(confirmed, reason or "")
         # The same check apply_plan makes before sending anything, said before Apply is pressed.
         leaks = audit_log(conn).find_secrets({"reason": reason or "", "operator_name": current_user()})
@@ -352,19 +342,19 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
         c2.button("Change selection", key=button_key("back", ed.email), on_click=_on_back, args=(ed.email,),
                   disabled=applied)
     if clicked and allowed and not applied:
-        _apply(conn, ed, plan, reason=reason or "", consent=consent or "Unchanged", confirmed=confirmed)
+        options = ApplyOptions(actor=current_user(), reason=reason or "", consent=consent or CONSENT_UNCHANGED,
+                               confirmed=frozenset(confirmed))
+        _apply(conn, ed, plan, options)
 
 
-def _apply(conn: Connection, ed: EditorState, plan: Plan, *, reason: str, consent: str, confirmed: set[str]) -> None:
-    tokens: set[str] = st.session_state.setdefault(APPLIED_TOKENS, set())
+def _apply(conn: Connection, ed: EditorState, plan: Plan, options: ApplyOptions) -> None:
+    tokens: set[str] = st.session_state.setdefault(APPLIED_PLANS, set())
     if plan.token in tokens:  # a second click on the same plan
         return
     tokens.add(plan.token)  # before the first write: never twice, even if this run dies midway
     with st.spinner("Applying the change…"):
         try:
-            report = apply_plan(conn.client, conn.client_id, ed.email, ed.snapshot, plan, reason=reason,
-                                consent=consent, actor=current_user(), audit=audit_log(conn),
-                                confirmed=confirmed)
+            report = apply_plan(conn.client, plan, options, audit=audit_log(conn))
         except PlanNotReady as exc:
             tokens.discard(plan.token)  # nothing was sent
             ed.flash.append(("error", f"Not applied: {exc}"))
@@ -382,7 +372,7 @@ def _record_outcome(conn: Connection, ed: EditorState, report: ApplyReport) -> N
     ed.report = report
     ed.plan = None
     if report.new_snapshot is not None:
-        request_lookup_refresh(ed.email)
+        request_refresh(ed.email)
         _restart_from(ed, report.new_snapshot)
         return
     if not report.written:
@@ -398,29 +388,9 @@ def audit_log(conn: Connection | None = None) -> AuditLog:
     return AuditLog(secrets=configured_secrets(conn.credentials.api_key if conn is not None else None))
 
 
-def request_lookup_refresh(email: str) -> None:
-    """Ask the lookup page to refetch ``email`` fresh on its next run, so its tab shows new states.
-
-    ``ui.profile.request_refresh`` is the Lookup page's own hook (imported here, not at module
-    level: ui.profile imports this module). ``lookup_refresh`` (a set of addresses) is the
-    general contract for any other view that keeps profiles; the consumer removes what it
-    refetched.
-    """
-    pending = st.session_state.get(LOOKUP_REFRESH)
-    if not isinstance(pending, set):
-        pending = set(pending or ())
-    pending.add(email)
-    st.session_state[LOOKUP_REFRESH] = pending
-    try:
-        from ui.profile import request_refresh
-    except ImportError:
-        return
-    request_refresh(email)
-
-
-_STATUS_ICON = {RESULT_DONE: ":material/check_circle:", RESULT_ALREADY: ":material/task_alt:",
-                RESULT_QUEUED: ":material/schedule:", RESULT_FAILED: ":material/error:",
-                RESULT_UNKNOWN: ":material/help:", RESULT_NOT_SENT: ":material/block:"}
+_STATUS_ICON = {Outcome.DONE: ":material/check_circle:", Outcome.ALREADY: ":material/task_alt:",
+                Outcome.QUEUED: ":material/schedule:", Outcome.FAILED: ":material/error:",
+                Outcome.UNKNOWN: ":material/help:", Outcome.NOT_SENT: ":material/block:"}
 
 
 def _render_report(report: ApplyReport) -> None:
@@ -441,13 +411,13 @@ def _render_report(report: ApplyReport) -> None:
         st.warning(md_escape(head) + "\n\n" + body)
     elif report.failed or report.not_sent:
         bad = report.failed + report.not_sent
-        done = [r for r in report.results if r.status not in (RESULT_FAILED, RESULT_NOT_SENT)]
+        done = [r for r in report.results if r.status not in (Outcome.FAILED, Outcome.NOT_SENT)]
         head = (f"Partly applied: {len(bad)} change(s) failed, {len(done)} went through. Nothing else was changed."
                 if done else f"Not applied: {len(bad)} change(s) failed. Nothing was changed.")
         st.error(md_escape(head) + "\n\n" + body)
-    elif report.results and all(r.status == RESULT_ALREADY for r in report.results):
+    elif report.results and all(r.status == Outcome.ALREADY for r in report.results):
         st.success(md_escape("Already so: nothing needed sending.") + "\n\n" + body)
-    elif any(r.status == RESULT_QUEUED for r in report.results):
+    elif any(r.status == Outcome.QUEUED for r in report.results):
         st.warning(md_escape("Applied; Campaign Monitor is still processing some of it.") + "\n\n" + body)
     else:
         st.success(md_escape("Applied.") + "\n\n" + body)

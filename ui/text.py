@@ -91,4 +91,4 @@ def plain(text: object) -> str:
     one line, and no control characters that could forge a line in a log or a table."""
     s = "" if text is None else str(text)
     s = _LINE_BREAKS.sub(" ", s)
-    return "".join(ch for ch in s if ch == "\t" or ord(ch) >= 32 and ord(ch) != 127)
+    return "".join(ch for ch in s if ch == "\t" or (ord(ch) >= 32 and ord(ch) != 127))

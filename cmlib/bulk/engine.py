@@ -19,24 +19,24 @@ Why it looks like this:
   every worker waits (one probe goes out now and then), rows stay "not looked up" -- never
   "failed" for a reason that is not theirs -- and the run continues by itself when the API
   answers again, or stops with a clear message after ``patience`` seconds without an answer
-  (``CM_BULK_PATIENCE``, default 5 minutes). Watchers see the pause in :class:`Progress`.
-* **A page rerun loses nothing.** :class:`BulkJob` owns the run in a background thread and
-  holds the results, so the Streamlit page only polls it and can be rerun, or left and
-  revisited, while the run continues.
+  (``CM_BULK_PATIENCE``, default 5 minutes). Watchers see the pause in :class:`~.control.RunControl`.
+* **One run loop.** :class:`BulkRun` is the loop both callers use: the page's
+  :class:`~cmlib.bulk.jobs.BulkJob` (one chunk, the whole input, in a background thread) and
+  ``python -m cmlib bulk`` (chunks streamed from the file, written as each completes).
+* **Its own client.** A bulk run uses a client of its own with :func:`bulk_client_options`
+  (paced for a long run, not for one person's lookup), opened by its owner and closed when the
+  run ends, so nothing it holds (connections, per-address cache keys) outlives it.
 """
 from __future__ import annotations
 
-import os
-import secrets
 import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
-from ..breaker import CircuitBreaker, not_answering
-from ..client import CampaignMonitor
+from ..breaker import CircuitBreaker
+from ..client import CampaignMonitor, ClientOptions
 from ..concurrency import run_many
 from ..errors import (
     ApiUnavailableError,
@@ -47,41 +47,44 @@ from ..errors import (
     ServerError,
     TransportError,
     UnexpectedResponseError,
+    describe,
 )
 from ..lookup import Activity, LookupService, received_campaigns
 from ..models import Campaign, HistoryItem
-from .validate import BulkInput
+from ..retry import RetryPolicy
+from .control import JobState, RunControl
+from .validate import InputRow, Verdict
+
+# RunControl is re-exported: callers that drive run_lookups themselves (bench/bench_sandbox.py)
+# import it with the engine.
+__all__ = [
+    "BULK_CONCURRENCY", "BULK_RATE", "TRANSIENT_ERRORS", "ActivitySummary", "BulkLookup", "BulkRun",
+    "LookupResult", "RunControl", "breaker_of", "bulk_client_options", "describe_failure", "is_outage",
+    "run_lookups",
+]
 
 T = TypeVar("T")
 
 # Failures worth one more try after the client's own retries gave up.
 TRANSIENT_ERRORS = (RateLimitedError, ServerError, TransportError, UnexpectedResponseError)
 
-STATE_PENDING = "pending"
-STATE_RUNNING = "running"
-STATE_CANCELLING = "cancelling"
-STATE_DONE = "done"
-STATE_CANCELLED = "cancelled"
-STATE_FAILED = "failed"
-FINISHED_STATES = frozenset({STATE_DONE, STATE_CANCELLED, STATE_FAILED})
-
-DEFAULT_PATIENCE = 300.0
-PATIENCE_ENV = "CM_BULK_PATIENCE"
+# A bulk run's pace: steady for minutes, not a burst for one person's lookup (the interactive
+# client's defaults in cmlib.runtime). The CLI's --rate/--concurrency override them.
+BULK_RATE = 25.0
+BULK_CONCURRENCY = 16
 
 
-def patience_from_env(environ: Mapping[str, str] = os.environ) -> float | None:
-    """Seconds a run waits for a silent API before it stops (``CM_BULK_PATIENCE``); ``off`` or
-    ``none``: wait for as long as it takes (someone can still cancel). Unreadable: the default."""
-    raw = (environ.get(PATIENCE_ENV) or "").strip().lower()
-    if not raw:
-        return DEFAULT_PATIENCE
-    if raw in ("off", "none", "forever", "inf"):
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return DEFAULT_PATIENCE
-    return max(0.0, value) if value == value else DEFAULT_PATIENCE  # NaN: default
+def bulk_client_options(rate: float | None = BULK_RATE, concurrency: int = BULK_CONCURRENCY,
+                        retry: RetryPolicy | None = None) -> ClientOptions:
+    """ClientOptions for a bulk run's own client (the page's job and the CLI alike).
+
+    ``retry`` replaces the default policy; the CLI's tests pass a quick one so they never sleep
+    through real backoff.
+    """
+    opts = ClientOptions(rate=rate, max_in_flight=concurrency, pool_size=max(32, concurrency))
+    if retry is not None:
+        opts.retry = retry
+    return opts
 
 
 def breaker_of(lookup: Any) -> CircuitBreaker | None:
@@ -135,7 +138,7 @@ class LookupResult:
 
 
 def describe_failure(err: BaseException, email: str, *, repassed: bool = False) -> str:
-    reason = err.reason if isinstance(err, CMError) else f"{type(err).__name__}: {err}"
+    reason = describe(err)
     if isinstance(err, AuthenticationError):
         return f"Not looked up: authentication failed ({reason})"
     after = " after retries" if isinstance(err, TRANSIENT_ERRORS) else ""
@@ -169,7 +172,9 @@ class BulkLookup:
                               "are shown.")
         if self.with_activity:
             try:
-                self.campaign_index = LookupService(self.client, self.client_id).campaign_index()
+                # A service of its own for one call: closed at once, so no listener stays on the client.
+                with LookupService(self.client, self.client_id) as svc:
+                    self.campaign_index = svc.campaign_index()
             except AuthenticationError:
                 raise
             except CMError as exc:
@@ -195,7 +200,7 @@ class BulkLookup:
         if not self.with_activity or not ms:
             return LookupResult(email=email, memberships=pairs,
                                 activity=ActivitySummary(0, 0, 0, 0.0, 0.0) if self.with_activity else None)
-        histories: dict[str, list[HistoryItem]] = {}
+        histories: dict[str, Sequence[HistoryItem]] = {}
         problems: list[str] = []
         for m in ms:
             if cancel is not None and cancel.is_set():
@@ -226,108 +231,6 @@ class BulkLookup:
 
 class _NotStarted(Exception):
     """A queued task reached after a cancel: it is reported as not looked up, not as failed."""
-
-
-@dataclass(frozen=True)
-class Pause:
-    """The run is waiting for Campaign Monitor to answer again."""
-
-    since: datetime | None  # when the API stopped answering (UTC)
-    started: float  # RunControl.clock() when the run paused
-    patience: float | None  # seconds it waits before stopping; None: until cancelled
-
-    def message(self, waiting: int, noun: str = "addresses") -> str:
-        text = f"{not_answering(self.since)} — paused, {waiting:,} {noun} waiting"
-        if self.patience is not None:
-            text += f"; the run stops if it does not answer within {format_duration(self.patience)}"
-        return text
-
-
-@dataclass
-class RunControl:
-    """Shared between a run and whoever watches it: cancel it, learn why it stopped, or see
-    that it is paused because Campaign Monitor is not answering.
-
-    ``clock`` and ``sleep`` are injectable so tests drive a pause with a fake clock; ``sleep``
-    defaults to a wait that a cancel cuts short. ``on_pause``/``on_resume`` are called (from a
-    worker thread) when a pause begins and ends -- the CLI prints them on stderr.
-    """
-
-    cancel: threading.Event = field(default_factory=threading.Event)
-    fatal: str | None = None  # set when authentication failed mid-run
-    patience: float | None = DEFAULT_PATIENCE
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], Any] | None = None
-    poll: float = 1.0  # longest single wait while paused: a cancel or a closed breaker is seen this fast
-    on_pause: Callable[[Pause], None] | None = None
-    on_resume: Callable[[], None] | None = None
-    gave_up: str | None = None  # set when the run stopped because the API stayed silent too long
-    _pause: Pause | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    @property
-    def stopped(self) -> bool:
-        return self.cancel.is_set()
-
-    @property
-    def pause(self) -> Pause | None:
-        return self._pause
-
-    def _wait(self, seconds: float) -> None:
-        if self.sleep is not None:
-            self.sleep(seconds)
-        else:
-            self.cancel.wait(seconds)
-
-    def wait_for_api(self, breaker: CircuitBreaker) -> bool:
-        """Hold a worker while the breaker refuses calls. True: try the address again now
-        (the breaker closed, or a probe may go); False: stop (cancelled, or out of patience)."""
-        with self._lock:
-            began = self._pause is None
-            if began:
-                self._pause = Pause(breaker.status().down_since, self.clock(), self.patience)
-            pause = self._pause
-        if began and self.on_pause is not None:
-            self.on_pause(pause)
-        while True:
-            if self.cancel.is_set():
-                return False
-            if self.patience is not None and self.clock() - pause.started >= self.patience:
-                self._give_up(pause)
-                return False
-            delay = breaker.seconds_until_probe()
-            if delay is None or delay <= 0:
-                return True
-            if self.patience is not None:
-                delay = min(delay, max(0.0, pause.started + self.patience - self.clock()))
-            self._wait(max(0.0, min(delay, self.poll)))
-
-    def api_answered(self) -> None:
-        """A lookup succeeded: a pause, if any, is over."""
-        if self._pause is None:
-            return
-        with self._lock:
-            ended, self._pause = self._pause is not None, None
-        if ended and self.on_resume is not None and not self.cancel.is_set():
-            self.on_resume()
-
-    def _give_up(self, pause: Pause) -> None:
-        with self._lock:
-            if self.gave_up is None:
-                waited = format_duration(self.patience)
-                self.gave_up = (f"{not_answering(pause.since)}; the run stopped after waiting {waited} for it to "
-                                "answer again")
-        self.cancel.set()
-
-    def not_looked_up(self, cancelled: str = "Not looked up: the run was cancelled") -> str:
-        """The reason written for rows the run never reached."""
-        if self.fatal:
-            return f"Not looked up: the run stopped because authentication failed ({self.fatal})"
-        if self.gave_up:
-            return f"Not looked up: {self.gave_up}"
-        if self.stopped:
-            return cancelled
-        return "Not looked up"
 
 
 def run_lookups(
@@ -412,290 +315,52 @@ def run_lookups(
                 yield task, LookupResult(email=email_of(task), error=describe_failure(err, email_of(task)))
         return
     seen: set[int] = set()
-    for o in run_many(lambda i: one(held[i][0]), range(len(held)), max_workers=max_workers,
-                      cancel=control.cancel):
-        task = held[o.item][0]
-        res = judge(task, o.error, o.result, final=True)
+    for again in run_many(lambda i: one(held[i][0]), range(len(held)), max_workers=max_workers,
+                          cancel=control.cancel):
+        task = held[again.item][0]
+        res = judge(task, again.error, again.result, final=True)
         if res is not None:
-            seen.add(o.item)
+            seen.add(again.item)
             yield task, res
     for i, (task, err) in enumerate(held):  # cancelled before the re-pass reached them: the first error stands
         if i not in seen and not outage_ended_it(err):
             yield task, LookupResult(email=email_of(task), error=describe_failure(err, email_of(task)))
 
 
-# --------------------------------------------------------------------------- progress
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    s = int(round(max(0.0, seconds)))
-    if s < 60:
-        return f"{s} s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m} min {s:02d} s"
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min"
+def _email_of(row: InputRow) -> str:
+    return row.email or ""
 
 
-@dataclass(frozen=True)
-class Progress:
-    state: str
-    done: int
-    total: int
-    errors: int
-    elapsed: float
-    rate: float  # addresses per second, recent
-    eta: float | None  # seconds left, None while unknown
-    paused: Pause | None = None  # set while the run waits for Campaign Monitor to answer
+class BulkRun:
+    """The one run loop, used by the page's job and by the CLI.
 
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.done / self.total) if self.total else 1.0
+    :meth:`prepare` loads the reference data (raises AuthenticationError, so a wrong key is
+    reported before anything is written); :meth:`run` looks up the valid rows of each chunk,
+    hands every result to ``on_result`` as it comes, then the finished chunk to ``on_chunk``
+    (the CLI writes it then; its rows' reason for "not looked up" is final by then), and
+    returns how the run ended. Cancel, pause and patience work through ``control``.
+    """
 
-    @property
-    def waiting(self) -> int:
-        """Addresses not looked up yet."""
-        return max(0, self.total - self.done)
-
-    def pause_message(self) -> str | None:
-        """"Campaign Monitor is not answering since 14:02 UTC — paused, 705 addresses waiting"."""
-        if self.paused is None or self.state not in (STATE_RUNNING, STATE_CANCELLING):
-            return None
-        return self.paused.message(self.waiting)
-
-    def describe(self) -> str:
-        parts = [f"{self.done:,} / {self.total:,} addresses"]
-        if self.paused is not None and self.state in (STATE_RUNNING, STATE_CANCELLING):
-            parts.append("paused: Campaign Monitor is not answering")
-        elif self.rate > 0:
-            parts.append(f"{self.rate:.1f}/s")
-        if self.paused is None and self.state in (STATE_RUNNING, STATE_CANCELLING) and self.done < self.total:
-            parts.append(f"about {format_duration(self.eta)} left" if self.eta is not None else "estimating time left")
-        if self.errors:
-            parts.append(f"{self.errors:,} failed")
-        return " · ".join(parts)
-
-
-class RateMeter:
-    """Recent throughput: completions over the last ``window`` seconds (overall before that)."""
-
-    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.window = window
-        self.clock = clock
-        self.started = clock()
-        self._samples: deque[tuple[float, int]] = deque()
-        self._lock = threading.Lock()
-
-    def record(self, done: int) -> None:
-        now = self.clock()
-        with self._lock:
-            if self._samples and now - self._samples[-1][0] < 0.2:
-                return
-            self._samples.append((now, done))
-            while len(self._samples) > 2 and now - self._samples[1][0] > self.window:
-                self._samples.popleft()
-
-    def rate(self, done: int) -> float:
-        now = self.clock()
-        with self._lock:
-            if self._samples and now - self._samples[0][0] >= 1.0:
-                t0, d0 = self._samples[0]
-                return max(0.0, (done - d0) / (now - t0))
-        elapsed = now - self.started
-        return done / elapsed if elapsed > 0.5 else 0.0
-
-
-# --------------------------------------------------------------------------- the page's job
-@dataclass(frozen=True)
-class JobSnapshot:
-    """A consistent copy of a job's state for rendering (safe to read while the job runs)."""
-
-    job_id: str
-    input: BulkInput
-    results: dict[str, LookupResult]  # by lower-cased address
-    list_names: dict[str, str]
-    with_activity: bool
-    state: str
-    fatal: str | None
-    notes: tuple[str, ...]
-    started_at: datetime
-    gave_up: str | None = None  # the run stopped because Campaign Monitor stayed silent too long
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED_STATES
-
-    def not_run_reason(self) -> str:
-        if self.fatal:
-            return f"Not looked up: the run stopped because authentication failed ({self.fatal})"
-        if self.gave_up:
-            return f"Not looked up: {self.gave_up}"
-        if self.state in (STATE_CANCELLED, STATE_CANCELLING):
-            return "Not looked up: the run was cancelled"
-        if self.state == STATE_FAILED:
-            return "Not looked up: the run stopped"
-        return "Not looked up yet"
-
-
-class BulkJob:
-    """A bulk run owned by a background thread; the page holds the job and polls it."""
-
-    def __init__(
-        self,
-        client: CampaignMonitor,
-        client_id: str,
-        bulk_input: BulkInput,
-        *,
-        with_activity: bool = False,
-        max_workers: int | None = None,
-        repass: bool = True,
-        repass_delay: float = 2.0,
-        patience: float | None = DEFAULT_PATIENCE,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Any] | None = None,
-    ) -> None:
-        self.id = secrets.token_urlsafe(12)
-        self.input = bulk_input
-        self.with_activity = with_activity
-        self.lookup = BulkLookup(client, client_id, with_activity=with_activity)
-        self.max_workers = max_workers or max(1, client.limiter.max_in_flight)
+    def __init__(self, lookup: BulkLookup, control: RunControl, *, max_workers: int, repass: bool = True,
+                 repass_delay: float = 2.0) -> None:
+        self.lookup = lookup
+        self.control = control
+        self.max_workers = max_workers
         self.repass = repass
         self.repass_delay = repass_delay
-        self.control = RunControl(patience=patience, clock=clock, sleep=sleep)
-        self.total = bulk_input.counts.valid
-        self.created_at = datetime.now(timezone.utc)
-        self._results: dict[str, LookupResult] = {}
-        self._errors = 0
-        self._lock = threading.Lock()
-        self._state = STATE_PENDING
-        self._thread: threading.Thread | None = None
-        self._meter = RateMeter()
-        self._started = time.monotonic()
-        self._ended: float | None = None
-        self.calls_at_start = client.calls_made
 
-    # -- control
-    def start(self) -> "BulkJob":
-        with self._lock:
-            if self._thread is not None:
-                return self
-            self._state = STATE_RUNNING
-            self._started = time.monotonic()
-            self._meter = RateMeter()
-            self._thread = threading.Thread(target=self._run, name=f"bulk-{self.id}", daemon=True)
-        self._thread.start()
-        return self
+    def prepare(self) -> None:
+        self.lookup.prepare()
 
-    def cancel(self) -> None:
-        """Stop starting new lookups; those in flight finish and are kept."""
-        self.control.cancel.set()
-        with self._lock:
-            if self._state == STATE_RUNNING:
-                self._state = STATE_CANCELLING
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.finished
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    @property
-    def finished(self) -> bool:
-        return self._state in FINISHED_STATES
-
-    def _run(self) -> None:
-        try:
-            self.lookup.prepare()
-            tasks = self.input.to_lookup
-            for row, res in run_lookups(self.lookup, tasks, lambda r: r.email or "", control=self.control,
-                                        max_workers=self.max_workers, repass=self.repass,
-                                        repass_delay=self.repass_delay):
-                with self._lock:
-                    self._results[row.key or ""] = res
-                    if not res.ok:
-                        self._errors += 1
-                    done = len(self._results)
-                self._meter.record(done)
-            end_state = STATE_FAILED if (self.control.fatal or self.control.gave_up) else (
-                STATE_CANCELLED if self.control.cancel.is_set() else STATE_DONE)
-        except AuthenticationError as exc:
-            self.control.fatal = exc.reason
-            end_state = STATE_FAILED
-        except Exception as exc:  # a bug must still end the job visibly, keeping its results
-            self.control.fatal = f"{type(exc).__name__}: {exc}"
-            end_state = STATE_FAILED
-        with self._lock:
-            self._state = end_state
-            self._ended = time.monotonic()
-
-    # -- observation
-    def progress(self) -> Progress:
-        with self._lock:
-            done, errors, state = len(self._results), self._errors, self._state
-        end = self._ended if self._ended is not None else time.monotonic()
-        elapsed = end - self._started
-        rate = self._meter.rate(done) if self._ended is None else (done / elapsed if elapsed > 0 else 0.0)
-        left = self.total - done
-        eta = (left / rate) if rate > 0 and left > 0 else (0.0 if left <= 0 else None)
-        return Progress(state, done, self.total, errors, elapsed, rate, eta, paused=self.control.pause)
-
-    def snapshot(self) -> JobSnapshot:
-        with self._lock:
-            results = dict(self._results)
-            state = self._state
-        with self.lookup._lock:
-            names = dict(self.lookup.list_names)
-        return JobSnapshot(job_id=self.id, input=self.input, results=results, list_names=names,
-                           with_activity=self.with_activity, state=state, fatal=self.control.fatal,
-                           notes=tuple(self.lookup.notes), started_at=self.created_at,
-                           gave_up=self.control.gave_up)
-
-    def calls_made(self) -> int:
-        """HTTP calls since the job was created (approximate when the client is shared)."""
-        return self.lookup.client.calls_made - self.calls_at_start
-
-
-class JobRegistry:
-    """Jobs of one server process, by id: a page rerun, a visit to another page or a browser
-    reload (the id is in the URL) finds its job again. Old finished jobs are dropped."""
-
-    def __init__(self, max_jobs: int = 20, max_age_seconds: float = 24 * 3600) -> None:
-        self.max_jobs = max_jobs
-        self.max_age = max_age_seconds
-        self._jobs: dict[str, BulkJob] = {}
-        self._lock = threading.Lock()
-
-    def add(self, job: BulkJob) -> BulkJob:
-        with self._lock:
-            self._jobs[job.id] = job
-            self._evict()
-        return job
-
-    def get(self, job_id: str | None) -> BulkJob | None:
-        if not job_id:
-            return None
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def remove(self, job_id: str) -> None:
-        with self._lock:
-            job = self._jobs.pop(job_id, None)
-        if job is not None:
-            job.cancel()
-
-    def __len__(self) -> int:
-        return len(self._jobs)
-
-    def _evict(self) -> None:
-        now = datetime.now(timezone.utc)
-        for jid, job in list(self._jobs.items()):
-            if job.finished and (now - job.created_at).total_seconds() > self.max_age:
-                del self._jobs[jid]
-        finished = [j for j in self._jobs.values() if j.finished]
-        finished.sort(key=lambda j: j.created_at)
-        while len(self._jobs) > self.max_jobs and finished:
-            del self._jobs[finished.pop(0).id]
+    def run(self, chunks: Iterable[Sequence[InputRow]], on_result: Callable[[InputRow, LookupResult], None],
+            on_chunk: Callable[[Sequence[InputRow]], None] | None = None) -> JobState:
+        for chunk in chunks:
+            tasks = [r for r in chunk if r.status == Verdict.VALID]
+            if tasks and not self.control.stopped:
+                for row, res in run_lookups(self.lookup, tasks, _email_of, control=self.control,
+                                            max_workers=self.max_workers, repass=self.repass,
+                                            repass_delay=self.repass_delay):
+                    on_result(row, res)
+            if on_chunk is not None:
+                on_chunk(chunk)
+        return self.control.end_state()

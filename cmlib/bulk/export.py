@@ -8,7 +8,8 @@
   ``=HYPERLINK("http://evil", "click")`` must stay text. Headers are cells too: list names
   become column headers.
 * The Excel file is written in openpyxl's write-only mode, so 100,000 rows do not need
-  100,000 rows of cell objects in memory, with state cells coloured as on the page.
+  100,000 rows of cell objects in memory, with state cells coloured as on the page (the words
+  and colours of :mod:`cmlib.states`).
 """
 from __future__ import annotations
 
@@ -17,13 +18,20 @@ import io
 import math
 import re
 import sys
-from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any
+
+from ..spreadsheet import FORMULA_PREFIXES, neutralise
+from .matrix import state_background, state_color
 
 if TYPE_CHECKING:  # the CLI streams rows through CsvSink without loading pandas
     import pandas as pd
 
-from ..spreadsheet import FORMULA_PREFIXES, neutralise  # noqa: F401  (re-exported)
-from .matrix import state_background, state_color
+__all__ = [  # FORMULA_PREFIXES and neutralise are re-exported: the bulk tests and callers import them here
+    "CSV_MIME", "EXCEL_MAX_CELL", "FORMULA_PREFIXES", "XLSX_MIME", "CsvSink", "neutralise", "open_csv_output",
+    "safe_row", "to_csv_bytes", "to_excel_bytes",
+]
 
 EXCEL_MAX_CELL = 32767
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -65,17 +73,18 @@ class CsvSink:
         self._fh.flush()
 
 
-def open_csv_output(path: str, headers: Sequence[str], delimiter: str = ",") -> tuple[IO[str], CsvSink]:
-    """A new CSV file in UTF-8 with BOM (Python's ``utf-8-sig`` writes the BOM)."""
-    fh = open(path, "w", encoding="utf-8-sig", newline="")
-    return fh, CsvSink(fh, headers, delimiter)
+@contextmanager
+def open_csv_output(path: str, headers: Sequence[str], delimiter: str = ",") -> Iterator[CsvSink]:
+    """A new CSV file in UTF-8 with BOM (Python's ``utf-8-sig`` writes the BOM), closed on leaving."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        yield CsvSink(fh, headers, delimiter)
 
 
 def to_csv_bytes(df: pd.DataFrame, *, delimiter: str = ",", index: bool = False) -> bytes:
     """The frame as CSV bytes for a download button."""
     buf = io.StringIO()
     sink = CsvSink(buf, ([df.index.name or ""] if index else []) + [str(c) for c in df.columns], delimiter)
-    for idx, row in zip(df.index, df.itertuples(index=False, name=None)):
+    for idx, row in zip(df.index, df.itertuples(index=False, name=None), strict=True):
         sink.write(([idx] if index else []) + list(row))
     return buf.getvalue().encode("utf-8-sig")
 
@@ -110,7 +119,7 @@ def to_excel_bytes(
     bold = Font(bold=True)
     fills: dict[str, tuple[PatternFill, Font]] = {}
 
-    def style_for(state: str) -> tuple[PatternFill, Font]:
+    def style_for(state: str) -> tuple[PatternFill, Font]:  # a product word, or an unknown API state
         got = fills.get(state)
         if got is None:
             bg = state_background(state).lstrip("#").upper()
@@ -155,7 +164,7 @@ def to_excel_bytes(
         head[0].font = bold
         ss.column_dimensions["A"].width = 40
         ss.append(head)
-        for idx, row in zip(summary.index, summary.itertuples(index=False, name=None)):
+        for idx, row in zip(summary.index, summary.itertuples(index=False, name=None), strict=True):
             ss.append([_xlsx_value(str(idx))] + [_xlsx_value(v) for v in row])
 
     buf = io.BytesIO()

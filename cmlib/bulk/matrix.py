@@ -2,32 +2,44 @@
 
 One :class:`Layout` decides the output columns for the page's table, its CSV/Excel downloads
 and the CLI's streamed file, so all three agree: ``Row, Email, Status``, one column per list
-holding the state there, ``On no list``, ``Error``, the activity columns when asked for, then
-every other column of the input, unchanged.
+holding the state there in the product's words (subscribed, unsubscribed, pending, bounced,
+deleted, from :mod:`cmlib.states`), ``On no list``, ``Error``, the activity columns when asked
+for, every other column of the input, unchanged, and last one ``<list> (API state)`` column
+per list with Campaign Monitor's own value (``Active``, ``Unconfirmed``…) for machines.
 
 Every input row appears: a duplicate shows the states of the row it repeats (and says which),
 an invalid or failed row says why in ``Error``.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from ..models import ACTIVE, BOUNCED, DELETED, KNOWN_STATES, UNCONFIRMED, UNSUBSCRIBED
-from .csv_input import unique_names
-from .engine import JobSnapshot, LookupResult
-from .validate import ROW_DUPLICATE, ROW_INVALID, ROW_VALID, BulkInput, InputRow
+from ..states import STATE_STYLES, StateStyle, state_style, state_word
+from .engine import LookupResult
+from .structure import unique_names
+from .validate import BulkInput, InputRow, Verdict
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: the CLI streams rows and never needs it
     import pandas as pd
 
-STATUS_OK = "ok"
-STATUS_PARTIAL = "partial"  # memberships known, part of the activity missing
-STATUS_INVALID = "invalid"
-STATUS_DUPLICATE = "duplicate"
-STATUS_ERROR = "error"
-STATUS_NOT_RUN = "not run"
-PROBLEM_STATUSES = frozenset({STATUS_PARTIAL, STATUS_INVALID, STATUS_ERROR, STATUS_NOT_RUN})
+    from .jobs import JobSnapshot
+
+
+class Status(StrEnum):
+    """A row's outcome in the ``Status`` column (a ``StrEnum``: ``Status.NOT_RUN == "not run"``)."""
+
+    OK = "ok"
+    PARTIAL = "partial"  # memberships known, part of the activity missing
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    ERROR = "error"
+    NOT_RUN = "not run"
+
+
+PROBLEM_STATUSES = frozenset({Status.PARTIAL, Status.INVALID, Status.ERROR, Status.NOT_RUN})
 
 COL_ROW = "Row"
 COL_EMAIL = "Email"
@@ -36,70 +48,73 @@ COL_NO_LIST = "On no list"
 COL_ERROR = "Error"
 COL_OTHER_LISTS = "Other lists"
 ACTIVITY_COLUMNS = ("Campaigns received", "Open rate %", "Click rate %", "Last campaign", "Last campaign sent")
+API_STATE_SUFFIX = " (API state)"  # "Newsletter (API state)": the API's own value, for machines
 
-# The summary's order and the colours of product.md (shared by the table, chart and Excel).
-SUMMARY_STATES = (ACTIVE, UNSUBSCRIBED, UNCONFIRMED, BOUNCED, DELETED)
-STATE_COLORS = {
-    ACTIVE: "#16a34a",  # green
-    UNSUBSCRIBED: "#dc2626",  # red
-    UNCONFIRMED: "#ea580c",  # orange
-    DELETED: "#6b7280",  # grey
-    BOUNCED: "#7c3aed",  # violet
-}
-UNKNOWN_STATE_COLOR = "#2563eb"
-# Light backgrounds for table cells, readable with dark text.
-STATE_BACKGROUNDS = {
-    ACTIVE: "#dcfce7",
-    UNSUBSCRIBED: "#fee2e2",
-    UNCONFIRMED: "#ffedd5",
-    DELETED: "#e5e7eb",
-    BOUNCED: "#ede9fe",
-}
-UNKNOWN_STATE_BACKGROUND = "#dbeafe"
+# The summary's order (the order of cmlib.states, which also gives every word and colour), in
+# the words a person reads: subscribed, unsubscribed, pending, bounced, deleted.
+SUMMARY_STATES = tuple(style.word for style in STATE_STYLES.values())
+_STYLE_OF_WORD = {style.word: style for style in STATE_STYLES.values()}
 
 # Pseudo-states for the matrix filter.
 FILTER_ON_NO_LIST = "(on no list)"
 FILTER_PROBLEM = "(error or not looked up)"
 
 
-def state_color(state: str) -> str:
-    return STATE_COLORS.get(state, UNKNOWN_STATE_COLOR)
+def label_style(label: str) -> StateStyle:
+    """The style of a state as the matrix and summary show it: a product word ("subscribed"),
+    or the API's own name for a state cmlib.states does not know ("Spam")."""
+    return _STYLE_OF_WORD.get(label) or state_style(label)
 
 
-def state_background(state: str) -> str:
-    return STATE_BACKGROUNDS.get(state, UNKNOWN_STATE_BACKGROUND)
+def state_color(label: str) -> str:
+    return label_style(label).color
+
+
+def state_background(label: str) -> str:
+    return label_style(label).background
 
 
 @dataclass(frozen=True)
 class RowOutcome:
-    status: str
+    status: Status
     result: LookupResult | None  # the memberships shown for the row (a duplicate's: its original's)
     error: str
 
 
 def resolve_row(row: InputRow, results: Mapping[str, LookupResult], not_run_reason: str) -> RowOutcome:
     """The verdict for one input row given the results so far."""
-    if row.status == ROW_INVALID:
-        return RowOutcome(STATUS_INVALID, None, f"Invalid address: {row.reason}")
+    if row.status == Verdict.INVALID:
+        return RowOutcome(Status.INVALID, None, f"Invalid address: {row.reason}")
     res = results.get(row.key or "")
-    if row.status == ROW_DUPLICATE:
+    if row.status == Verdict.DUPLICATE:
         note = f"Duplicate of row {row.duplicate_of}"
         if res is None:
-            return RowOutcome(STATUS_DUPLICATE, None, f"{note} ({not_run_reason.lower()})")
+            return RowOutcome(Status.DUPLICATE, None, f"{note} ({not_run_reason.lower()})")
         if not res.ok:
-            return RowOutcome(STATUS_DUPLICATE, None, f"{note}, which failed: {res.error}")
-        return RowOutcome(STATUS_DUPLICATE, res, note)
+            return RowOutcome(Status.DUPLICATE, None, f"{note}, which failed: {res.error}")
+        return RowOutcome(Status.DUPLICATE, res, note)
     if res is None:
-        return RowOutcome(STATUS_NOT_RUN, None, not_run_reason)
+        return RowOutcome(Status.NOT_RUN, None, not_run_reason)
     if not res.ok:
-        return RowOutcome(STATUS_ERROR, None, res.error or "")
+        return RowOutcome(Status.ERROR, None, res.error or "")
     if res.warning:
-        return RowOutcome(STATUS_PARTIAL, res, res.warning)
-    return RowOutcome(STATUS_OK, res, "")
+        return RowOutcome(Status.PARTIAL, res, res.warning)
+    return RowOutcome(Status.OK, res, "")
+
+
+def _joined(previous: str, value: str) -> str:
+    """A list cell can hold two states when the API lists one list twice: "subscribed, deleted"."""
+    return value if not previous else f"{previous}, {value}"
 
 
 class Layout:
-    """The output columns, fixed before the first row is written (the CLI streams)."""
+    """The output columns, fixed before the first row is written (the CLI streams).
+
+    A list's column holds the state in the product's word (subscribed, unsubscribed, pending,
+    bounced, deleted: :mod:`cmlib.states`), what a person reads; its ``<list> (API state)``
+    column, after everything else, holds Campaign Monitor's own value (``Active``,
+    ``Unconfirmed``…) for scripts and for anyone matching the API's documentation.
+    """
 
     def __init__(self, list_names: Mapping[str, str], extra_columns: Sequence[str], *, with_activity: bool,
                  other_lists_column: bool = False) -> None:
@@ -113,26 +128,34 @@ class Layout:
         # List names are API data: two lists may share a name, or one may be called "Email".
         list_cols = unique_names([list_names[i] or f"List {i}" for i in self.list_ids], taken=fixed + tail)
         self.list_columns = list_cols
-        self.list_column_of = dict(zip(self.list_ids, list_cols))
+        self.list_column_of = dict(zip(self.list_ids, list_cols, strict=True))
         extra = unique_names([c or "Column" for c in extra_columns], taken=fixed + tail + list_cols)
         self.extra_columns = extra
-        self.headers = fixed + list_cols + tail + extra
-        self._list_index = {lid: 3 + i for i, lid in enumerate(self.list_ids)}
-        self._list_names = dict(list_names)
+        self.api_state_columns = unique_names([c + API_STATE_SUFFIX for c in list_cols],
+                                              taken=fixed + tail + list_cols + extra)
+        self.headers = fixed + list_cols + tail + extra + self.api_state_columns
+        self._list_index = {lid: i for i, lid in enumerate(self.list_ids)}
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """Every column but the API-state ones: what the page's table shows (downloads keep all)."""
+        return [c for c in self.headers if c not in set(self.api_state_columns)]
 
     def cells(self, row: InputRow, outcome: RowOutcome) -> list[Any]:
         n_lists = len(self.list_ids)
-        out: list[Any] = [row.row, row.shown_email, outcome.status] + [""] * n_lists
+        words: list[str] = [""] * n_lists
+        raw: list[str] = [""] * n_lists
         res = outcome.result
         others: list[str] = []
         if res is not None:
             for lid, state in res.memberships:
                 idx = self._list_index.get(lid)
                 if idx is None:
-                    others.append(f"{lid}: {state}")
+                    others.append(f"{lid}: {state_word(state)}")
                 else:
-                    prev = out[idx]
-                    out[idx] = state if not prev else f"{prev}, {state}"
+                    words[idx] = _joined(words[idx], state_word(state))
+                    raw[idx] = _joined(raw[idx], state)
+        out: list[Any] = [row.row, row.shown_email, outcome.status.value, *words]
         if self.other_lists_column:
             out.append("; ".join(others))
         out.append(("yes" if not res.memberships else "no") if res is not None else "")
@@ -150,7 +173,7 @@ class Layout:
         # A ragged row with more cells than the header keeps them all: joined into the last column.
         if len(row.extra) > len(self.extra_columns) and self.extra_columns:
             extra[-1] = "\t".join(row.extra[len(self.extra_columns) - 1:])
-        return out + extra
+        return out + extra + raw
 
 
 def iter_matrix_rows(layout: Layout, rows: Iterable[InputRow], results: Mapping[str, LookupResult],
@@ -190,8 +213,9 @@ class SummaryCounts:
 def summarise(snapshot: JobSnapshot, layout: Layout | None = None) -> tuple[pd.DataFrame, SummaryCounts]:
     """Per list (rows, by its matrix column name) the number of distinct addresses in each state.
 
-    Known states come first in product order; a state the API invents later gets its own
-    column rather than vanishing. Every list of the client is a row, even with zeros:
+    Columns are the states in the product's words (subscribed, unsubscribed, pending, bounced,
+    deleted), in that order; a state the API invents later gets its own column, under the
+    API's name, rather than vanishing. Every list of the client is a row, even with zeros:
     "nobody from the event is on Webinars" is an answer too.
     """
     import pandas as pd
@@ -208,11 +232,12 @@ def summarise(snapshot: JobSnapshot, layout: Layout | None = None) -> tuple[pd.D
         if not res.memberships:
             no_list += 1
         for lid, state in res.memberships:
+            word = state_word(state)
             per = counts.setdefault(lid, {})
-            per[state] = per.get(state, 0) + 1
-            if state not in seen_states:
-                seen_states.append(state)
-    states = list(SUMMARY_STATES) + [s for s in seen_states if s not in KNOWN_STATES]
+            per[word] = per.get(word, 0) + 1
+            if word not in seen_states:
+                seen_states.append(word)
+    states = list(SUMMARY_STATES) + [s for s in seen_states if s not in SUMMARY_STATES]
     index = [layout.list_column_of.get(lid, lid) for lid in counts]
     df = pd.DataFrame([[counts[lid].get(s, 0) for s in states] for lid in counts], index=index, columns=states,
                       dtype="int64")
@@ -222,8 +247,10 @@ def summarise(snapshot: JobSnapshot, layout: Layout | None = None) -> tuple[pd.D
                              snapshot.input.counts.duplicates)
 
 
-def filter_matrix(df: pd.DataFrame, layout: Layout, lists: Sequence[str] = (), states: Sequence[str] = ()) -> pd.DataFrame:
+def filter_matrix(df: pd.DataFrame, layout: Layout, lists: Sequence[str] = (),
+                  states: Sequence[str] = ()) -> pd.DataFrame:
     """Rows where one of ``lists`` (all when empty) holds one of ``states`` (any when empty).
+    States are the words the matrix shows ("subscribed").
 
     Two pseudo-states widen the choice: FILTER_ON_NO_LIST and FILTER_PROBLEM.
     """
@@ -238,7 +265,7 @@ def filter_matrix(df: pd.DataFrame, layout: Layout, lists: Sequence[str] = (), s
         for c in cols:
             col = df[c].astype(str)
             if real_states:
-                # a list cell can hold "Active, Deleted" when the API lists one list twice
+                # a list cell can hold "subscribed, deleted" when the API lists one list twice
                 mask |= col.str.split(", ").apply(lambda parts: any(p in real_states for p in parts))
             else:
                 mask |= col != ""
@@ -259,7 +286,7 @@ def filter_states(df: pd.DataFrame, layout: Layout) -> list[str]:
                     if part and part not in present:
                         present.append(part)
     ordered = [s for s in SUMMARY_STATES if s in present] + [s for s in present if s not in SUMMARY_STATES]
-    return ordered + [FILTER_ON_NO_LIST, FILTER_PROBLEM]
+    return [*ordered, FILTER_ON_NO_LIST, FILTER_PROBLEM]
 
 
 def _cell_style(value: Any) -> str:
@@ -285,6 +312,7 @@ def style_matrix(df: pd.DataFrame, layout: Layout, max_cells: int = 200_000) -> 
 
 
 def chart_colors(columns: Sequence[str]) -> list[str]:
+    """The bar colours of the summary's state columns (product words, or the API's name)."""
     return [state_color(s) for s in columns]
 
 
@@ -292,6 +320,7 @@ def problems_frame(bulk_input: BulkInput) -> pd.DataFrame:
     """Invalid and duplicate rows for the validation panel: row, value as given, reason."""
     import pandas as pd
 
-    rows = [(r.row, r.raw, f"Invalid: {r.reason}" if r.status == ROW_INVALID else f"Duplicate of row {r.duplicate_of}")
-            for r in bulk_input.rows if r.status != ROW_VALID]
+    rows = [(r.row, r.raw,
+             f"Invalid: {r.reason}" if r.status == Verdict.INVALID else f"Duplicate of row {r.duplicate_of}")
+            for r in bulk_input.rows if r.status != Verdict.VALID]
     return pd.DataFrame(rows, columns=["Row", "Value", "Reason"])

@@ -10,15 +10,21 @@ on that form; the first spelling wins and later rows point back to it by row num
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from enum import StrEnum
 
 from ..emails import Address, check
-from .csv_input import BulkInputError, Detected, SourceRow, Table
+from .table import BulkInputError, Detected, SourceRow, Table
 
-ROW_VALID = "valid"
-ROW_INVALID = "invalid"
-ROW_DUPLICATE = "duplicate"
+
+class Verdict(StrEnum):
+    """A row's verdict before any API call (a ``StrEnum``: ``Verdict.VALID == "valid"``)."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+
 
 DEFAULT_MAX_MB = 20.0
 DEFAULT_MAX_ROWS = 100_000
@@ -60,7 +66,7 @@ class InputRow:
     raw: str
     email: str | None  # normalised address when the row is valid or a duplicate
     extra: tuple[str, ...]
-    status: str  # ROW_VALID / ROW_INVALID / ROW_DUPLICATE
+    status: Verdict
     reason: str = ""  # why it is invalid
     duplicate_of: int | None = None
 
@@ -93,21 +99,21 @@ class Validator:
         if not isinstance(result, Address):
             self.invalid += 1
             reason = "empty" if not raw.strip() else result.reason
-            return InputRow(source.row, raw, None, extra, ROW_INVALID, reason=reason)
+            return InputRow(source.row, raw, None, extra, Verdict.INVALID, reason=reason)
         key = result.key
         first = self.first_row.get(key)
         if first is not None:
             self.duplicates += 1
-            return InputRow(source.row, raw, result.email, extra, ROW_DUPLICATE, duplicate_of=first)
+            return InputRow(source.row, raw, result.email, extra, Verdict.DUPLICATE, duplicate_of=first)
         self.first_row[key] = source.row
         self.valid += 1
-        return InputRow(source.row, raw, result.email, extra, ROW_VALID)
+        return InputRow(source.row, raw, result.email, extra, Verdict.VALID)
 
     def iter_rows(self, rows: Iterable[SourceRow], email_column: int) -> Iterator[InputRow]:
         for r in rows:
             yield self.check(r, email_column)
 
-    def counts(self) -> "Counts":
+    def counts(self) -> Counts:
         return Counts(self.rows, self.valid, self.invalid, self.duplicates)
 
 
@@ -131,15 +137,15 @@ class BulkInput:
 
     @property
     def to_lookup(self) -> list[InputRow]:
-        return [r for r in self.rows if r.status == ROW_VALID]
+        return [r for r in self.rows if r.status == Verdict.VALID]
 
     @property
     def invalid_rows(self) -> list[InputRow]:
-        return [r for r in self.rows if r.status == ROW_INVALID]
+        return [r for r in self.rows if r.status == Verdict.INVALID]
 
     @property
     def duplicate_rows(self) -> list[InputRow]:
-        return [r for r in self.rows if r.status == ROW_DUPLICATE]
+        return [r for r in self.rows if r.status == Verdict.DUPLICATE]
 
 
 def extra_column_names(detected: Detected) -> tuple[str, ...]:

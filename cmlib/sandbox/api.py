@@ -12,15 +12,16 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from ..models import parse_date
+from . import demo
 from .errors import ApiError
 from .model import ClientInfo, MailingList, format_date
 from .store import CONSENT_VALUES, Store
-from . import demo
 
 BASE_PATH = "/api/v3.3"
 NO_BODY = object()  # marker: answer with an empty body (unsubscribe, delete)
@@ -34,7 +35,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", r"/clients/(?P<client_id>[^/]+)/campaigns", "campaigns"),
     ("GET", r"/clients/(?P<client_id>[^/]+)/suppressionlist", "suppressionlist"),
     ("GET", r"/lists/(?P<list_id>[^/]+)", "list_details"),
-    ("GET", r"/lists/(?P<list_id>[^/]+)/(?P<state>active|unconfirmed|unsubscribed|bounced|deleted)", "list_subscribers"),
+    ("GET", r"/lists/(?P<list_id>[^/]+)/(?P<state>active|unconfirmed|unsubscribed|bounced|deleted)",
+     "list_subscribers"),
     ("GET", r"/subscribers/(?P<list_id>[^/]+)", "subscriber"),
     ("GET", r"/subscribers/(?P<list_id>[^/]+)/history", "history"),
     ("POST", r"/subscribers/(?P<list_id>[^/]+)", "add"),
@@ -100,7 +102,7 @@ class ApiResponse:
 
 
 def valid_email(value: str | None) -> bool:
-    return bool(value) and len(value) <= 254 and _EMAIL_RE.match(value) is not None  # type: ignore[arg-type]
+    return value is not None and 0 < len(value) <= 254 and _EMAIL_RE.match(value) is not None
 
 
 def _first(query: dict[str, list[str]], name: str, default: str | None = None) -> str | None:

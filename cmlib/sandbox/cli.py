@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-rate", type=_share, default=0.0, help="share of requests answered 500 with an HTML body")
     p.add_argument("--malformed-rate", type=_share, default=0.0, help="share of 200s with truncated JSON")
     p.add_argument("--hang-rate", type=_share, default=0.0, help="share of requests held --hang-seconds first")
-    p.add_argument("--hang-seconds", type=_non_negative, default=30.0, help="how long a hung request is held (default 30)")
+    p.add_argument("--hang-seconds", type=_non_negative, default=30.0,
+                   help="how long a hung request is held (default 30)")
     p.add_argument("--fail-list", action="append", default=[], metavar="LIST_ID",
                    help="a list ID whose every request answers 500 (repeatable)")
     p.add_argument("--write-answer-fault", choices=["502", "hang"], default=None,
@@ -99,7 +100,8 @@ def describe(sb: Sandbox, out: TextIO) -> None:
     print(f"  seed {sb.seed}, data 'now' {sb.data.now:%Y-%m-%d %H:%M}", file=out)
     knobs = [
         f"latency {f.latency_ms:g}ms+{f.jitter_ms:g}ms jitter" if f.latency_ms or f.jitter_ms else "",
-        f"rate limit {f.rate_limit:g}/s per key{'' if f.rate_limit_headers else ' (no headers)'}" if f.rate_limit else "",
+        (f"rate limit {f.rate_limit:g}/s per key{'' if f.rate_limit_headers else ' (no headers)'}"
+         if f.rate_limit else ""),
         f"HTML 500s {f.error_rate:.0%}" if f.error_rate else "",
         f"malformed JSON {f.malformed_rate:.0%}" if f.malformed_rate else "",
         f"hangs {f.hang_rate:.0%} x {f.hang_seconds:g}s" if f.hang_rate else "",

@@ -6,7 +6,7 @@ they only open the local emulator, which is why the CLI may print them.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 # API keys accepted by the sandbox. Account-level sees both clients; client-level only MAIN.
 ACCOUNT_API_KEY = "sandbox-account-key-0b7c1f5e9d2a4c61"

@@ -13,8 +13,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 _RATE_FIELDS = ("error_rate", "malformed_rate", "hang_rate")
 WRITE_ANSWER_FAULTS = (None, "502", "hang")
@@ -111,7 +112,7 @@ class KeyedRateLimiter:
 
     def check(self, key: str, rate: float) -> RateDecision:
         window = 1.0 if rate >= 1 else 1.0 / rate
-        limit = max(1, int(round(rate * window)))
+        limit = max(1, round(rate * window))
         with self._lock:
             now = self._clock()
             start, used = self._windows.get(key, (now, 0))
@@ -133,12 +134,14 @@ class KeyedRateLimiter:
 class FaultInjector:
     """Draws the per-request faults from a seeded generator and holds the rate-limit windows."""
 
-    def __init__(self, faults: Faults, seed: int = 0) -> None:
+    def __init__(self, faults: Faults, seed: int = 0, *, clock: Callable[[], float] | None = None) -> None:
+        """``clock`` (monotonic seconds) times the rate-limit windows; a test passes a fake one so
+        a window resets when the test says so, not after a real second."""
         self.faults = faults
         self._seed = seed
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self.limiter = KeyedRateLimiter()
+        self.limiter = KeyedRateLimiter(clock or time.monotonic)
 
     def reseed(self, seed: int | None = None) -> None:
         with self._lock:

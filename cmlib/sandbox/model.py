@@ -65,7 +65,7 @@ class SubscriberRecord:
     reads_email_with: str = ""
     consent_to_track: str = "Yes"
 
-    def copy(self) -> "SubscriberRecord":
+    def copy(self) -> SubscriberRecord:
         """A copy that shares nothing mutable (every Store copies ~2,500 of these: kept cheap)."""
         new = object.__new__(SubscriberRecord)
         new.__dict__.update(self.__dict__)

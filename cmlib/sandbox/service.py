@@ -9,12 +9,13 @@ from __future__ import annotations
 import ipaddress
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from . import demo
 from .api import BASE_PATH, Endpoints
-from .faults import FaultInjector, Faults
+from .faults import FaultInjector, Faults, parse_rate
 from .seed import build_world
 from .server import RequestCounter, SandboxHTTPServer, ServerContext
 from .store import Store
@@ -53,17 +54,19 @@ class Sandbox:
         write_answer_fault: str | None = None,
         down: bool = False,
         fault_seed: int | None = None,
+        rate_clock: Callable[[], float] | None = None,
     ) -> None:
         self.seed = seed
         self.host = _require_loopback(host)
         self._requested_port = int(port)
         self.data = Store(build_world(seed, now))
         self._injector = FaultInjector(
-            Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, rate_limit=rate_limit,
+            Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, rate_limit=parse_rate(rate_limit),
                    rate_limit_headers=rate_limit_headers, error_rate=error_rate, malformed_rate=malformed_rate,
                    hang_rate=hang_rate, hang_seconds=hang_seconds, fail_list_ids=set(fail_list_ids),
                    write_answer_fault=write_answer_fault, down=down),
             seed=seed if fault_seed is None else fault_seed,
+            clock=rate_clock,  # the rate-limit windows' clock (tests: a fake one)
         )
         self._counter = RequestCounter()
         self._server: SandboxHTTPServer | None = None
@@ -72,7 +75,7 @@ class Sandbox:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         """Bind and serve in a daemon thread. Idempotent; returns self."""
         with self._lock:
             if self._server is not None:
@@ -103,7 +106,7 @@ class Sandbox:
     def running(self) -> bool:
         return self._server is not None
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

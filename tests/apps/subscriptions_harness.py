@@ -1,7 +1,7 @@
 """A minimal page for AppTest and browser tests of the subscription editor.
 
 It does what the lookup page does around the editor: look up each address (fresh when the
-editor asked for a refresh through ``lookup_refresh``), show a badge per list and call
+editor asked for a refresh through ``ui.state.request_refresh``), show a badge per list and call
 ``subscription_entry``. Addresses come from ``st.session_state["harness_emails"]`` or the
 ``?email=`` query parameter.
 """
@@ -11,15 +11,14 @@ import streamlit as st
 
 from ui.badges import render_state_badge
 from ui.connection import get_connection
-from ui.subscriptions import LOOKUP_REFRESH, subscription_entry
+from ui.state import take_refresh
+from ui.subscriptions import subscription_entry
 from ui.text import md_escape
 
 conn = get_connection()
 emails = list(st.session_state.get("harness_emails") or st.query_params.get_all("email"))
-refresh = set(st.session_state.get(LOOKUP_REFRESH) or ())
-fresh = [e for e in emails if e in refresh]
+fresh = take_refresh(emails)
 profiles = conn.lookup_service().lookup_many(emails, fresh=fresh) if emails else []
-st.session_state[LOOKUP_REFRESH] = refresh - set(fresh)
 
 for profile in profiles:
     with st.container(border=True, key=f"harness_{profile.email}"):

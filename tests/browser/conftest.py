@@ -12,9 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -92,7 +92,8 @@ def streamlit_app(chromium_executable, tmp_path_factory) -> Iterator[RunningApp]
                 except requests.RequestException:
                     pass
                 if time.monotonic() > deadline:
-                    pytest.fail(f"streamlit not healthy after {STARTUP_TIMEOUT:.0f}s:\n{log.read_text(errors='replace')}")
+                    pytest.fail(f"streamlit not healthy after {STARTUP_TIMEOUT:.0f}s:\n"
+                                f"{log.read_text(errors='replace')}")
                 time.sleep(0.25)
             yield RunningApp(url=base, sandbox=sb, log=log)
         finally:

@@ -112,7 +112,7 @@ def test_refresh_keeps_the_tab_and_shows_the_new_state(page, streamlit_app):
     tabs = page.locator('[data-testid="stTabs"] [role="tab"]')
     expect(tabs).to_have_count(2, timeout=60_000)
     wait_for_app(page)
-    assert visible_text(tabs.nth(1).inner_text()) == f"{emails[1]} · 2 active"
+    assert visible_text(tabs.nth(1).inner_text()) == f"{emails[1]} · 2 subscribed"
 
     tabs.nth(1).locator('[data-testid="stMarkdownContainer"]').click()
     expect(tabs.nth(1)).to_have_attribute("aria-selected", "true")
@@ -123,7 +123,7 @@ def test_refresh_keeps_the_tab_and_shows_the_new_state(page, streamlit_app):
     expect(tabs.nth(1)).to_contain_text("1 unsubscribed", timeout=30_000)
     wait_for_app(page)
     expect(tabs.nth(1)).to_have_attribute("aria-selected", "true")
-    assert visible_text(tabs.nth(0).inner_text()) == f"{emails[0]} · 3 active"
+    assert visible_text(tabs.nth(0).inner_text()) == f"{emails[0]} · 3 subscribed"
     panel = page.locator('[role="tabpanel"]:visible')
     expect(panel.locator(".stMarkdownBadge", has_text="unsubscribed").first).to_be_visible()
 

@@ -75,7 +75,7 @@ def test_manage_subscriptions_end_to_end(page, streamlit_app, screenshot_dir):
     expect(badges.filter(has_text=re.compile(r"^unsubscribed$"))).not_to_have_count(0)
     page.screenshot(path=str(screenshot_dir / "subscriptions-5-tab-updated.png"), full_page=True)
     # Newsletter and Offers stay subscribed; only Webinars changed
-    expect(page.locator('[role="tab"]').first).to_contain_text("2 active, 1 unsubscribed")
+    expect(page.locator('[role="tab"]').first).to_contain_text("2 subscribed, 1 unsubscribed")
 
     # the app wrote the audit row into its own data folder
     rows = AuditLog(streamlit_app.log.parent / "data" / "audit.sqlite").query()

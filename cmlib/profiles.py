@@ -1,0 +1,313 @@
+"""What one address's profile is made of, and the pure joins that build it.
+
+Campaign Monitor has no "subscriber profile" call: :class:`cmlib.lookup.LookupService` fetches
+the pieces, and this module says what they become -- the lists and states, the reason behind
+an unsubscribed or bounced state, every email received (per-list histories joined with the
+client's sent campaigns) and the activity figures. No I/O here, so every rule is testable alone.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from .errors import CMError
+from .models import (
+    BOUNCED,
+    UNSUBSCRIBED,
+    Campaign,
+    CustomField,
+    HistoryAction,
+    HistoryItem,
+    format_date,
+)
+
+
+class ProfileCase(StrEnum):
+    """Which of product.md's cases a profile is (the values are what the page compares)."""
+
+    NO_LISTS = "no_lists"  # product.md case 1
+    NO_CAMPAIGNS = "no_campaigns"  # case 2
+    FULL = "full"  # case 3
+    FAILED = "failed"  # the address itself could not be looked up
+
+
+CASE_NO_LISTS = ProfileCase.NO_LISTS
+CASE_NO_CAMPAIGNS = ProfileCase.NO_CAMPAIGNS
+CASE_FULL = ProfileCase.FULL
+CASE_FAILED = ProfileCase.FAILED
+
+_REASON_EVENTS: dict[str, tuple[str, ...]] = {
+    UNSUBSCRIBED: ("unsubscribe", "unsubscribed"),
+    BOUNCED: ("bounce", "bounced", "hardbounce", "softbounce"),
+}
+@dataclass(frozen=True)
+class StateReason:
+    """Why a badge says what it says, as far as the API tells: an event, its email and date."""
+
+    event: str
+    date: datetime | None
+    campaign_id: str
+    campaign_name: str
+    via_list_name: str | None = None  # the event was recorded in another list's history
+
+    def describe(self) -> str:
+        when = self.date.strftime("%Y-%m-%d %H:%M") if self.date else "unknown date"
+        text = f"{self.event} on {when} from “{self.campaign_name}”"
+        if self.via_list_name:
+            text += f" (recorded on list “{self.via_list_name}”)"
+        return text
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One part of a lookup that failed; the rest still renders."""
+
+    where: str  # "address", "list", "campaigns"
+    message: str
+    list_id: str | None = None
+    list_name: str | None = None
+    error: CMError | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ListStatus:
+    list_id: str
+    list_name: str
+    state: str
+    date_added: datetime | None  # from listsforemail
+    state_changed: datetime | None = None  # subscriber "Date"
+    joined: datetime | None = None  # subscriber "ListJoinedDate"
+    consent_to_track: str | None = None
+    subscriber_name: str = ""
+    custom_fields: tuple[CustomField, ...] = ()
+    unsubscribes_from_all: bool | None = None  # list's UnsubscribeSetting == AllClientLists
+    confirmed_opt_in: bool | None = None
+    reason: StateReason | None = None
+    history: tuple[HistoryItem, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReceivedCampaign:
+    campaign_id: str
+    name: str
+    subject: str
+    sent: datetime | None
+    web_version_url: str
+    opens: int
+    clicks: int
+    list_ids: tuple[str, ...] = ()
+
+    @property
+    def opened(self) -> bool:
+        return self.opens > 0
+
+    @property
+    def clicked(self) -> bool:
+        return self.clicks > 0
+
+
+@dataclass(frozen=True)
+class Activity:
+    received: int
+    opened: int
+    clicked: int
+    total_opens: int
+    total_clicks: int
+
+    @property
+    def open_rate(self) -> float:
+        """Unique open rate: share of received emails opened at least once."""
+        return self.opened / self.received if self.received else 0.0
+
+    @property
+    def click_rate(self) -> float:
+        return self.clicked / self.received if self.received else 0.0
+
+    @property
+    def avg_opens(self) -> float:
+        return self.total_opens / self.received if self.received else 0.0
+
+    @property
+    def avg_clicks(self) -> float:
+        return self.total_clicks / self.received if self.received else 0.0
+
+    @classmethod
+    def of(cls, campaigns: Sequence[ReceivedCampaign]) -> Activity:
+        return cls(
+            received=len(campaigns),
+            opened=sum(1 for c in campaigns if c.opened),
+            clicked=sum(1 for c in campaigns if c.clicked),
+            total_opens=sum(c.opens for c in campaigns),
+            total_clicks=sum(c.clicks for c in campaigns),
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    email: str
+    lists: tuple[ListStatus, ...]
+    campaigns: tuple[ReceivedCampaign, ...]  # every received email, newest first
+    activity: Activity
+    fetched_at: datetime
+    problems: tuple[Problem, ...] = ()
+    failed: bool = False
+
+    @property
+    def case(self) -> ProfileCase:
+        if self.failed:
+            return CASE_FAILED
+        if not self.lists:
+            return CASE_NO_LISTS
+        if not self.campaigns:
+            return CASE_NO_CAMPAIGNS
+        return CASE_FULL
+
+    def last_campaigns(self, n: int = 3) -> tuple[ReceivedCampaign, ...]:
+        return self.campaigns[:n]
+
+    def state_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.lists:
+            out[s.state] = out.get(s.state, 0) + 1
+        return out
+
+    def all_problems(self) -> list[Problem]:
+        return list(self.problems) + [p for s in self.lists for p in s.problems]
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable document of ``python -m cmlib lookup --json``."""
+        return {
+            "email": self.email,
+            "fetched_at": self.fetched_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lists": [
+                {
+                    "list_id": s.list_id,
+                    "list_name": s.list_name,
+                    "state": s.state,
+                    "state_changed": format_date(s.state_changed) or None,
+                    "joined": format_date(s.joined or s.date_added) or None,
+                    "consent_to_track": s.consent_to_track,
+                    "unsubscribes_from_all": s.unsubscribes_from_all,
+                    "reason": s.reason.describe() if s.reason else None,
+                }
+                for s in self.lists
+            ],
+            "campaigns": [
+                {
+                    "id": c.campaign_id,
+                    "name": c.name,
+                    "subject": c.subject,
+                    "sent": format_date(c.sent) or None,
+                    "opened": c.opened,
+                    "clicked": c.clicked,
+                    "web_version_url": c.web_version_url,
+                }
+                for c in self.last_campaigns()
+            ],
+            "activity": {
+                "received": self.activity.received,
+                "open_rate": round(self.activity.open_rate, 4),
+                "click_rate": round(self.activity.click_rate, 4),
+                "avg_opens": round(self.activity.avg_opens, 4),
+                "avg_clicks": round(self.activity.avg_clicks, 4),
+            },
+            "errors": [
+                {"where": p.where, "list_id": p.list_id, "list_name": p.list_name, "message": p.message}
+                for p in self.all_problems()
+            ],
+        }
+
+
+def _merge_actions(items: Iterable[HistoryItem]) -> tuple[HistoryAction, ...]:
+    """Union of actions of one campaign reported by several lists, each counted once."""
+    seen: set = set()
+    out: list[HistoryAction] = []
+    for it in items:
+        for a in it.actions:
+            k = (a.event, a.date, a.detail, a.ip_address)
+            if k not in seen:
+                seen.add(k)
+                out.append(a)
+    return tuple(out)
+
+
+def received_campaigns(
+    histories: Mapping[str, Sequence[HistoryItem]], index: Mapping[str, Campaign]
+) -> tuple[ReceivedCampaign, ...]:
+    """Join per-list histories with sent campaigns; one entry per campaign, newest first."""
+    by_id: dict[str, list[tuple[str, HistoryItem]]] = {}
+    for list_id, items in histories.items():
+        for it in items:
+            by_id.setdefault(it.id, []).append((list_id, it))
+    out: list[ReceivedCampaign] = []
+    for cid, pairs in by_id.items():
+        items = [it for _, it in pairs]
+        actions = _merge_actions(items)
+        camp = index.get(cid)
+        sent = camp.sent_date if camp else None
+        if sent is None:  # not a campaign we know (journey/automation): date it by its first action
+            dates = [a.date for a in actions if a.date]
+            sent = min(dates) if dates else None
+        out.append(
+            ReceivedCampaign(
+                campaign_id=cid,
+                name=camp.name if camp else items[0].name,
+                subject=(camp.subject if camp and camp.subject else items[0].name),
+                sent=sent,
+                web_version_url=camp.web_version_url if camp else "",
+                opens=sum(1 for a in actions if a.event.lower() == "open"),
+                clicks=sum(1 for a in actions if a.event.lower() == "click"),
+                list_ids=tuple(dict.fromkeys(lid for lid, _ in pairs)),
+            )
+        )
+    out.sort(key=lambda c: (c.sent is not None, c.sent or datetime.min), reverse=True)
+    return tuple(out)
+
+
+CASCADE_TOLERANCE = timedelta(hours=1)
+
+
+def find_reason(
+    state: str, list_id: str, histories: Mapping[str, Sequence[HistoryItem]], list_names: Mapping[str, str],
+    state_changed: datetime | None = None,
+) -> StateReason | None:
+    """The latest unsubscribe/bounce event behind a state, looking in this list's history first.
+
+    An event found only in another list's history (an AllClientLists cascade) is used only
+    when it happened when this list's state changed; otherwise it would explain the wrong thing.
+    """
+    wanted = _REASON_EVENTS.get(state)
+    if not wanted:
+        return None
+
+    def latest(items: Sequence[HistoryItem], events: Sequence[str]) -> tuple[HistoryItem, HistoryAction] | None:
+        best = None
+        for it in items:
+            for a in it.actions:
+                if a.event.lower().replace(" ", "") in events and (
+                        best is None or (a.date or datetime.min) > (best[1].date or datetime.min)):
+                    best = (it, a)
+        return best
+
+    hit = latest(histories.get(list_id, ()), wanted)
+    via = None
+    if hit is None:  # e.g. unsubscribed here by an AllClientLists cascade from another list
+        for other_id, items in histories.items():
+            if other_id == list_id:
+                continue
+            cand = latest(items, wanted)
+            if cand and state_changed is not None and (
+                cand[1].date is None or abs(cand[1].date - state_changed) > CASCADE_TOLERANCE
+            ):
+                continue
+            if cand and (hit is None or (cand[1].date or datetime.min) > (hit[1].date or datetime.min)):
+                hit, via = cand, list_names.get(other_id, other_id)
+    if hit is None:
+        return None
+    item, action = hit
+    return StateReason(event=action.event, date=action.date, campaign_id=item.id,
+                       campaign_name=item.name, via_list_name=via)

@@ -1,0 +1,68 @@
+"""Changing an address's subscriptions without surprises: snapshot, plan, apply, verdict.
+
+One job per module:
+
+* :mod:`.snapshot` -- the client's lists with their settings, and a fresh snapshot of one
+  address's states (the baseline every change is measured from);
+* :mod:`.plan` -- the ticks compared with the snapshot: the steps, in words, with the warnings
+  Campaign Monitor's own rules call for (all-lists unsubscribes, resubscribes, suppression);
+* :mod:`.apply` -- the plan sent under the per-address write lock after a conflict check, each
+  write once, read back, every attempt audited;
+* :mod:`.verdict` -- what each attempt came to (done, already so, queued, failed, unknown, not
+  sent...) and the report the dialog shows.
+
+Everything a caller needs is importable from ``cmlib.subscriptions`` itself.
+"""
+from __future__ import annotations
+
+from .apply import ApplyOptions, apply_plan
+from .plan import (
+    CONSENT_UNCHANGED,
+    Action,
+    Plan,
+    PlanNotReady,
+    PlanWarning,
+    Step,
+    WarningKind,
+    join_names,
+    plan_changes,
+    unsubscribe_all_desired,
+)
+from .snapshot import (
+    NOT_ON_LIST,
+    ListInfo,
+    Snapshot,
+    StateChange,
+    diff_states,
+    load_lists,
+    read_for_editing,
+    state_text,
+    take_snapshot,
+)
+from .verdict import ApplyReport, StepResult
+
+__all__ = [
+    "CONSENT_UNCHANGED",
+    "NOT_ON_LIST",
+    "Action",
+    "ApplyOptions",
+    "ApplyReport",
+    "ListInfo",
+    "Plan",
+    "PlanNotReady",
+    "PlanWarning",
+    "Snapshot",
+    "StateChange",
+    "Step",
+    "StepResult",
+    "WarningKind",
+    "apply_plan",
+    "diff_states",
+    "join_names",
+    "load_lists",
+    "plan_changes",
+    "read_for_editing",
+    "state_text",
+    "take_snapshot",
+    "unsubscribe_all_desired",
+]

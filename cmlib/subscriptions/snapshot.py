@@ -1,0 +1,199 @@
+"""What the editor starts from: the client's lists with their settings, and one fresh snapshot of
+the states of one address.
+
+Every change is measured against the snapshot taken when the dialog opened (see
+:mod:`cmlib.subscriptions.plan`), and the conflict check compares it with a re-read right before
+writing (:func:`diff_states`). Reads that can run side by side are handed to the caller's
+``executor`` as single requests only: the waiting happens in the caller's thread, so a small
+shared pool (``Connection.executor``) can never fill up with tasks that wait on tasks queued
+behind them.
+"""
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+from ..client import CampaignMonitor
+from ..concurrency import map_all
+from ..errors import AuthenticationError, CMError, describe
+from ..models import ListMembership, SuppressedAddress
+from ..states import SUBSCRIBED_STATES, state_word
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+NOT_ON_LIST = "not on the list"
+
+
+def state_text(state: str | None) -> str:
+    """A state as the dialog, its plan and its report say it: the product's word from
+    :mod:`cmlib.states` (``Active`` -> ``subscribed``), or "not on the list" for no state."""
+    return state_word(state) if state else NOT_ON_LIST
+
+
+# --------------------------------------------------------------------------- the lists
+@dataclass(frozen=True)
+class ListInfo:
+    """A list of the client and the two settings that change what a write does."""
+
+    list_id: str
+    name: str
+    confirmed_opt_in: bool | None = None  # None: the list's settings could not be read
+    unsubscribes_from_all: bool | None = None
+    problem: str = ""
+
+
+def load_lists(client: CampaignMonitor, client_id: str, *, executor: Executor | None = None,
+               max_workers: int = 8) -> tuple[ListInfo, ...]:
+    """Every list of the client with its opt-in and unsubscribe settings, details fetched concurrently
+    (on ``executor`` when given, else on a pool of ``max_workers`` for this call).
+
+    A list whose details fail still appears (settings unknown, ``problem`` says why): the plan
+    then warns that an unsubscribe there might reach every list.
+    """
+    refs = client.lists(client_id)
+    out: list[ListInfo] = []
+    for o in map_all(lambda r: client.list_details(r.list_id), refs, max_workers=max_workers, executor=executor):
+        ref = o.item
+        if o.error is not None:
+            if isinstance(o.error, AuthenticationError):
+                raise o.error
+            out.append(ListInfo(ref.list_id, ref.name, problem=f"list settings could not be read: "
+                                                             f"{describe(o.error)}"))
+        elif o.result is not None:
+            d = o.result
+            out.append(ListInfo(ref.list_id, ref.name or d.title, confirmed_opt_in=d.confirmed_opt_in,
+                                unsubscribes_from_all=d.unsubscribes_from_all))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- the snapshot
+@dataclass(frozen=True)
+class Snapshot:
+    """The states of one address as read at one moment; the baseline every change is measured from."""
+
+    email: str
+    client_id: str
+    states: tuple[tuple[str, str], ...]  # (list_id, state) for every list the address is on
+    names: tuple[tuple[str, str], ...]  # (list_id, list name) as listsforemail named them
+    taken_at: datetime
+    suppressed: SuppressedAddress | None = None
+    suppression_problem: str = ""  # the suppression list could not be read
+
+    @classmethod
+    def of(cls, email: str, client_id: str, memberships: Iterable[ListMembership], *,
+           suppressed: SuppressedAddress | None = None, suppression_problem: str = "",
+           taken_at: datetime | None = None) -> Snapshot:
+        ms = list(memberships)
+        return cls(
+            email=email,
+            client_id=client_id,
+            states=tuple((m.list_id, m.state) for m in ms),
+            names=tuple((m.list_id, m.list_name) for m in ms),
+            taken_at=taken_at or datetime.now(UTC),
+            suppressed=suppressed,
+            suppression_problem=suppression_problem,
+        )
+
+    @property
+    def state_map(self) -> dict[str, str]:
+        return dict(self.states)
+
+    def state_of(self, list_id: str) -> str:
+        """The state on that list, ``""`` when the address is not on it."""
+        return self.state_map.get(list_id, "")
+
+    def is_subscribed(self, list_id: str) -> bool:
+        return self.state_of(list_id) in SUBSCRIBED_STATES
+
+    def ticks(self) -> dict[str, bool]:
+        """What the checkboxes show at open: ticked where Active or Unconfirmed."""
+        return {lid: st in SUBSCRIBED_STATES for lid, st in self.states}
+
+    def name_of(self, list_id: str) -> str:
+        return dict(self.names).get(list_id, list_id)
+
+
+def _start(executor: Executor | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    """``fn`` as one leaf task on ``executor`` (with the caller's context, so a deadline set
+    around the caller also bounds it), or run right here when there is no executor."""
+    if executor is not None:
+        context = contextvars.copy_context()
+        return executor.submit(lambda: context.run(fn, *args, **kwargs))
+    done: Future[T] = Future()
+    try:
+        done.set_result(fn(*args, **kwargs))
+    except BaseException as exc:  # handed over like a pool would: .result() raises it
+        done.set_exception(exc)
+    return done
+
+
+def _suppression(f_supp: Future[SuppressedAddress | None] | None) -> tuple[SuppressedAddress | None, str]:
+    """The suppression entry, or why it could not be read (a wrong key is not a detail: it raises)."""
+    if f_supp is None:
+        return None, ""
+    try:
+        return f_supp.result(), ""
+    except CMError as err:
+        if isinstance(err, AuthenticationError):
+            raise
+        return None, err.reason
+
+
+def take_snapshot(client: CampaignMonitor, client_id: str, email: str, *, check_suppression: bool = True,
+                  executor: Executor | None = None) -> Snapshot:
+    """Read the current states fresh (never from cache), and the suppression entry -- side by
+    side when an ``executor`` is given."""
+    f_supp = _start(executor, client.is_suppressed, client_id, email, fresh=True) if check_suppression else None
+    memberships = client.lists_for_email(client_id, email, fresh=True)  # raises: nothing to edit without it
+    suppressed, problem = _suppression(f_supp)
+    return Snapshot.of(email, client_id, memberships, suppressed=suppressed, suppression_problem=problem)
+
+
+def read_for_editing(client: CampaignMonitor, client_id: str, email: str, *,
+                     executor: Executor | None = None) -> tuple[tuple[ListInfo, ...], Snapshot]:
+    """What the editor needs when it opens: the client's lists and a fresh snapshot of ``email``.
+
+    The address's states and suppression entry are read while the lists load; raises what the
+    states read raises first (without them there is nothing to edit), then what the lists raise.
+    """
+    f_states = _start(executor, client.lists_for_email, client_id, email, fresh=True)
+    f_supp = _start(executor, client.is_suppressed, client_id, email, fresh=True)
+    lists_error: BaseException | None = None
+    lists: tuple[ListInfo, ...] = ()
+    try:
+        lists = load_lists(client, client_id, executor=executor)
+    except BaseException as exc:  # raised below, after the states' own error if there is one
+        lists_error = exc
+    memberships = f_states.result()
+    suppressed, problem = _suppression(f_supp)
+    if lists_error is not None:
+        raise lists_error
+    return lists, Snapshot.of(email, client_id, memberships, suppressed=suppressed, suppression_problem=problem)
+
+
+# --------------------------------------------------------------------------- what changed
+@dataclass(frozen=True)
+class StateChange:
+    list_id: str
+    list_name: str
+    before: str
+    after: str
+
+    def describe(self) -> str:
+        return f"{self.list_name}: {state_text(self.before)} → {state_text(self.after)}"
+
+
+def diff_states(before: Snapshot, after: Snapshot) -> list[StateChange]:
+    """Lists whose state differs between two snapshots of the same address."""
+    b, a = before.state_map, after.state_map
+    out = []
+    for lid in list(dict.fromkeys(list(b) + list(a))):
+        if b.get(lid, "") != a.get(lid, ""):
+            name = dict(after.names).get(lid) or before.name_of(lid)
+            out.append(StateChange(lid, name, b.get(lid, ""), a.get(lid, "")))
+    return out
