@@ -8,8 +8,9 @@ import streamlit as st
 from cmlib.errors import CMError, describe
 from ui.access import require_login
 from ui.connection import get_connection
+from ui.demo import demo_banner
 from ui.shell import resume_deep_link
-from ui.sidebar import demo_banner, render_sidebar
+from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="Campaign Monitor dashboard", page_icon=":material/mark_email_read:",
                    layout="wide")

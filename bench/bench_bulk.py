@@ -15,6 +15,12 @@ the CLI's peak memory on 100,000 addresses.
     subprocess against a sandbox with no latency and no rate limit; peak RSS of the CLI process
     from getrusage(RUSAGE_CHILDREN) in a one-child wrapper, next to a 1,000-row run to show the
     growth. Target: under 300 MB.
+(4) Memory of showing results. A finished 20,000-row run (5,000 with --quick) on the Bulk page,
+    opened by two sessions (AppTest, in a child process of its own): the growth of the process's
+    peak RSS (VmHWM, reset just before) and of its RSS after both, against a baseline page that
+    shows the same run the way the page did before issue 12 -- the whole matrix built, styled
+    and kept per session. Target: at most half the baseline's peak growth. ``--memory-only``
+    runs just this part.
 
 The sandboxes run in their own processes, like a remote API: in-process, their handler threads
 would compete with the client for the GIL. Exit status 0 when every target is met, 1 otherwise.
@@ -22,7 +28,9 @@ would compete with the client for the GIL. Exit status 0 when every target is me
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
+import json
 import logging
 import os
 import subprocess
@@ -153,10 +161,140 @@ def cli_peak(url: str, rows: int, workdir: Path) -> dict:
             "stderr": r.stderr}
 
 
+PAGE = str(ROOT / "pages" / "bulk.py")
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM (Linux: write 5 to clear_refs) so the peak measured is the rendering's own."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _baseline_page() -> None:
+    """The results as the page showed them before issue 12: the whole matrix built, its states
+    scanned, styled and shown, and the tables kept in the session (AppTest.from_function runs
+    this source as a script, so it imports what it uses)."""
+    import streamlit as st
+
+    from cmlib.bulk.matrix import build_matrix, filter_states, layout_for, style_matrix, summarise
+    from ui.bulk_view import registry
+
+    job = registry().get(st.query_params.get("job"))
+    assert job is not None
+    snap = job.snapshot()
+    results = dict(snap.results)  # the old snapshot copied the results on every rerun
+    layout = layout_for(snap)
+    summary, counts = summarise(snap, layout)
+    matrix = build_matrix(snap, layout)
+    st.session_state["bulk.tables"] = (layout, summary, counts, matrix, results)
+    st.dataframe(summary)
+    st.multiselect("States", filter_states(matrix, layout))
+    st.dataframe(style_matrix(matrix, layout), hide_index=True, column_order=layout.shown_columns)
+
+
+def memory_child(kind: str, url: str, rows: int) -> dict:
+    """In a process of its own: run a job, then open its results in two sessions and measure."""
+    os.environ.update(CM_API_KEY=CLIENT_API_KEY, CM_CLIENT_ID=MAIN_CLIENT_ID, CM_API_URL=url,
+                      CM_CACHE_BACKEND="memory", CM_DATA_DIR=tempfile.mkdtemp(prefix="bench-bulk-mem-"))
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    from streamlit.testing.v1 import AppTest
+
+    from cmlib.bulk.engine import bulk_client_options
+    from cmlib.bulk.structure import read_bytes
+    from cmlib.bulk.validate import InputSource
+    from cmlib.config import Credentials
+    from ui.bulk_view import registry
+
+    known = Sandbox(seed=7).data.emails(MAIN_CLIENT_ID)
+    creds = Credentials(api_key=CLIENT_API_KEY, client_id=MAIN_CLIENT_ID, api_url=url)
+
+    def finished_job(n: int) -> BulkJob:
+        lines = ["Name;Email;Company;Note"] + [
+            f"Attendee {i};{known[i % len(known)] if i % 10 == 0 else f'attendee{i}@event{i % 97}.example.org'};"
+            f"Company {i % 500};registered at the booth, day {i % 3 + 1}" for i in range(n)]
+        bi = validate_table(read_bytes("\n".join(lines).encode()), source_name="event.csv",
+                            source=InputSource.UPLOADED)
+        job = BulkJob.connect(creds, bi, options=bulk_client_options(rate=None, concurrency=16))
+        registry().add(job)
+        job.start()
+        assert job.join(1800), "the run did not finish"
+        return job
+
+    def show(job: BulkJob) -> AppTest:
+        at = AppTest.from_file(PAGE, default_timeout=600) if kind == "page" else \
+            AppTest.from_function(_baseline_page, default_timeout=600)
+        at.query_params["job"] = job.id
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    show(finished_job(200))  # imports and caches warm: every code path of showing results has run once
+    job = finished_job(rows)
+    gc.collect()
+    base = _status_kb("VmRSS")
+    exact = _reset_peak()
+    sessions = [show(job) for _ in range(2)]  # both kept alive: what they hold is measured too
+    gc.collect()
+    peak = (_status_kb("VmHWM") if exact else _status_kb("VmRSS")) - base
+    retained = _status_kb("VmRSS") - base
+    return {"kind": kind, "rows": rows, "sessions": len(sessions), "peak_mb": peak / 1024,
+            "retained_mb": retained / 1024, "exact": exact}
+
+
+def showing_memory(url: str, rows: int) -> dict[str, dict]:
+    out = {}
+    for kind in ("baseline", "page"):
+        r = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-child", kind, "--url", url,
+                            "--rows", str(rows)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"memory child {kind} failed:\n{r.stderr[-3000:]}")
+        out[kind] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def print_memory(mem: dict[str, dict]) -> tuple[str, str, str, bool]:
+    page, base = mem["page"], mem["baseline"]
+    ratio = page["peak_mb"] / base["peak_mb"] if base["peak_mb"] > 0 else 0.0
+    note = "" if page["exact"] else " (VmHWM could not be reset: RSS after, not peak)"
+    print(f"Showing results ({page['rows']:,} rows, two sessions): page peak +{page['peak_mb']:.0f} MB, kept "
+          f"+{page['retained_mb']:.0f} MB; baseline (whole matrix per session, as before) peak "
+          f"+{base['peak_mb']:.0f} MB, kept +{base['retained_mb']:.0f} MB; ratio {ratio:.2f}{note}.")
+    return (f"showing {page['rows']:,} rows, 2 sessions", "<= 0.5 x before",
+            f"{ratio:.2f} (+{page['peak_mb']:.0f} vs +{base['peak_mb']:.0f} MB)", ratio <= 0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1,000 / 20 / 20,000 instead of 10,000 / 50 / 100,000")
+    ap.add_argument("--quick", action="store_true", help="1,000 / 20 / 20,000 / 5,000 instead of 10,000 / 50 / "
+                    "100,000 / 20,000")
+    ap.add_argument("--memory-only", action="store_true", help="only (4), the memory of showing results")
+    ap.add_argument("--memory-child", choices=["page", "baseline"], help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.url, args.rows)))
+        return 0
+    shown_rows = 5_000 if args.quick else 20_000
+    if args.memory_only:
+        with sandbox_process() as url:
+            print(f"(4) showing the results of {shown_rows:,} rows: the page vs the whole matrix ...", flush=True)
+            row = print_memory(showing_memory(url, shown_rows))
+        print(f"{row[0]}  target {row[1]}  measured {row[2]}  {'yes' if row[3] else 'NO'}")
+        return 0 if row[3] else 1
     n = 1_000 if args.quick else 10_000
     sample = 20 if args.quick else 50
     big = 20_000 if args.quick else 100_000
@@ -174,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(3) python -m cmlib bulk on 1,000 and {big:,} rows (latency 0, no rate limit) ...", flush=True)
         small = cli_peak(url, 1_000, Path(tmp))
         large = cli_peak(url, big, Path(tmp))
+        print(f"(4) showing the results of {shown_rows:,} rows: the page vs the whole matrix ...", flush=True)
+        mem = showing_memory(url, shown_rows)
 
     share = ours["rate"] / RATE_LIMIT
     r429 = ours["429"] / max(1, ours["calls"])
@@ -192,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
           f"exit {large['exit']}); growth {large['peak_mb'] - small['peak_mb']:+.0f} MB.")
     if large["exit"] not in (0, 3):
         print(large["stderr"][-2000:])
+    memory_row = print_memory(mem)
 
     table = [
         ("throughput vs rate limit", ">= 90%", f"{share:.0%} ({ours['rate']:.1f}/s of {RATE_LIMIT:g}/s)", share >= 0.9),
@@ -202,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
          "extrapolated)", speedup > 1),
         (f"CLI peak RSS, {big:,} rows", "< 300 MB", f"{large['peak_mb']:.0f} MB", large["peak_mb"] < 300),
         (f"CLI rows written, {big:,} rows", "all", f"{large['written']:,}", rows_ok),
+        memory_row,
     ]
     w = max(len(t[0]) for t in table)
     print()

@@ -5,16 +5,19 @@ threads of several sessions (one short-lived connection per operation, WAL journ
 queryable for the Audit page's filters. The file lives in the app's data folder unless
 ``CM_AUDIT_DB`` points elsewhere, e.g. to a volume that outlives the container.
 
-Only what a reviewer needs is stored: who, when, which address and list, the state before, the
-requested action, the reason given and what happened. Never credentials: no field takes them,
-and :func:`AuditLog.record` refuses a row whose text contains a configured secret (the API key,
-the admin password, secrets.toml credentials). The same check, :func:`find_secrets`, runs on
+Only what a reviewer needs is stored: who, where that name came from (:class:`ActorSource`),
+when, which address and list, the state before, the requested action, the reason given and what
+happened. A file written before a column existed is brought up to date when it is opened
+(``ALTER TABLE ... ADD COLUMN``); its old rows read as "not recorded" there.
+
+Never credentials: no field takes them, and :func:`AuditLog.record` refuses a row whose text
+contains a configured secret (the API key, the admin password, secrets.toml credentials). The
+same check, :func:`find_secrets` (:mod:`cmlib.audit_secrets`, re-exported here), runs on
 operator-supplied text *before* a change is sent (``cmlib.subscriptions.apply``), so a key
 pasted into a reason is refused up front instead of leaving a change without its audit row.
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import csv
 import io
@@ -22,14 +25,30 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-from .config import data_dir, load_secrets
+from .audit_secrets import (
+    MIN_SECRET_LENGTH,
+    Secret,
+    SecretFinding,
+    SecretInTextError,
+    api_key_secrets,
+    as_secret,
+    configured_secrets,
+    find_secrets,
+)
+from .config import data_dir
 from .spreadsheet import neutralise
+
+__all__ = [
+    "CSV_COLUMNS", "ENV_PATH", "MIN_SECRET_LENGTH", "RESULTS", "TABLE_COLUMNS", "ActorSource", "AuditEntry",
+    "AuditFilter", "AuditLog", "Outcome", "Secret", "SecretFinding", "SecretInTextError", "api_key_secrets",
+    "configured_secrets", "default_path", "find_secrets", "neutralise_cell", "table_rows", "to_csv_bytes",
+    "utc_now_iso",
+]
 
 ENV_PATH = "CM_AUDIT_DB"
 
@@ -53,6 +72,27 @@ class Outcome(StrEnum):
 
 RESULTS = tuple(o.value for o in Outcome)  # the Audit page's filter choices, as stored
 
+
+class ActorSource(StrEnum):
+    """Where the ``actor`` of a row came from, stored as its value in ``actor_source``.
+
+    A reviewer weighs "signed-in user" (the login vouches for it) differently from "typed" (the
+    operator wrote a name into the dashboard). A name taken from a helpdesk link is meant to
+    become one more member here; readers treat an unknown stored value as NOT_RECORDED.
+    """
+
+    SIGNED_IN = "signed-in user"  # the login (OIDC) names the person
+    TYPED = "typed"  # typed by the operator in this browser (the sidebar, or when asked before a change)
+    NOT_RECORDED = "not recorded"  # rows written before the source was recorded, or by code that did not say
+
+    @classmethod
+    def parse(cls, value: object) -> ActorSource:
+        """The member stored as ``value``; NOT_RECORDED for anything else (old rows, empty cells)."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.NOT_RECORDED
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -66,14 +106,19 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL,
     reason TEXT NOT NULL,
     result TEXT NOT NULL,
-    plan_token TEXT NOT NULL DEFAULT ''
+    plan_token TEXT NOT NULL DEFAULT '',
+    actor_source TEXT NOT NULL DEFAULT 'not recorded'
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 CREATE INDEX IF NOT EXISTS audit_email ON audit(email);
 """
 
+# Columns added after the first release, with their definition: a file without one gets it on open.
+_ADDED_COLUMNS = {"actor_source": "TEXT NOT NULL DEFAULT 'not recorded'"}
+
+# New columns go at the end, so a script reading the export by position keeps working.
 CSV_COLUMNS = ("at", "actor", "client_id", "email", "list_id", "list_name", "state_before", "action",
-               "reason", "result")
+               "reason", "result", "actor_source")
 
 
 def utc_now_iso() -> str:
@@ -100,6 +145,7 @@ class AuditEntry:
     result: str  # "done", "already", "queued", "failed: <reason>", "conflict — not written", ...
     at: str = ""  # UTC ISO 8601; filled by record() when empty
     plan_token: str = ""
+    actor_source: ActorSource = ActorSource.NOT_RECORDED
     id: int | None = None
 
     @property
@@ -125,103 +171,13 @@ class AuditFilter:
     limit: int = 10_000
 
 
-# --------------------------------------------------------------------------- secrets in data
-MIN_SECRET_LENGTH = 8  # shorter values would refuse ordinary words
-_SECRET_KEY_WORDS = ("secret", "password", "api_key", "apikey", "token")
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A configured credential and what to call it in a message (the value is never shown)."""
-
-    label: str  # "the API key", "the admin password", "secrets.toml auth.client_secret"
-    value: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class SecretFinding:
-    """Which field holds which secret: enough to tell the operator what to remove."""
-
-    field: str
-    label: str
-
-    def describe(self) -> str:
-        return f"the {self.field.replace('_', ' ')} contains {self.label}"
-
-
-class SecretInTextError(ValueError):
-    """Text meant for the audit log (or sent with a change) contains a configured secret."""
-
-    def __init__(self, findings: Sequence[SecretFinding]) -> None:
-        self.findings = tuple(findings)
-        what = "; ".join(dict.fromkeys(f.describe() for f in self.findings))
-        super().__init__(f"{what}: remove it (credentials never go into a reason or an audit row)")
-
-
-def _as_secret(s: Secret | str) -> Secret:
-    return s if isinstance(s, Secret) else Secret("a configured credential", s)
-
-
-def api_key_secrets(api_key: str | None) -> tuple[Secret, ...]:
-    """The key itself and the Basic header it travels in (a pasted ``Authorization:`` line)."""
-    if not api_key:
-        return ()
-    basic = base64.b64encode(f"{api_key}:x".encode()).decode("ascii")
-    return (Secret("the API key", api_key), Secret("the API key (as an Authorization header)", basic))
-
-
-def configured_secrets(api_key: str | None = None, *, env: Mapping[str, str] | None = None,
-                       secrets_toml: Mapping[str, Any] | None = None) -> tuple[Secret, ...]:
-    """Every credential this deployment knows: the API key, the admin password, and each
-    secrets.toml value whose name says it is one (``api_key``, ``*secret*``, ``*password*``,
-    ``*token*``, e.g. ``[auth] client_secret`` and ``cookie_secret``)."""
-    from .access import (
-        admin_password,  # access imports config, as we do; imported late to stay light
-    )
-
-    out: list[Secret] = list(api_key_secrets(api_key))
-    toml = load_secrets() if secrets_toml is None else secrets_toml
-    password = admin_password(env=env, secrets=toml)
-    if password:
-        out.append(Secret("the admin password", password))
-
-    def walk(node: Mapping[str, Any], path: str) -> None:
-        for k, v in node.items():
-            name = f"{path}.{k}" if path else str(k)
-            if isinstance(v, Mapping):
-                walk(v, name)
-            elif isinstance(v, str) and any(w in str(k).lower() for w in _SECRET_KEY_WORDS):
-                out.append(Secret(f"a credential from secrets.toml ({name})", v))
-
-    walk(toml, "")
-    seen: set[str] = set()
-    unique = []
-    for s in out:
-        if len(s.value.strip()) >= MIN_SECRET_LENGTH and s.value not in seen:
-            seen.add(s.value)
-            unique.append(s)
-    return tuple(unique)
-
-
-def find_secrets(values: Mapping[str, object], secrets: Iterable[Secret | str]) -> list[SecretFinding]:
-    """Which of ``values`` (field name → text) contain which secret; the one check used both
-    before a change is sent and before an audit row is stored."""
-    found: list[SecretFinding] = []
-    usable = [_as_secret(s) for s in secrets]
-    usable = [s for s in usable if s.value and len(s.value.strip()) >= MIN_SECRET_LENGTH]
-    for name, value in values.items():
-        text = "" if value is None else str(value)
-        found.extend(SecretFinding(name, s.label) for s in usable if s.value in text or s.value.strip() in text)
-    return found
-
-
 class AuditLog:
     """The audit database. Cheap to construct; the file is created on the first write or read."""
 
     def __init__(self, path: str | Path | None = None, *, secrets: Sequence[Secret | str] = ()) -> None:
         self.path = Path(path) if path else default_path()
-        self._secrets = tuple(_as_secret(s) for s in secrets
-                              if s and len(_as_secret(s).value.strip()) >= MIN_SECRET_LENGTH)
+        self._secrets = tuple(as_secret(s) for s in secrets
+                              if s and len(as_secret(s).value.strip()) >= MIN_SECRET_LENGTH)
         self._init_lock = threading.Lock()
         self._ready = False
 
@@ -238,6 +194,7 @@ class AuditLog:
                         con.execute("PRAGMA journal_mode=WAL")
                         con.executescript(_SCHEMA)
                         con.commit()
+                        _migrate(con)
                     finally:
                         con.close()
                     with contextlib.suppress(OSError):  # e.g. a volume that does not keep modes
@@ -289,9 +246,9 @@ class AuditLog:
                     at = e.at or utc_now_iso()
                     cur = con.execute(
                         "INSERT INTO audit (at, actor, client_id, email, list_id, list_name, state_before,"
-                        " action, reason, result, plan_token) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        " action, reason, result, plan_token, actor_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (at, e.actor, e.client_id, e.email, e.list_id, e.list_name, e.state_before,
-                         e.action, e.reason, e.result, e.plan_token),
+                         e.action, e.reason, e.result, e.plan_token, str(e.actor_source)),
                     )
                     out.append(replace(e, id=cur.lastrowid, at=at))
         finally:
@@ -341,23 +298,40 @@ class AuditLog:
             con.close()
 
 
+def _migrate(con: sqlite3.Connection) -> None:
+    """Add the columns a file from an older version lacks. Under ``BEGIN IMMEDIATE`` so two
+    processes opening the same old file do not both add a column (the second sees it there)."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        have = {row[1] for row in con.execute("PRAGMA table_info(audit)")}
+        for name, definition in _ADDED_COLUMNS.items():
+            if name not in have:
+                con.execute(f"ALTER TABLE audit ADD COLUMN {name} {definition}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def _entry(r: sqlite3.Row) -> AuditEntry:
     return AuditEntry(
         id=r["id"], at=r["at"], actor=r["actor"], client_id=r["client_id"], email=r["email"],
         list_id=r["list_id"], list_name=r["list_name"], state_before=r["state_before"],
         action=r["action"], reason=r["reason"], result=r["result"], plan_token=r["plan_token"],
+        actor_source=ActorSource.parse(r["actor_source"]),  # present: _migrate adds it to old files
     )
 
 
 TABLE_COLUMNS = {
-    "at": "Time (UTC)", "actor": "Who", "email": "Address", "list_name": "List", "state_before": "Before",
-    "action": "Action", "reason": "Reason", "result": "Result", "list_id": "List ID", "client_id": "Client ID",
+    "at": "Time (UTC)", "actor": "Who", "actor_source": "Name from", "email": "Address", "list_name": "List",
+    "state_before": "Before", "action": "Action", "reason": "Reason", "result": "Result", "list_id": "List ID",
+    "client_id": "Client ID",
 }
 
 
 def table_rows(entries: Iterable[AuditEntry]) -> list[dict[str, str]]:
     """Rows for the Audit page's table, columns named for people, values as stored (text)."""
-    return [{label: (getattr(e, f) or ("—" if f == "state_before" else "")) for f, label in TABLE_COLUMNS.items()}
+    return [{label: str(getattr(e, f) or ("—" if f == "state_before" else "")) for f, label in TABLE_COLUMNS.items()}
             for e in entries]
 
 

@@ -34,13 +34,15 @@ from .bulk.cli_output import ProgressLine, Tally, count_outcome
 from .bulk.control import Pause, RunControl, format_duration, patience_from_env
 from .bulk.engine import BULK_CONCURRENCY, BULK_RATE, BulkLookup, BulkRun, LookupResult, bulk_client_options
 from .bulk.export import CsvSink, open_csv_output
-from .bulk.matrix import Layout, resolve_row
+from .bulk.matrix import Layout, resolve_row, suppression_of
 from .bulk.streaming import FileInfo, inspect_file, iter_file_rows
 from .bulk.table import DELIMITER_NAMES, BulkInputError
 from .bulk.validate import InputRow, Validator, extra_column_names
 from .errors import AuthenticationError, CMError
 from .logs import cli_logging
+from .pacing import LEARN, RateSetting
 from .retry import RetryPolicy
+from .suppression import SuppressionIndex
 
 if TYPE_CHECKING:
     from .runtime import Connection
@@ -61,7 +63,9 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _rate(text: str) -> float | None:
+def _rate(text: str) -> RateSetting:
+    if text.strip().lower() == LEARN:
+        return LEARN
     if text.strip().lower() in ("0", "off", "none", "unlimited"):
         return None
     try:
@@ -101,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
                    help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
     p.add_argument("--rate", type=_rate, default=DEFAULT_RATE, metavar="R",
-                   help=f"requests per second, shared by all workers (default {DEFAULT_RATE:g}; 'off' for none)")
+                   help="at most R requests per second, shared by all workers (default 'learn': the account's "
+                        "limit, from its X-RateLimit headers or found by probing; 'off': no pacing)")
     p.add_argument("--with-activity", action="store_true",
                    help="also the last campaign and open/click rates: one extra call per list membership")
     p.add_argument("--output-delimiter", choices=sorted(_DELIMS), default="input",
@@ -198,10 +203,12 @@ class _Writer:
     sink: CsvSink
     progress: ProgressLine
     control: RunControl
+    suppression: SuppressionIndex | None = None  # the client's suppression list, read once for the run
     memo: _Memo = field(default_factory=_Memo)
     tally: Tally = field(default_factory=Tally)
     lookups: int = 0
     in_chunk: int = 0  # lookups finished in the chunk not written yet
+    suppressed_rows: int = 0
 
     def on_result(self, row: InputRow, res: LookupResult) -> None:
         self.memo.keep(row.key or "", res)
@@ -213,8 +220,11 @@ class _Writer:
         reason = self.control.not_looked_up("Not looked up: the run was cancelled (Ctrl-C)")
         for r in chunk:
             outcome = resolve_row(r, self.memo, reason)
-            self.sink.write(self.layout.cells(r, outcome))
+            suppressed = suppression_of(self.suppression, r)
+            self.sink.write(self.layout.cells(r, outcome, suppressed))
             count_outcome(self.tally, outcome)
+            if suppressed is not None:
+                self.suppressed_rows += 1
         self.in_chunk = 0
         self.progress.update(self.tally.rows, self.lookups)
         self.sink.flush()
@@ -301,7 +311,7 @@ def _run_on(args: argparse.Namespace, info: FileInfo, conn: Connection, tuning: 
     started = time.monotonic()
     try:
         with _CtrlC(control), open_csv_output(args.output, layout.headers, delimiter) as sink:
-            writer = _Writer(info, layout, sink, progress, control)
+            writer = _Writer(info, layout, sink, progress, control, loop.lookup.suppression)
             control.on_pause, control.on_resume = writer.on_pause, writer.on_resume
             rows = Validator().iter_rows(iter_file_rows(info), det.email_column)
             loop.run(_chunks(rows, args.chunk_size), writer.on_result, writer.on_chunk)
@@ -320,7 +330,8 @@ def _run_on(args: argparse.Namespace, info: FileInfo, conn: Connection, tuning: 
         print(f"Wrote {tally.rows:,} rows to {args.output} in {format_duration(time.monotonic() - started)}: "
               f"{tally.looked_up:,} addresses looked up ({tally.on_no_list:,} on no list), "
               f"{tally.duplicates:,} duplicate rows, {tally.invalid:,} invalid, {tally.failed:,} failed, "
-              f"{tally.partial:,} with incomplete activity, {tally.not_run:,} not looked up; "
+              f"{tally.partial:,} with incomplete activity, {tally.not_run:,} not looked up, "
+              f"{writer.suppressed_rows:,} on the suppression list; "
               f"{conn.client.calls_made - calls_before:,} API calls; "
               f"separator: {DELIMITER_NAMES.get(delimiter, delimiter)}.", file=sys.stderr)
     if control.fatal:

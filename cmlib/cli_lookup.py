@@ -3,6 +3,10 @@
 Exit status: 0 when every address was looked up (per-list failures are listed in ``errors``
 and are not fatal), 1 when authentication failed or an address could not be looked up at all,
 2 on bad arguments or when no argument is a valid address.
+
+Times: the text output shows every time in the client's time zone as Campaign Monitor names it
+(UTC when it cannot be read), with the zone named; ``--json`` gives ISO 8601 values with their
+offset (Campaign Monitor's own dates without one when the client's zone is unknown).
 """
 from __future__ import annotations
 
@@ -15,36 +19,41 @@ from .emails import parse_addresses
 from .errors import AuthenticationError, CMError
 from .logs import cli_logging
 from .lookup import Profile
+from .presenters import UTC_TIMES, TimeDisplay, consent_fact, suppression_summary
 
 
 def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def render_text(p: Profile, out: TextIO) -> None:
-    out.write(f"\n== {p.email}  (as of {p.fetched_at.strftime('%H:%M:%S')} UTC)\n")
+def render_text(p: Profile, out: TextIO, times: TimeDisplay = UTC_TIMES) -> None:
+    out.write(f"\n== {p.email}  (as of {times.clock(p.fetched_at)})\n")
     if p.failed:
         for pr in p.problems:
             out.write(f"  ERROR: {pr.message}\n")
         return
+    if p.suppression is not None:
+        out.write(f"  Suppressed: {suppression_summary(p.suppression, times)}. Campaign Monitor sends it no "
+                  "email; adding it to a list needs Resubscribe (and the person's permission).\n")
     if not p.lists:
         out.write("  Not on any list.\n")
     else:
         out.write("  Lists:\n")
         for s in p.lists:
             flag = "  [unsubscribes from ALL client lists]" if s.unsubscribes_from_all else ""
-            changed = s.state_changed.strftime("%Y-%m-%d %H:%M") if s.state_changed else "?"
-            joined = s.joined.strftime("%Y-%m-%d") if s.joined else "?"
-            out.write(f"    - {s.list_name} ({s.state}) since {changed}, joined {joined}, "
-                      f"consent to track: {s.consent_to_track or '?'}{flag}\n")
+            changed = times.show(s.state_changed) or "?"
+            joined = times.show(s.joined or s.date_added) or "?"
+            consent = consent_fact(s.consent_to_track)
+            out.write(f"    - {s.list_name} ({s.state}) since {changed}, joined {joined}"
+                      f"{', ' + consent if consent else ''}{flag}\n")
             if s.reason:
-                out.write(f"        reason: {s.reason.describe()}\n")
+                out.write(f"        reason: {s.reason.describe(times.show)}\n")
     if p.lists and not p.campaigns:
         out.write("  No campaigns received yet.\n")
     elif p.campaigns:
         out.write("  Last campaigns:\n")
         for c in p.last_campaigns():
-            sent = c.sent.strftime("%Y-%m-%d %H:%M") if c.sent else "?"
+            sent = times.show(c.sent) or "?"
             out.write(f"    - {sent}  {c.subject}  opened: {'yes' if c.opened else 'no'}  "
                       f"clicked: {'yes' if c.clicked else 'no'}\n")
         a = p.activity
@@ -93,8 +102,10 @@ def _run(args: argparse.Namespace) -> int:
     if conn.is_demo:
         print("Demo data: no credentials configured, using the local sandbox.", file=sys.stderr)
     emails = [a.email for a in parsed.valid]
+    service = conn.lookup_service()
     try:
-        profiles = conn.lookup_service().lookup_many(emails, fresh=emails if args.fresh else ())
+        profiles = service.lookup_many(emails, fresh=emails if args.fresh else (), suppression=True, time_zone=True)
+        times = TimeDisplay.choose(None, service.client_time_zone())  # a terminal has no browser zone
     except AuthenticationError as exc:
         print(f"authentication failed: {exc.reason}. Check CM_API_KEY / CM_CLIENT_ID.", file=sys.stderr)
         return 1
@@ -105,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         conn.client.close()
 
     if args.json:
-        doc = [p.to_json() for p in profiles]
+        doc = [p.to_json(times.cm_zone) for p in profiles]
         doc += [{"email": bad.text, "lists": [], "campaigns": [], "activity": None,
                  "errors": [{"where": "input", "list_id": None, "list_name": None,
                              "message": f"invalid address: {bad.reason}"}]}
@@ -116,5 +127,5 @@ def _run(args: argparse.Namespace) -> int:
         for bad in parsed.invalid:
             print(f"skipped invalid address {bad.text!r}: {bad.reason}")
         for p in profiles:
-            render_text(p, sys.stdout)
+            render_text(p, sys.stdout, times)
     return 1 if any(p.failed for p in profiles) else 0

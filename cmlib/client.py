@@ -2,7 +2,8 @@
 
 What the official wrapper lacks and support work needs: timeouts on every call, bounded
 retries that honour the API's rate-limit reset, a rate budget shared by every client of the
-credential so concurrent lookups and bulk runs never hammer the API together, a per-credential
+credential that learns the account's limit and serves a person's lookups before bulk work, so
+concurrent lookups and bulk runs never hammer the API together, a per-credential
 cache, typed results (:mod:`cmlib.endpoints`), and errors that say which endpoint failed without
 ever containing the API key (:mod:`cmlib.responses`).
 
@@ -40,7 +41,8 @@ from .errors import (
     TransportError,
     UnexpectedResponseError,
 )
-from .ratelimit import RateLimiter, limiter_for
+from .pacing import LEARN, Lane, RateSetting, RateSignal
+from .ratelimit import RateLimiter, SlotWaitTooLong, limiter_for
 from .responses import CallStats, error_from_response, float_header, int_header, transport_reason
 from .retry import RetryPolicy
 
@@ -57,16 +59,20 @@ class ClientOptions:
 
     ``rate`` and ``burst`` describe the credential's rate budget, which every client of the
     credential in the process shares (:mod:`cmlib.ratelimit`): the first client of a credential
-    creates it with these values, later ones use it as it is. ``max_in_flight`` is this client's
-    own cap on requests open at once.
+    creates it with these values, later ones use it as it is. ``rate`` is ``LEARN`` (find the
+    account's budget from its headers or by probing, :mod:`cmlib.pacing`), a number of requests
+    per second (a cap: learning only ever lowers it), or ``None`` (no pacing). ``max_in_flight``
+    is this client's own cap on requests open at once; ``lane`` says whether its calls are a
+    person's (served first) or a bulk run's (what the person leaves).
     """
 
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    rate: float | None = 10.0  # requests per second, shared by every client of the credential
+    rate: RateSetting = LEARN  # requests per second, shared by every client of the credential
     max_in_flight: int = 8  # this client's own
     burst: int = 1  # requests allowed at once before spacing at `rate` kicks in
+    lane: Lane = Lane.INTERACTIVE  # whose calls these are, for the order the shared budget serves them
     pool_size: int = 32
     # Circuit breaker (cmlib.breaker), shared per credential: used by the first client of a
     # credential in the process to create it.
@@ -123,7 +129,7 @@ class CampaignMonitor(Endpoints):
         self._owns_limiter = limiter is None
         self.limiter = limiter or limiter_for(self.base_url, api_key, rate=self.options.rate,
                                               max_in_flight=self.options.max_in_flight, burst=self.options.burst,
-                                              clock=clock, sleep=sleep)
+                                              clock=clock, sleep=sleep, lane=self.options.lane)
         # One breaker per credential in the process, found by a hash of (URL, key), so every
         # client of the same account learns about an outage at once.
         self.breaker = breaker or breaker_for(self.base_url, api_key, threshold=self.options.breaker_threshold,
@@ -186,8 +192,9 @@ class CampaignMonitor(Endpoints):
         refused = self.breaker.check()  # fail fast, before queueing for a rate slot
         if refused is not None:
             raise self._unavailable(refused, endpoint, ctx)
+        deadline = current_deadline()
         try:
-            with self.limiter.slot():
+            with self.limiter.slot(time_left=deadline.remaining if deadline is not None else None) as grant:
                 permit = self.breaker.acquire()
                 if not permit.granted:
                     raise self._unavailable(permit.status, endpoint, ctx)
@@ -202,6 +209,12 @@ class CampaignMonitor(Endpoints):
                     raise
                 # Any HTTP answer, 429 and 5xx included, proves the API is reachable.
                 self.breaker.record_answer(permit)
+                # ...and tells the credential's budget how fast it may go (headers, 429s).
+                self.limiter.observe(grant, RateSignal.from_headers(resp.status_code, resp.headers))
+        except SlotWaitTooLong as exc:
+            # Paused by the API's own reset (or paced) for longer than this call may wait.
+            raise RateLimitedError(f"rate limited: {exc}, longer than the time left; not sent",
+                                   status=429, endpoint=endpoint, reset_seconds=exc.wait, **ctx) from None
         except requests.exceptions.Timeout as exc:
             self._record(endpoint, None, started)
             raise TimeoutError(transport_reason(exc, timeout), endpoint=endpoint, **ctx) from None
@@ -289,7 +302,10 @@ class CampaignMonitor(Endpoints):
                     raise
                 if deadline is not None and delay >= deadline.remaining():
                     raise  # no time left for another try: say why now
-                if isinstance(err, RateLimitedError):
+                if isinstance(err, RateLimitedError) and err.reset_seconds is None and not self.limiter.learns:
+                    # No reset announced and nothing to learn with (pacing off): hold every caller of
+                    # the key back for the backoff. An announced reset already paused the budget
+                    # (RateBudget.observe); a learning budget slowed its pace instead.
                     self.limiter.pause_for(delay)
                 log.warning("retry %d/%d for %s after %s; waiting %.2fs",
                             attempt, policy.max_attempts, endpoint, err.reason, delay)

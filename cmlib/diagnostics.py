@@ -254,7 +254,8 @@ def _run_checks(cm: CampaignMonitor, client_id: str, api_url: str) -> Connection
 
     name = details.company_name or client_id
     plural = "s" if len(lists) != 1 else ""
-    bits = [b for b in (details.country, details.time_zone) if b]
+    # the client's zone is named as such: the dashboard may show times in another one (the browser's)
+    bits = [b for b in (details.country, f"client time zone {details.time_zone}" if details.time_zone else "") if b]
     extra = f" ({', '.join(bits)})" if bits else ""
     message = f"Connected to {name}{extra}: {len(lists)} list{plural}."
     if len(clients) > 1:

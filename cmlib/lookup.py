@@ -37,7 +37,9 @@ from .profiles import (
     StateReason,
     find_reason,
     received_campaigns,
+    with_suppression,
 )
+from .suppression import SuppressionIndex, SuppressionMemo
 
 # The profile types are re-exported: pages and tests import them from here.
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
 ]
 
 MAX_MEMO = 1000  # profiles kept in memory per service at most (the oldest go first)
+CLIENT_DETAILS_TTL = 600.0  # seconds the client's time zone is kept (as the HTTP cache keeps its details)
+CLIENT_DETAILS_RETRY = 60.0  # seconds before a zone that could not be read is asked for again
 
 CLOSED_REASON = "the connection was replaced after a settings change; try again"
 
@@ -84,11 +88,14 @@ class LookupService:
         self.deadline: float | None = getattr(getattr(client, "options", None), "interactive_deadline", None)
         self._lock = threading.Lock()
         self._clock = clock
+        cs = getattr(client, "cache_settings", None)
+        expiry: dict[str, int] = cs.expiry if cs is not None and cs.enabled else {}
         if memo_ttl is None:
-            cs = getattr(client, "cache_settings", None)
-            memo_ttl = (min(cs.expiry.get(k, 0) for k in ("listsforemail", "subscriber", "history"))
-                        if cs is not None and cs.enabled else 0)
+            memo_ttl = min(expiry.get(k, 0) for k in ("listsforemail", "subscriber", "history"))
         self.memo_ttl = float(memo_ttl)
+        # The client's suppression list, read once and kept as long as the HTTP cache keeps its pages.
+        self.suppression = SuppressionMemo(client, client_id, ttl=expiry.get("suppressionlist", 0), clock=clock)
+        self._time_zone: tuple[float, str | None] | None = None
         self._memo: OrderedDict[str, tuple[float, Profile]] = OrderedDict()  # oldest first
         self._pool: ThreadPoolExecutor | None = None
         self._active = 0  # lookups running now
@@ -107,6 +114,7 @@ class LookupService:
                 return
             self._closed = True
             self._memo.clear()
+            self.suppression.clear()
             if self._listening:
                 self._listening = False
                 self.client.remove_invalidation_listener(self._forget)
@@ -140,6 +148,13 @@ class LookupService:
                 self._memo.pop(key, None)
             else:
                 self._memo.clear()
+        self.suppression.invalidate()  # a write may have taken the address off the suppression list
+
+    def _listen(self) -> None:
+        """Under the lock: from now on a write must drop what we keep."""
+        if not self._listening and not self._closed:
+            self._listening = True
+            self.client.add_invalidation_listener(self._forget)
 
     def _remembered(self, email: str) -> Profile | None:
         if self.memo_ttl <= 0:
@@ -165,9 +180,8 @@ class LookupService:
             while self._memo and (now - next(iter(self._memo.values()))[0] >= self.memo_ttl
                                   or len(self._memo) > MAX_MEMO):
                 self._memo.popitem(last=False)
-            if self._memo and not self._listening:  # from now on a write must drop what we keep
-                self._listening = True
-                self.client.add_invalidation_listener(self._forget)
+            if self._memo:
+                self._listen()
 
     @property
     def memo_size(self) -> int:
@@ -177,12 +191,43 @@ class LookupService:
     def campaign_index(self, fresh: bool = False) -> dict[str, Campaign]:
         return {c.campaign_id: c for c in self.client.iter_campaigns(self.client_id, fresh=fresh)}
 
+    def suppression_index(self, *, fresh: bool = False) -> SuppressionIndex:
+        """The client's suppression list by address: one pass over its (HTTP-cached) pages, kept
+        as long as the cache keeps them; ``fresh``, or a write to any address, reads it anew."""
+        index = self.suppression.get(fresh=fresh)
+        if self.suppression.held:
+            with self._lock:
+                self._listen()
+        return index
+
+    def client_time_zone(self) -> str | None:
+        """The client's time zone as Campaign Monitor names it (``"(GMT+03:00) Moscow"``), which its
+        dates are written in; None when it cannot be read (the caller shows UTC, named). Kept as
+        long as the HTTP cache keeps the client's details; a failure for a minute, so reruns of
+        a page do not wait on it again."""
+        held = self._time_zone
+        if held is not None and self._clock() - held[0] < (CLIENT_DETAILS_TTL if held[1] else CLIENT_DETAILS_RETRY):
+            return held[1]
+        try:
+            with call_deadline(self.deadline):
+                zone: str | None = self.client.client_details(self.client_id).time_zone or None
+        except CMError:
+            zone = None
+        self._time_zone = (self._clock(), zone)
+        return zone
+
     def lookup(self, email: str, *, fresh: bool = False) -> Profile:
         return self.lookup_many([email], fresh=[email] if fresh else ())[0]
 
-    def lookup_many(self, emails: Sequence[str], *, fresh: Iterable[str] = ()) -> list[Profile]:
+    def lookup_many(self, emails: Sequence[str], *, fresh: Iterable[str] = (), suppression: bool = False,
+                    time_zone: bool = False) -> list[Profile]:
         """One Profile per email, in input order. Raises AuthenticationError, and ConfigurationError
-        once the service is closed; anything else is a Problem."""
+        once the service is closed; anything else is a Problem.
+
+        ``suppression``: also say which addresses are on the client's suppression list
+        (:attr:`Profile.suppression`), from one index for all of them, read alongside the
+        memberships (fresh when any address is looked up fresh). ``time_zone``: read the client's
+        zone alongside too, so :meth:`client_time_zone` answers from memory afterwards."""
         with self._lock:
             if self._closed:
                 raise ConfigurationError(CLOSED_REASON)
@@ -193,11 +238,18 @@ class LookupService:
             known = {e: self._remembered(e) for e in emails if e.lower() not in fresh_keys}
             missing = [e for e in emails if known.get(e) is None]
             fetched: dict[str, Profile] = {}
-            if missing:
-                with call_deadline(self.deadline):
-                    fetched = {p.email: p for p in self._fetch(missing, fresh_keys)}
-            self._remember(fetched.values())
-            return [known.get(e) or fetched[e] for e in emails]
+            index: SuppressionIndex | BaseException | None = None
+            with call_deadline(self.deadline):
+                if missing:
+                    got, index = self._fetch(missing, fresh_keys, suppression, time_zone)
+                    fetched = {p.email: p for p in got}
+                else:
+                    index = self._read_suppression(bool(fresh_keys)) if suppression else None
+                    if time_zone:
+                        self.client_time_zone()
+            self._remember(fetched.values())  # without the suppression entry: the index has its own memo
+            profiles = [known.get(e) or fetched[e] for e in emails]
+            return [with_suppression(p, index) for p in profiles] if suppression else profiles
         finally:
             with self._lock:
                 self._active -= 1
@@ -205,17 +257,34 @@ class LookupService:
             if pool is not None:
                 pool.shutdown(wait=False)
 
-    def _fetch(self, emails: list[str], fresh_keys: set[str]) -> list[Profile]:
-        # Wave 1: memberships of every address, and the client's campaigns, concurrently.
-        tasks: list[tuple[str, str]] = [("campaigns", "")] + [("memberships", e) for e in emails]
+    def _read_suppression(self, fresh: bool) -> SuppressionIndex | BaseException:
+        """The index, or why it could not be read (never raised: it is one part of a lookup)."""
+        try:
+            return self.suppression_index(fresh=fresh)
+        except (CMError, OSError) as exc:
+            return exc
+
+    def _fetch(self, emails: list[str], fresh_keys: set[str], suppression: bool = False,
+               time_zone: bool = False) -> tuple[list[Profile], SuppressionIndex | BaseException | None]:
+        # Wave 1: memberships of every address and the client's campaigns (and suppression list and
+        # zone when asked), concurrently.
+        extras = [kind for kind, wanted in (("suppression", suppression), ("time_zone", time_zone)) if wanted]
+        tasks = [("campaigns", ""), *(("memberships", e) for e in emails), *((k, "") for k in extras)]
 
         def wave1(task: tuple[str, str]) -> Any:
             kind, email = task
             if kind == "campaigns":
                 return self.campaign_index()
+            if kind == "suppression":
+                return self._read_suppression(bool(fresh_keys))
+            if kind == "time_zone":
+                return self.client_time_zone()
             return self.client.lists_for_email(self.client_id, email, fresh=email.lower() in fresh_keys)
 
         results1 = map_all(wave1, tasks, executor=self._executor())
+        suppression_index = next((o.result if o.error is None else o.error
+                                  for o in results1 if o.item[0] == "suppression"), None)
+        results1 = results1[:len(results1) - len(extras)]
         for o in results1:
             if isinstance(o.error, AuthenticationError):
                 raise o.error
@@ -267,7 +336,7 @@ class LookupService:
                 ))
                 continue
             profiles.append(self._assemble(email, m, got, index, campaign_problem, now))
-        return profiles
+        return profiles, suppression_index
 
     def _assemble(self, email: str, memberships: list[ListMembership], got: dict, index: dict[str, Campaign],
                   campaign_problem: Problem | None, now: datetime) -> Profile:
@@ -324,3 +393,4 @@ class LookupService:
 
 def _cm(err: BaseException | None) -> CMError | None:
     return err if isinstance(err, CMError) else None
+

@@ -1,19 +1,24 @@
 """What the Lookup page shows about a Profile, as plain values: the tab summary, the campaigns
-table rows, the activity figures and the facts beside a list badge.
+table rows, the activity figures, the facts beside a list badge and the suppression notice.
 
 Kept out of the Streamlit view so the wording and the numbers are unit-tested once and the
-CLI or an export can reuse them; the view only escapes and lays them out.
+CLI or an export can reuse them; the view only escapes and lays them out. Every time goes
+through one :class:`TimeDisplay`, so "as of", state dates, reasons, joined dates and the
+campaigns' Sent column are in one zone, and each names it.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
 from .lookup import Activity, ListStatus, Profile
+from .models import SuppressedAddress
+from .profiles import stored_consent
 from .states import STATE_STYLES, SubscriberState, state_word
+from .timezones import UTC_ZONE, DisplayZone, choose_zone, format_time, parse_cm_time_zone
 
 COL_SUBJECT = "Subject"
 COL_SENT = "Sent"
@@ -23,54 +28,92 @@ COL_WEB = "Web version"
 CAMPAIGN_COLUMNS = (COL_SUBJECT, COL_SENT, COL_OPENED, COL_CLICKED, COL_WEB)
 
 
+@dataclass(frozen=True)
+class TimeDisplay:
+    """How every time a person reads is shown: converted to one display zone, its name beside it.
+
+    ``zone`` is the browser's, else the client's, else UTC (:func:`cmlib.timezones.choose_zone`);
+    ``cm_zone`` is the client's own zone, the one Campaign Monitor's zone-less dates are written
+    in (UTC when unknown). Our own times (``fetched_at``) are aware UTC.
+    """
+
+    zone: DisplayZone = UTC_ZONE
+    cm_zone: tzinfo | None = field(default=None)
+
+    @classmethod
+    def choose(cls, browser: str | None = None, client_time_zone: str | None = None) -> TimeDisplay:
+        """From the browser's IANA zone (``st.context.timezone``) and the client's ``TimeZone``."""
+        return cls(choose_zone(browser, client_time_zone), parse_cm_time_zone(client_time_zone))
+
+    def show(self, value: datetime | None) -> str:
+        """``"2026-11-25 16:00 MSK"``; ``""`` for no time."""
+        return format_time(value, self.zone, cm_zone=self.cm_zone)
+
+    def clock(self, value: datetime) -> str:
+        """A time of day with seconds: ``"14:32:05 MSK"``."""
+        return format_time(value, self.zone, cm_zone=self.cm_zone, fmt="%H:%M:%S")
+
+
+UTC_TIMES = TimeDisplay()
+
+
 def state_summary(profile: Profile) -> str:
-    """A few words for the tab label: ``"3 subscribed"``, ``"2 subscribed, 1 pending"``, ``"on no list"``.
+    """A few words for the tab label: ``"3 subscribed"``, ``"2 subscribed, 1 pending"``, ``"on no list"``,
+    and ``"suppressed"`` at the end for an address on the client's suppression list.
 
     The words and their order come from :data:`cmlib.states.STATE_STYLES`, so the tab says what the
     badges, the matrix and the exports say; a state the API invents later is shown by its own name.
     """
     if profile.failed:
         return "lookup failed"
+    suppressed = ["suppressed"] if profile.suppression is not None else []
     if not profile.lists:
-        return "on no list"
+        return ", ".join(["on no list", *suppressed])
     counts = profile.state_counts()
     parts = [f"{counts[s]} {style.word}" for s, style in STATE_STYLES.items() if counts.get(s)]
     parts += [f"{n} {(s or 'unknown').lower()}" for s, n in counts.items() if s not in STATE_STYLES]
-    return ", ".join(parts)
+    return ", ".join(parts + suppressed)
 
 
-def format_when(value: datetime | None) -> str:
-    """Campaign Monitor dates carry no zone (they are in the account's time zone): shown as given."""
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+def format_when(value: datetime | None, times: TimeDisplay = UTC_TIMES) -> str:
+    """A Campaign Monitor date (in the client's zone) in the display zone, with the zone named."""
+    return times.show(value)
 
 
-def as_of(fetched_at: datetime) -> str:
-    """Freshness line: ``"as of 14:32:05 UTC"``."""
-    utc = fetched_at.astimezone(UTC) if fetched_at.tzinfo else fetched_at
-    return f"as of {utc:%H:%M:%S} UTC"
+def as_of(fetched_at: datetime, times: TimeDisplay = UTC_TIMES) -> str:
+    """Freshness line: ``"as of 14:32:05 UTC"`` (or ``MSK``, ``CET``, … in the display zone)."""
+    return f"as of {times.clock(fetched_at)}"
 
 
-def list_facts(status: ListStatus) -> list[str]:
+def consent_fact(value: str | None) -> str | None:
+    """``"consent to track: Yes"``, or None when Campaign Monitor reported no stored value
+    (``Unchanged`` is what a write sends to keep the stored value: never shown as one)."""
+    consent = stored_consent(value)
+    return f"consent to track: {consent}" if consent else None
+
+
+def list_facts(status: ListStatus, times: TimeDisplay = UTC_TIMES) -> list[str]:
     """The short facts shown beside a list's badge, most telling first."""
     facts = []
     if status.subscriber_name.strip():
         facts.append(f"name: {status.subscriber_name.strip()}")
     if status.state_changed:
-        facts.append(f"state since {format_when(status.state_changed)}")
+        facts.append(f"state since {format_when(status.state_changed, times)}")
     joined = status.joined or status.date_added
     if joined:
-        facts.append(f"joined {format_when(joined)}")
-    consent = (status.consent_to_track or "").strip()
-    facts.append(f"consent to track: {consent}" if consent else "consent to track: not reported")
+        facts.append(f"joined {format_when(joined, times)}")
+    consent = consent_fact(status.consent_to_track)
+    if consent:
+        facts.append(consent)
     if status.confirmed_opt_in:
         facts.append("confirmed opt-in list")
     return facts
 
 
-def state_reason(status: ListStatus) -> str | None:
+def state_reason(status: ListStatus, times: TimeDisplay = UTC_TIMES) -> str | None:
     """Why an unsubscribe or bounce happened, or a plain note that the history does not say."""
     if status.reason is not None:
-        return status.reason.describe()
+        return status.reason.describe(times.show)
     if status.state in (SubscriberState.UNSUBSCRIBED, SubscriberState.BOUNCED):
         return (f"{state_word(status.state)}: no matching event in the email history (done via the API, an import "
                 "or the Campaign Monitor app)")
@@ -103,20 +146,37 @@ def safe_web_link(url: str | None) -> str | None:
     return text
 
 
-def campaign_rows(profile: Profile, n: int = 3) -> list[dict[str, Any]]:
+def campaign_rows(profile: Profile, n: int = 3, times: TimeDisplay = UTC_TIMES) -> list[dict[str, Any]]:
     """The last ``n`` received emails, newest first, keyed by :data:`CAMPAIGN_COLUMNS`.
 
+    Sent is text in the display zone with the zone named, like every other time on the page.
     The web version is a link only when it is http(s) (:func:`safe_web_link`)."""
     return [
         {
             COL_SUBJECT: c.subject or c.name,
-            COL_SENT: c.sent,
+            COL_SENT: times.show(c.sent),
             COL_OPENED: c.opened,
             COL_CLICKED: c.clicked,
             COL_WEB: safe_web_link(c.web_version_url),
         }
         for c in profile.last_campaigns(n)
     ]
+
+
+def suppression_summary(entry: SuppressedAddress, times: TimeDisplay = UTC_TIMES) -> str:
+    """``"on this client's suppression list since 2026-01-02 10:00 MSK (reason: Unsubscribed)"``."""
+    since = f" since {times.show(entry.date)}" if entry.date else ""
+    why = f"reason: {entry.reason.strip()}" if entry.reason.strip() else "no reason recorded"
+    return f"on this client's suppression list{since} ({why})"
+
+
+def suppression_notice(email: str, entry: SuppressedAddress, times: TimeDisplay = UTC_TIMES) -> str:
+    """What the tab says up front about an address on the client's suppression list: since when,
+    why, and what subscribing it will take (the dialog's Resubscribe and explicit confirmation)."""
+    return (f"{email} is {suppression_summary(entry, times)}. Campaign Monitor sends it no "
+            "email and refuses to add it to any list as it is. Subscribing it sends Resubscribe, which "
+            "takes it off the suppression list: the subscription dialog asks you to confirm that "
+            "explicitly, with a reason (the person's permission, e.g. the ticket number).")
 
 
 @dataclass(frozen=True)

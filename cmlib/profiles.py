@@ -7,13 +7,13 @@ client's sent campaigns) and the activity figures. No I/O here, so every rule is
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from .errors import CMError
+from .errors import CMError, describe
 from .models import (
     BOUNCED,
     UNSUBSCRIBED,
@@ -21,8 +21,38 @@ from .models import (
     CustomField,
     HistoryAction,
     HistoryItem,
-    format_date,
+    SuppressedAddress,
 )
+from .suppression import SuppressionIndex
+
+# Consent values that are instructions to a write, never a stored value: "Unchanged" means
+# "keep what is stored", so a read that says it tells nothing about the person's consent.
+_NOT_A_CONSENT = frozenset({"", "unchanged"})
+
+
+def stored_consent(value: str | None) -> str | None:
+    """The consent to track Campaign Monitor holds (``Yes``/``No``/...), or None when it reported
+    none -- including the write-only word ``Unchanged``, which is never shown as if it were a value."""
+    text = (value or "").strip()
+    return None if text.lower() in _NOT_A_CONSENT else text
+
+
+def iso_time(value: datetime | None, cm_zone: tzinfo | None = None) -> str | None:
+    """A machine-readable ISO 8601 time with its offset.
+
+    Campaign Monitor's dates carry no zone: they are in the client's time zone (``cm_zone``),
+    which turns them into ``2026-03-01T10:00:00+03:00``. When that zone is unknown the value
+    is given without an offset rather than with a guessed one.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None and cm_zone is not None:
+        value = value.replace(tzinfo=cm_zone)
+    return value.isoformat(timespec="seconds")
+
+
+def _plain_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "unknown date"
 
 
 class ProfileCase(StrEnum):
@@ -53,8 +83,10 @@ class StateReason:
     campaign_name: str
     via_list_name: str | None = None  # the event was recorded in another list's history
 
-    def describe(self) -> str:
-        when = self.date.strftime("%Y-%m-%d %H:%M") if self.date else "unknown date"
+    def describe(self, show_time: Callable[[datetime | None], str] | None = None) -> str:
+        """``Unsubscribe on 2026-03-01 10:00 MSK from “Spring”``; ``show_time`` formats the date
+        (with its zone named, :class:`cmlib.presenters.TimeDisplay`); without it, as the API gave it."""
+        when = (show_time(self.date) if show_time is not None and self.date else "") or _plain_time(self.date)
         text = f"{self.event} on {when} from “{self.campaign_name}”"
         if self.via_list_name:
             text += f" (recorded on list “{self.via_list_name}”)"
@@ -65,7 +97,7 @@ class StateReason:
 class Problem:
     """One part of a lookup that failed; the rest still renders."""
 
-    where: str  # "address", "list", "campaigns"
+    where: str  # "address", "list", "campaigns", "suppression"
     message: str
     list_id: str | None = None
     list_name: str | None = None
@@ -155,6 +187,8 @@ class Profile:
     fetched_at: datetime
     problems: tuple[Problem, ...] = ()
     failed: bool = False
+    # The client's suppression-list entry for the address, when the lookup checked it and found one.
+    suppression: SuppressedAddress | None = None
 
     @property
     def case(self) -> ProfileCase:
@@ -178,21 +212,28 @@ class Profile:
     def all_problems(self) -> list[Problem]:
         return list(self.problems) + [p for s in self.lists for p in s.problems]
 
-    def to_json(self) -> dict[str, Any]:
-        """The stable document of ``python -m cmlib lookup --json``."""
+    def to_json(self, cm_zone: tzinfo | None = None) -> dict[str, Any]:
+        """The stable document of ``python -m cmlib lookup --json``.
+
+        Times are ISO 8601 with their offset: ``fetched_at`` in UTC, Campaign Monitor's dates in
+        the client's zone ``cm_zone`` (without an offset when it is unknown, see :func:`iso_time`).
+        """
+        supp = self.suppression
         return {
             "email": self.email,
             "fetched_at": self.fetched_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "suppressed": ({"reason": supp.reason or None, "since": iso_time(supp.date, cm_zone)}
+                           if supp is not None else None),
             "lists": [
                 {
                     "list_id": s.list_id,
                     "list_name": s.list_name,
                     "state": s.state,
-                    "state_changed": format_date(s.state_changed) or None,
-                    "joined": format_date(s.joined or s.date_added) or None,
-                    "consent_to_track": s.consent_to_track,
+                    "state_changed": iso_time(s.state_changed, cm_zone),
+                    "joined": iso_time(s.joined or s.date_added, cm_zone),
+                    "consent_to_track": stored_consent(s.consent_to_track),
                     "unsubscribes_from_all": s.unsubscribes_from_all,
-                    "reason": s.reason.describe() if s.reason else None,
+                    "reason": s.reason.describe(lambda d: iso_time(d, cm_zone) or "") if s.reason else None,
                 }
                 for s in self.lists
             ],
@@ -201,7 +242,7 @@ class Profile:
                     "id": c.campaign_id,
                     "name": c.name,
                     "subject": c.subject,
-                    "sent": format_date(c.sent) or None,
+                    "sent": iso_time(c.sent, cm_zone),
                     "opened": c.opened,
                     "clicked": c.clicked,
                     "web_version_url": c.web_version_url,
@@ -311,3 +352,22 @@ def find_reason(
     item, action = hit
     return StateReason(event=action.event, date=action.date, campaign_id=item.id,
                        campaign_name=item.name, via_list_name=via)
+
+
+def with_suppression(profile: Profile, index: SuppressionIndex | BaseException | None) -> Profile:
+    """The profile with its suppression entry from ``index``, or with a problem saying why it is
+    unknown (``index`` is then the error that kept the list from being read)."""
+    if profile.failed or index is None:
+        return profile
+    if isinstance(index, SuppressionIndex):
+        entry = index.get(profile.email)
+        if entry is not None:
+            return replace(profile, suppression=entry)
+        if index.complete:
+            return profile
+        why = f"it has more than {len(index):,} entries and only those were read"
+    else:
+        why = describe(index)
+    problem = Problem("suppression", f"Could not check whether {profile.email} is on the client's suppression "
+                      f"list: {why}", error=index if isinstance(index, CMError) else None)
+    return replace(profile, problems=(*profile.problems, problem))

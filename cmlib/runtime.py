@@ -18,6 +18,7 @@ from .client import CampaignMonitor, ClientOptions
 from .config import SOURCE_DEMO, Credentials, SettingsStore, ignored_env_url, resolve_credentials
 from .errors import ConfigurationError
 from .lookup import CLOSED_REASON, LookupService
+from .pacing import LEARN, Lane
 from .urls import require_api_url
 
 log = logging.getLogger("cmlib.runtime")
@@ -162,8 +163,9 @@ def connect(
     else:
         cache_cfg = cache
     # Interactive defaults: a lookup's fan-out (a few dozen calls) goes out at once, then
-    # requests are spaced. A bulk run passes its own options (its own in-flight cap, retries,
-    # timeouts) and shares the credential's rate budget with this client (cmlib.ratelimit).
-    opts = options or ClientOptions(rate=20.0, max_in_flight=32, burst=40)
+    # requests are spaced at the credential's learned pace (cmlib.pacing). A bulk run passes its
+    # own options (its own in-flight cap, retries, timeouts, the bulk lane) and shares the
+    # credential's rate budget with this client, behind its lookups (cmlib.ratelimit).
+    opts = options or ClientOptions(rate=LEARN, max_in_flight=32, burst=40, lane=Lane.INTERACTIVE)
     client = CampaignMonitor(creds.api_key, creds.api_url, options=opts, cache=cache_cfg)
     return Connection(client=client, credentials=creds, notes=notes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -13,11 +14,13 @@ from cmlib.bulk.engine import BULK_CONCURRENCY
 from cmlib.bulk.jobs import BulkJob
 from cmlib.sandbox import VIP_LIST_NAME
 from tests.sandbox_fixtures import point_app_at
+from ui import bulk_results
 from ui.bulk_view import (
     CANCEL_KEY,
     CLEAR_KEY,
     FILTER_STATES_KEY,
     JOB_KEY,
+    PAGE_KEY,
     PASTE_KEY,
     REFRESH_KEY,
     SOURCE_KEY,
@@ -129,7 +132,7 @@ def test_filter_by_state_narrows_the_matrix(app_env):
     run(at)
     matrix = frame(at, "On no list")
     assert list(matrix["Email"]) == ["ivan.work@example.org"]
-    assert "Showing 1 of 6 rows." in all_markdown(at)
+    assert "Showing 1 matching of 6 rows." in all_markdown(at)
 
 
 def test_upload_cp1251_semicolon_file_keeps_the_other_columns(app_env):
@@ -161,7 +164,10 @@ def test_file_without_an_email_column_asks_which_column(app_env):
     box.set_value(1)
     run(at)
     assert metrics(at)["Invalid"] == "2" and metrics(at)["Valid addresses"] == "0"
-    assert at.button(key=START_KEY).disabled
+    at.button(key=START_KEY).click()  # always there; a click on nothing to look up says so
+    run(at)
+    assert any("nothing to look up" in unescape(e.value) for e in at.error)
+    assert JOB_KEY not in at.session_state and not at.get("progress")
 
 
 def test_binary_upload_is_refused_clearly(app_env):
@@ -354,3 +360,101 @@ def test_a_run_uses_a_client_of_its_own_and_closes_it_when_it_ends(app_env, monk
     assert own.closed and not any(c.closed for c in made if c is not own)
     run(at)
     assert metrics(at)["Looked up"] == "4"
+
+
+# ---------------------------------------------------------------------------- issue 12: usability
+def test_pasted_addresses_and_a_click_in_one_go_start_the_run(app_env):
+    """The button is there before anything is pasted: the text and the click arrive together (a
+    text area hands over its text when it loses the focus, which the click takes)."""
+    at = page()
+    assert not at.button(key=START_KEY).disabled
+    at.text_area(key=PASTE_KEY).input(PASTE)
+    at.button(key=START_KEY).click()
+    run(at)
+    job = job_of(at)
+    assert job.join(30) and job.input.counts.valid == 4
+    run(at)
+    assert metrics(at)["Looked up"] == "4"
+
+
+def test_look_up_with_nothing_to_look_up_says_what_is_missing(app_env):
+    at = page()
+    at.button(key=START_KEY).click()
+    run(at)
+    assert any("Paste some addresses first" in unescape(e.value) for e in at.error)
+    assert JOB_KEY not in at.session_state
+
+
+def test_a_link_to_the_run_says_what_it_ran_on_and_when(app_env):
+    at = page()
+    at.radio(key=SOURCE_KEY).set_value(SOURCE_UPLOAD)
+    run(at)
+    at.file_uploader(key=UPLOAD_KEY).upload("event.csv", b"Email\nanna@example.com\nnobody@example.com\n", "text/csv")
+    run(at)
+    job = start_and_finish(at)
+    again = AppTest.from_file(PAGE, default_timeout=30)  # a fresh session: only the link
+    again.query_params["job"] = job.id
+    run(again)
+    about = [unescape(c.value) for c in again.caption if unescape(c.value).startswith("Run of ")]
+    assert about and "2 addresses (2 rows) from the uploaded file “event.csv”" in about[0], about
+    assert " · membership only · started 20" in about[0]
+
+
+def test_the_bar_and_the_counters_agree_while_cancelling(app_env):
+    at, job, emails = _slow_run(app_env)
+    at.button(key=CANCEL_KEY).click()
+    run(at)
+    assert job.state in ("cancelling", "cancelled")
+    text = at.get("progress")[0].proto.text
+    done = int(re.match(r"([\d,]+) / ", text).group(1).replace(",", ""))
+    m = metrics(at)
+    assert int(m["Looked up"]) + int(m["Failed"]) == done
+    assert int(m["Not looked up"]) == len(emails) - done
+    assert job.join(10)
+
+
+def test_suppressed_addresses_are_counted_and_have_their_columns(app_env):
+    at = page()
+    at.text_area(key=PASTE_KEY).input("suppressed@example.com\ncomplaints@example.net\nanna@example.com")
+    at.button(key=START_KEY).click()
+    run(at)
+    assert job_of(at).join(30)
+    run(at)
+    assert metrics(at)["Suppressed"] == "2"
+    matrix = frame(at, "On no list").set_index("Row")
+    assert matrix.loc[1, "Suppression reason"] == "Unsubscribed"
+    assert matrix.loc[2, "Suppression reason"] == "Spam Complaint"
+    assert matrix.loc[3, "Suppression reason"] == "" and pd.isna(matrix.loc[3, "Suppressed since"])
+    assert pd.notna(matrix.loc[1, "Suppressed since"])
+
+
+def test_the_matrix_is_paged_and_no_session_holds_a_whole_matrix(app_env, monkeypatch):
+    """Before: every session kept the whole matrix (and a styled copy) per rerun -- 200 MB for a
+    20,000-row run. Now a page of rows becomes a table; the rest stays in the job's results."""
+    monkeypatch.setattr(bulk_results, "ROWS_PER_PAGE", 2)
+    at = page()
+    at.text_area(key=PASTE_KEY).input(PASTE)
+    run(at)
+    start_and_finish(at)
+    run(at)
+    assert list(frame(at, "On no list")["Row"]) == [1, 2]
+    assert "Showing rows 1–2 of 6 rows." in all_markdown(at)
+    at.number_input(key=PAGE_KEY).set_value(3)
+    run(at)
+    assert list(frame(at, "On no list")["Row"]) == [5, 6]
+    at.multiselect(key=FILTER_STATES_KEY).set_value(["unsubscribed"])  # one row: page 3 is gone
+    run(at)
+    assert list(frame(at, "On no list")["Email"]) == ["ivan.work@example.org"]
+    assert "Showing 1 matching of 6 rows." in all_markdown(at)
+
+    def tables(value, depth=0):
+        if isinstance(value, (pd.DataFrame, pd.io.formats.style.Styler)):
+            yield value
+        elif isinstance(value, (tuple, list)) and depth < 3:
+            for v in value:
+                yield from tables(v, depth + 1)
+
+    keys = list(at.session_state)
+    assert JOB_KEY in keys
+    held = [t for key in keys for t in tables(at.session_state[key])]
+    assert held == [], "a session keeps no table of the results"

@@ -6,11 +6,13 @@ data (``sb.data``), not through cmlib.lookup, so a mistake in the lookup shows u
 from __future__ import annotations
 
 import re
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
+from cmlib import ratelimit
 from cmlib.sandbox import DEMO_CUSTOMERS, VIP_LIST_NAME
 from ui.state import LOOKUP_REFRESH
 from ui.text import WORD_JOINER
@@ -89,6 +91,11 @@ def received(sb, email: str) -> dict[str, set]:
     return out
 
 
+# AppTest has no browser, so times are in the client's zone: the sandbox's client is "(GMT+03:00)
+# Moscow, St. Petersburg", the zone Campaign Monitor's own dates are written in (no conversion).
+CLIENT_ZONE = "UTC+03:00"
+
+
 def expected_rows(sb, email: str) -> list[dict]:
     sent = {c.campaign_id: c for c in sb.data.sent_campaigns(sb.main_client_id)}
     got = received(sb, email)
@@ -96,7 +103,7 @@ def expected_rows(sb, email: str) -> list[dict]:
     return [
         {
             "Subject": sent[cid].subject,
-            "Sent": sent[cid].sent_date,
+            "Sent": f"{sent[cid].sent_date:%Y-%m-%d %H:%M} {CLIENT_ZONE}",
             "Opened": any(a[0] == "Open" for a in got[cid]),
             "Clicked": any(a[0] == "Click" for a in got[cid]),
             "Web version": sent[cid].web_version_url,
@@ -120,10 +127,7 @@ def expected_metrics(sb, email: str) -> dict[str, str]:
 
 
 def frame_rows(df: pd.DataFrame) -> list[dict]:
-    rows = df.to_dict("records")
-    for r in rows:
-        r["Sent"] = pd.Timestamp(r["Sent"]).to_pydatetime()
-    return rows
+    return df.to_dict("records")
 
 
 # --------------------------------------------------------------------------- product.md cases
@@ -294,8 +298,7 @@ def test_empty_input_asks_for_addresses(app_env):
 
 def test_typed_input_runs_a_lookup_and_the_url_follows(app_env):
     at = lookup()
-    at.text_area(key="lookup.input").input("Anna <anna@example.com>; fresh@example.com")
-    next(b for b in at.button if b.label == "Look up").click().run()
+    at.chat_input[0].set_value("Anna <anna@example.com>; fresh@example.com").run()  # Enter
     assert not at.exception
     assert [shown(t.label).split(" · ")[0] for t in at.tabs] == ["anna@example.com", "fresh@example.com"]
     assert at.query_params["email"] == ["anna@example.com", "fresh@example.com"]
@@ -337,11 +340,12 @@ def test_a_change_made_in_the_subscription_editor_is_refetched(app_env):
     assert at.session_state[LOOKUP_REFRESH] == ["someone.else@example.com"]  # kept for a view that shows it
 
 
-def test_freshness_is_shown_in_utc(app_env):
+def test_freshness_is_shown_in_the_clients_zone_named(app_env):
+    """No browser zone (AppTest): the client's zone from Campaign Monitor, named, like every time."""
     at = lookup(query="anna@example.com")
     stamp = at.session_state["lookup.results"].profiles["anna@example.com"].fetched_at
     captions = [shown(c.value) for c in at.tabs[0].caption]
-    assert f"as of {stamp:%H:%M:%S} UTC" in captions
+    assert f"as of {stamp.astimezone(timezone(timedelta(hours=3))):%H:%M:%S} {CLIENT_ZONE}" in captions
 
 
 # --------------------------------------------------------------------------- failures
@@ -383,7 +387,12 @@ def test_rate_limited_lookup_shows_a_friendly_retry(app_env):
     assert len(notices) == 1 and "retry" in notices[0]
     retry = [b for b in at.button if b.label == "Retry"]
     assert len(retry) == 1
+    # The API's reset pauses every client of the key (no request goes out meanwhile) ...
+    [budget] = [b for b in list(ratelimit._budgets.values()) if b.paused_for() > 0]
+    assert 0 < budget.paused_for() <= 60
     sb.faults.rate_limit = None
+    # ... until the window reopens: stand in for the 60 s passing by moving the pause's end.
+    budget._paused_until = 0.0
     retry[0].click().run()
     assert not at.exception
     assert not at.warning

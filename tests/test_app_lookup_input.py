@@ -19,10 +19,10 @@ def shown(md: str) -> str:
 
 
 def typed(text: str) -> AppTest:
+    """``text`` typed (or pasted) into the lookup box, then Enter."""
     at = AppTest.from_file(LOOKUP_PAGE, default_timeout=30)
     at.run()
-    at.text_area(key="lookup.input").input(text)
-    next(b for b in at.button if b.label == "Look up").click().run()
+    at.chat_input[0].set_value(text).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

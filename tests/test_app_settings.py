@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -35,8 +36,14 @@ def texts(elements) -> list[str]:
     return [unescape(str(e.value)) for e in elements]
 
 
-def run_page(**session) -> AppTest:
+BROWSER_ZONE = "Europe/Berlin"
+
+
+def run_page(browser_zone: str | None = BROWSER_ZONE, **session) -> AppTest:
+    """The page as a browser opens it: Streamlit knows the browser's time zone (None: it does not)."""
     at = AppTest.from_file(PAGE, default_timeout=30)
+    if browser_zone is not None:
+        at.context["timezone"] = browser_zone
     for k, v in session.items():
         at.session_state[k] = v
     at.run()
@@ -166,7 +173,7 @@ def test_save_then_reload_shows_only_the_masked_key(sandbox):
     key = sandbox.client_api_key
     at = run_page()
     fill(at, key, sandbox.main_client_id, sandbox.base_url)
-    at.run()
+    click(at, "settings_test")  # submits the credentials form: the typed key is now the field's value
     assert [s for s in _all_strings(at) if key in s]  # the walk does see a typed key
     click(at, "settings_save")
     assert any("Saved." in t for t in texts(at.success))
@@ -624,3 +631,78 @@ def test_named_login_providers_each_get_a_button(monkeypatch, tmp_path):
     at.user = {}
     at.run()
     assert [b.label for b in at.button] == ["Log in with google", "Log in with okta"]
+
+
+# ---------------------------------------------------------------------------- issue 12 #7: one form, field to field
+
+
+CREDENTIAL_FIELDS = ("settings_api_key", "settings_client_id", "settings_api_url")
+
+
+def test_the_credential_fields_and_their_buttons_are_submitted_together():
+    """A click on Test or Save carries what the fields show: fields and buttons are one form (outside
+    a form a field commits on blur, and a click straight after typing could arrive first)."""
+    at = run_page()
+    form_ids = {at.text_input(key=k).form_id for k in CREDENTIAL_FIELDS}
+    buttons = [b for b in at.button if b.form_id in form_ids]
+    assert len(form_ids) == 1 and form_ids != {""}
+    assert [b.key for b in buttons] == ["settings_test", "settings_save", "settings_forget"]
+    # Enter in a field presses the form's first button: Test connection, which saves nothing
+    assert buttons[0].key == "settings_test"
+
+
+def test_credential_fields_have_no_help_icons_their_help_is_written_below():
+    """A help icon is a Tab stop before its field; the same help is a caption instead."""
+    at = run_page()
+    for key in CREDENTIAL_FIELDS:
+        assert not at.text_input(key=key).help, key
+    captions = " ".join(unescape(c.value) for c in at.caption)
+    assert "Account settings → API keys" in captions and "Client settings → API keys" in captions
+    assert "type the key again" in captions and "Enter tests the connection" in captions
+    assert not [n for n in at.number_input if n.help]  # the cache expiry fields name their default instead
+    assert "(default 600 s)" in at.number_input(key="settings_expiry_clients").label
+
+
+def test_the_key_field_has_no_show_password_button():
+    """The eye button would be the Tab stop after the key and would show a credential: hidden by CSS
+    scoped to the key field."""
+    at = run_page()
+    styles = [h.value for h in at.get("html")]
+    assert any(".st-key-settings_api_key button" in s and "display: none" in s for s in styles), styles
+
+
+# ---------------------------------------------------------------------------- issue 12 #3: the one display zone
+
+
+def _report_rows(at: AppTest) -> dict[str, str]:
+    table = at.dataframe[0].value
+    return dict(zip(table["Detail"], table["Value"], strict=True))
+
+
+def test_the_report_says_which_zone_the_dashboard_shows_times_in_the_browsers(sandbox):
+    at = run_page(browser_zone="Asia/Tokyo")
+    fill(at, sandbox.client_api_key, sandbox.main_client_id, sandbox.base_url)
+    click(at, "settings_test")
+    rows = _report_rows(at)
+    assert rows["Client's time zone (Campaign Monitor)"] == "(GMT+03:00) Moscow, St. Petersburg"
+    assert rows["Times on this dashboard"] == "Times are shown in Asia/Tokyo (JST), your browser's time zone."
+
+
+def test_without_a_browser_zone_the_dashboard_uses_the_clients_and_says_so(sandbox):
+    at = run_page(browser_zone=None)
+    fill(at, sandbox.client_api_key, sandbox.main_client_id, sandbox.base_url)
+    click(at, "settings_test")
+    shown = _report_rows(at)["Times on this dashboard"]
+    assert shown.startswith("Times are shown in UTC+03:00, the Campaign Monitor client's time zone")
+    assert "(GMT+03:00) Moscow" in shown and "your browser did not report one" in shown
+
+
+def test_health_names_the_display_zone_and_the_check_time_in_it():
+    at = run_page(browser_zone="Asia/Tokyo")
+    assert "Times are shown in Asia/Tokyo (JST), your browser's time zone." in [unescape(c.value) for c in at.caption]
+    click(at, "settings_health_check")
+    success = " ".join(texts(at.success))
+    assert re.search(r"Checked at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST\.", success), success
+    demo = run_page(browser_zone=None)  # the demo client is in Moscow's zone: that is what is shown
+    assert any("Times are shown in UTC+03:00, the Campaign Monitor client's time zone" in unescape(c.value)
+               for c in demo.caption)

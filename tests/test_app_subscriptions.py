@@ -1,5 +1,6 @@
 """The subscription dialog through AppTest, against the sandbox: reset, no-op save, warnings that
-block Apply, the conflict check, partial failures, idempotent Apply and the audit rows."""
+block Apply, the conflict check (the operator's choices offered again on the new states), partial
+failures, idempotent Apply, who is acting (asked for when nobody is known) and the audit rows."""
 from __future__ import annotations
 
 import re
@@ -8,9 +9,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cmlib.audit import AuditLog
+from cmlib.audit import ActorSource, AuditLog
+from ui.identity import NAME_KEY
 from ui.state import APPLIED_PLANS, LOOKUP_REFRESH, SUBSCRIPTION_DIALOG
 from ui.subscriptions import (
+    NAME_PROMPT_KEY,
     apply_key,
     button_key,
     checkbox_key,
@@ -24,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = str(ROOT / "tests" / "apps" / "subscriptions_harness.py")
 LOOKUP_PAGE = str(ROOT / "pages" / "lookup.py")
 ANNA = "anna@example.com"
+OPERATOR = "Tess Tester"  # the name an operator typed in the sidebar (most tests act under it)
 
 
 @pytest.fixture
@@ -36,9 +40,11 @@ def lid(sb, name: str) -> str:
     return sb.data.list_by_name(sb.main_client_id, name).list_id
 
 
-def open_dialog(email: str, *, flag: bool = True) -> AppTest:
+def open_dialog(email: str, *, flag: bool = True, operator: str | None = OPERATOR) -> AppTest:
     at = AppTest.from_file(HARNESS, default_timeout=30)
     at.session_state["harness_emails"] = [email]
+    if operator:
+        at.session_state[NAME_KEY] = operator
     if flag:
         at.session_state[SUBSCRIPTION_DIALOG] = email
     at.run()
@@ -335,12 +341,17 @@ def test_unsubscribe_from_all_lists(sb):
 
 
 # ----------------------------------------------------------------------------- safety
-def test_conflict_writes_nothing_and_shows_what_changed(sb):
+def test_conflict_writes_nothing_shows_what_changed_and_offers_the_choices_again(sb):
+    """Issue 12.6: the person leaves the Newsletter while the operator reviews "unsubscribe from
+    Webinars, subscribe to Beta testers". Nothing is written; the dialog says what changed and
+    shows the operator's ticks on the new states, with a new plan to confirm again."""
     at = open_dialog(ANNA)
     box(at, sb, ANNA, "Webinars").uncheck()
     box(at, sb, ANNA, "Beta testers").check()
     save(at, ANNA)
     p = plan(at, ANNA)
+    at.text_input(key=reason_key(p.token)).input("ticket 77").run()
+    at.radio(key=consent_key(p.token)).set_value("Yes").run()
     gen = editor(at, ANNA).gen
     sb.data.set_state(lid(sb, "Newsletter"), ANNA, "Unsubscribed")  # the person left meanwhile
     sb.reset_counts()
@@ -348,12 +359,71 @@ def test_conflict_writes_nothing_and_shows_what_changed(sb):
     assert writes(sb) == (0, 0)
     err = texts(at.error)
     assert "Nothing was written" in err and "Newsletter: subscribed → unsubscribed" in err
+    info = texts(at.info)
+    assert "Your choices are kept on the current states below: review the plan and press Apply again" in info
+    assert "The form shows the new state of Newsletter." in info
     ed = editor(at, ANNA)
-    assert ed.plan is None and ed.gen > gen
+    assert ed.gen > gen
     assert box(at, sb, ANNA, "Newsletter").value is False  # the form shows the new truth
-    assert box(at, sb, ANNA, "Webinars").value is True  # and the old ticks are gone
+    assert box(at, sb, ANNA, "Webinars").value is False  # and the operator's choices stay
+    assert box(at, sb, ANNA, "Beta testers").value is True
+    assert box(at, sb, ANNA, "Offers").value is True
+    # a new plan on the new states, never applied for them: they confirm again
+    p2 = plan(at, ANNA)
+    assert p2 is not None and p2.token != p.token
+    assert p2.describe() == "subscribe to Beta testers; unsubscribe from Webinars"
+    assert "Plan: subscribe to Beta testers; unsubscribe from Webinars" in texts(at.info)
+    assert at.text_input(key=reason_key(p2.token)).value == "ticket 77"  # what they typed is kept
+    assert at.radio(key=consent_key(p2.token)).value == "Yes"
+    assert writes(sb) == (0, 0) and not apply_button(at, ANNA).disabled
     rows = audit_rows()
     assert len(rows) == 2 and {r.result for r in rows} == {"conflict — not written"}
+    click(at, apply_key(p2.token))
+    assert writes(sb) == (1, 1)
+    assert sb.data.state_of(lid(sb, "Webinars"), ANNA) == "Unsubscribed"
+    assert sb.data.state_of(lid(sb, "Beta testers"), ANNA) == "Unconfirmed"
+    assert sb.data.state_of(lid(sb, "Newsletter"), ANNA) == "Unsubscribed"  # never resubscribed by a stale form
+    assert "Applied." in texts(at.success)
+    assert {r.reason for r in audit_rows()} == {"ticket 77"}
+
+
+def test_after_a_conflict_warnings_must_be_confirmed_again(sb):
+    """A resubscribe chosen while the list read "unsubscribed" stays chosen when it bounced
+    meanwhile, but the warning (now about the bounce) must be ticked again."""
+    email = "leaver@example.com"
+    newsletter = lid(sb, "Newsletter")
+    at = open_dialog(email)
+    box(at, sb, email, "Newsletter").check()
+    save(at, email)
+    p = plan(at, email)
+    at.checkbox(key=confirm_key(p.token, f"resubscribe:{newsletter}")).check().run()
+    at.text_input(key=reason_key(p.token)).input("ticket 12").run()
+    sb.data.set_state(newsletter, email, "Bounced")
+    click(at, apply_key(p.token))
+    assert sb.request_counts["add"] == 0
+    info = texts(at.info)
+    assert "Changed meanwhile, your choice kept — check it again: Newsletter: unsubscribed → bounced" in info
+    assert "press Apply again (its warnings must be ticked again)" in info
+    p2 = plan(at, email)
+    assert box(at, sb, email, "Newsletter").value is True
+    assert "is bounced on Newsletter" in texts(at.warning)
+    assert at.checkbox(key=confirm_key(p2.token, f"resubscribe:{newsletter}")).value is False
+    assert apply_button(at, email).disabled  # not until the new warning is ticked
+    assert sb.data.state_of(newsletter, email) == "Bounced"
+
+
+def test_after_a_conflict_that_already_did_the_change_nothing_is_left(sb):
+    at = open_dialog(ANNA)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    p = plan(at, ANNA)
+    sb.data.set_state(lid(sb, "Webinars"), ANNA, "Unsubscribed")
+    sb.data.set_state(lid(sb, "Newsletter"), ANNA, "Unsubscribed")  # and another change: a conflict
+    sb.reset_counts()
+    click(at, apply_key(p.token))
+    assert writes(sb) == (0, 0) and plan(at, ANNA) is None
+    info = texts(at.info)
+    assert "Nothing is left to change" in info and "Already so now, nothing left to do: Webinars" in info
 
 
 def test_partial_failure_is_reported_per_list(sb):
@@ -386,6 +456,7 @@ def test_admin_password_gates_apply(sb, monkeypatch):
 # ----------------------------------------------------------------------------- on the Lookup page
 def test_on_the_lookup_page_the_tab_shows_the_new_state_after_apply(sb):
     at = AppTest.from_file(LOOKUP_PAGE, default_timeout=30)
+    at.session_state[NAME_KEY] = OPERATOR
     at.query_params["email"] = ANNA
     at.run()
     assert not at.exception, at.exception
@@ -432,6 +503,7 @@ def test_write_applied_but_answer_lost_is_reported_done_by_the_read_back(sb):
 
 def test_api_down_at_apply_keeps_the_dialog_open_and_audits_not_sent(sb):
     at = AppTest.from_file(LOOKUP_PAGE, default_timeout=30)
+    at.session_state[NAME_KEY] = OPERATOR
     at.query_params["email"] = ANNA
     at.run()
     click(at, button_key("open", ANNA))
@@ -488,6 +560,7 @@ def test_lost_answer_with_failed_read_back_says_unknown_and_what_to_check(sb, mo
     from cmlib.client import CampaignMonitor
 
     at = AppTest.from_file(LOOKUP_PAGE, default_timeout=30)
+    at.session_state[NAME_KEY] = OPERATOR
     at.query_params["email"] = ANNA
     at.run()
     click(at, button_key("open", ANNA))
@@ -518,3 +591,75 @@ def test_lost_answer_with_failed_read_back_says_unknown_and_what_to_check(sb, mo
     assert SUBSCRIPTION_DIALOG not in at.session_state
     assert sb.request_counts["listsforemail"] >= 1  # refetched fresh now
     assert ":red-badge[unsubscribed]" not in texts(at.tabs[0].markdown)  # down: the change never applied
+
+
+# ----------------------------------------------------------------------------- issue 12.1: who is acting
+def cookie_writers(at: AppTest) -> list[str]:
+    """The scripts of the hidden iframes that store the operator name in the browser."""
+    return [e.proto.srcdoc for e in at.get("iframe") if "cm_operator=" in e.proto.srcdoc]
+
+
+def test_with_no_name_the_review_asks_for_one_before_apply(sb):
+    at = open_dialog(ANNA, operator=None)
+    assert not at.text_input  # reads never ask: the dialog opens and shows the states without a name
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    prompt = at.text_input(key=NAME_PROMPT_KEY)
+    assert prompt.label.startswith("Your name")
+    assert apply_button(at, ANNA).disabled
+    assert "Apply is enabled once: your name is given (who is acting, for the audit log)" in texts(at.caption)
+    prompt.input("  Dana   Kovač ").run()
+    assert not at.exception
+    assert NAME_PROMPT_KEY not in [t.key for t in at.text_input]
+    assert "Acting as **Dana Kovač (typed in this browser)** — change it in the sidebar." in texts(at.caption)
+    assert not apply_button(at, ANNA).disabled
+    # remembered in this browser: a hidden script stores it as a cookie of the page
+    [script] = cookie_writers(at)
+    assert '"Dana Kova\\u010d"' in script and "max-age=34560000" in script and "path=/" in script
+    click(at, apply_key(plan(at, ANNA).token))
+    [row] = audit_rows()
+    assert (row.actor, row.actor_source, row.result) == ("Dana Kovač", ActorSource.TYPED, "done")
+    assert at.session_state[NAME_KEY] == "Dana Kovač"  # the sidebar shows it from now on
+
+
+def test_a_signed_in_user_is_never_asked(sb, monkeypatch):
+    import ui.identity
+
+    monkeypatch.setattr(ui.identity, "oidc_user", lambda: "lead@example.com")
+    at = open_dialog(ANNA, operator=None)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    assert NAME_PROMPT_KEY not in [t.key for t in at.text_input]
+    assert "Acting as **lead@example.com (signed in)**." in texts(at.caption)
+    assert cookie_writers(at) == []  # nothing typed, nothing to remember
+    click(at, apply_key(plan(at, ANNA).token))
+    [row] = audit_rows()
+    assert (row.actor, row.actor_source) == ("lead@example.com", ActorSource.SIGNED_IN)
+
+
+def test_the_name_this_browser_remembered_is_used_without_asking(sb, monkeypatch):
+    import ui.identity
+
+    monkeypatch.setattr(ui.identity, "_browser_cookies", lambda: {"cm_operator": "Dana%20K%C3%B6hler"})
+    at = open_dialog(ANNA, operator=None)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    assert NAME_PROMPT_KEY not in [t.key for t in at.text_input]
+    assert "Acting as **Dana Köhler (typed in this browser)**" in texts(at.caption)
+    assert cookie_writers(at) == []  # already remembered: nothing drawn
+    click(at, apply_key(plan(at, ANNA).token))
+    [row] = audit_rows()
+    assert (row.actor, row.actor_source) == ("Dana Köhler", ActorSource.TYPED)
+
+
+def test_an_api_key_given_as_the_name_blocks_apply_and_is_not_remembered(sb):
+    at = open_dialog(ANNA, operator=None)
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    at.text_input(key=NAME_PROMPT_KEY).input(sb.client_api_key).run()
+    assert apply_button(at, ANNA).disabled
+    assert "The operator name contains the API key: remove it" in texts(at.error)
+    [script] = cookie_writers(at)
+    assert sb.client_api_key not in script and 'v=""' in script and "max-age=0" in script
+    assert sb.client_api_key not in texts(at.error) + texts(at.caption)
+    assert writes(sb) == (0, 0) and audit_rows() == []

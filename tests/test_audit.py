@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -10,12 +11,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cmlib.audit import (
+    ActorSource,
     AuditEntry,
     AuditFilter,
     AuditLog,
     SecretInTextError,
     default_path,
     neutralise_cell,
+    table_rows,
     to_csv_bytes,
 )
 
@@ -104,6 +107,51 @@ def test_csv_export_has_bom_and_neutralised_cells(tmp_path):
     assert row["actor"] == "Ольга"
 
 
+def test_the_source_of_the_name_is_stored_exported_and_shown(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    log.record(_e(actor="Dana", actor_source=ActorSource.TYPED))
+    log.record(_e(actor="lead@example.com", actor_source=ActorSource.SIGNED_IN))
+    assert [(r.actor, r.actor_source) for r in log.query()] == [
+        ("lead@example.com", ActorSource.SIGNED_IN), ("Dana", ActorSource.TYPED)]
+    rows = list(csv.reader(io.StringIO(to_csv_bytes(log.query()).decode("utf-8-sig"))))
+    assert rows[0][-1] == "actor_source" and [r[-1] for r in rows[1:]] == ["signed-in user", "typed"]
+    assert [r["Name from"] for r in table_rows(log.query())] == ["signed-in user", "typed"]
+
+
+_OLD_SCHEMA = """CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
+    client_id TEXT NOT NULL, email TEXT NOT NULL, list_id TEXT NOT NULL, list_name TEXT NOT NULL,
+    state_before TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL, result TEXT NOT NULL,
+    plan_token TEXT NOT NULL DEFAULT '');
+INSERT INTO audit (at, actor, client_id, email, list_id, list_name, state_before, action, reason, result)
+    VALUES ('2024-03-01T10:00:00Z', 'anonymous', 'c1', 'anna@example.com', 'L1', 'Newsletter', 'Active',
+            'unsubscribe', '', 'done');"""
+
+
+def test_a_file_from_before_the_source_column_is_migrated_and_its_rows_stay_readable(tmp_path):
+    path = tmp_path / "audit.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(_OLD_SCHEMA)
+    con.close()
+    log = AuditLog(path)
+    [old] = log.query()
+    assert (old.actor, old.result, old.actor_source) == ("anonymous", "done", ActorSource.NOT_RECORDED)
+    log.record(_e(at="2024-03-02T10:00:00Z", actor="Dana", actor_source=ActorSource.TYPED))
+    assert [(r.actor, r.actor_source) for r in log.query()] == [
+        ("Dana", ActorSource.TYPED), ("anonymous", ActorSource.NOT_RECORDED)]
+    # a second process opening the migrated file finds the column there and adds nothing
+    assert [r.actor for r in AuditLog(path).query()] == ["Dana", "anonymous"]
+    con = sqlite3.connect(path)
+    columns = [row[1] for row in con.execute("PRAGMA table_info(audit)")]
+    con.close()
+    assert columns.count("actor_source") == 1
+
+
+def test_an_unknown_stored_source_reads_as_not_recorded():
+    assert ActorSource.parse("typed") is ActorSource.TYPED
+    assert ActorSource.parse("") is ActorSource.NOT_RECORDED
+    assert ActorSource.parse("from a future version") is ActorSource.NOT_RECORDED
+
+
 def test_refuses_rows_containing_the_api_key(tmp_path):
     key = "sandbox-client-key-6e3a9c0d4b8147f2"
     log = AuditLog(tmp_path / "audit.sqlite", secrets=[key])
@@ -151,7 +199,7 @@ def test_audit_page_lists_and_filters(monkeypatch):
     df = at.dataframe[0].value
     assert list(df["Address"]) == ["anna@example.com", "ivan@example.com", "anna@example.com"]
     assert df.iloc[2]["List"] == "<img src=x onerror=alert(1)> **VIP** :red[x]"  # data, shown as is
-    assert {"Time (UTC)", "Who", "Before", "Action", "Reason", "Result"} <= set(df.columns)
+    assert {"Time", "Who", "Before", "Action", "Reason", "Result"} <= set(df.columns)  # times: test_app_audit.py
     at.text_input(key="audit_email").input("ivan").run()
     assert list(at.dataframe[0].value["Result"]) == ["failed: Code 500: Sorry"]
     at.text_input(key="audit_email").input("").run()

@@ -146,8 +146,8 @@ def test_progress_line_on_stderr(env, tmp_path, capsys):
     assert main([str(src), "-o", str(tmp_path / "o.csv")]) == 0
     err = capsys.readouterr().err
     assert "\r30/30 rows (100%)" in err and "addresses/s" in err and "ETA" in err
-    assert "Wrote 30 rows" in err and "30 API calls" not in err  # 30 lookups + the lists call
-    assert "31 API calls" in err
+    assert "Wrote 30 rows" in err and "30 API calls" not in err
+    assert "32 API calls" in err  # 30 lookups + the lists call + one page of the suppression list
     assert env.client_api_key not in err
 
 
@@ -358,3 +358,20 @@ def test_the_retry_policy_it_is_given_is_the_one_its_client_uses(env, tmp_path):
     two = Tuning(retry=RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0))
     assert main([str(src), "-o", str(tmp_path / "out.csv"), "--rate", "off", "--no-repass", "-q"], two) == 3
     assert env.request_counts["listsforemail"] == 10
+
+
+def test_the_cli_file_says_who_is_suppressed_since_when_and_why(env, tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("Email\nsuppressed@example.com\nanna@example.com\nSUPPRESSED@example.com\n")
+    out = tmp_path / "o.csv"
+    env.reset_counts()
+    assert main([str(src), "-o", str(out)], QUICK) == 0
+    assert env.request_counts["suppressionlist"] == 1  # one pass, whatever the file's size
+    header, rows = read_out(out)
+    assert header.index("Suppressed since") < header.index("Error")
+    entry = next(e for e in env.data.suppression(env.main_client_id) if e.email == "suppressed@example.com")
+    assert rows[0]["Suppression reason"] == "Unsubscribed"
+    assert rows[0]["Suppressed since"] == entry.date.isoformat(sep=" ", timespec="seconds")  # ISO 8601
+    assert rows[2]["Suppression reason"] == "Unsubscribed"  # the duplicate row too
+    assert rows[1]["Suppressed since"] == "" and rows[1]["Suppression reason"] == ""
+    assert "2 on the suppression list" in capsys.readouterr().err

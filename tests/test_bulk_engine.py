@@ -63,7 +63,8 @@ def test_membership_run_is_right_and_costs_one_call_per_distinct_address(sandbox
     counts = sandbox.request_counts
     assert counts["listsforemail"] == 41  # duplicates and the invalid row cost nothing
     assert counts["lists"] == 1
-    assert set(counts) == {"listsforemail", "lists"}
+    assert counts["suppressionlist"] == 1  # one pass over the suppression list per run, not one per address
+    assert set(counts) == {"listsforemail", "lists", "suppressionlist"}
     p = job.progress()
     assert (p.done, p.total, p.errors, p.fraction) == (41, 41, 0, 1.0)
     df = build_matrix(snap).set_index("Row")

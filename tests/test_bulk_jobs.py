@@ -13,6 +13,7 @@ from cmlib.bulk.jobs import BulkJob, JobRegistry
 from cmlib.bulk.matrix import Status
 from cmlib.bulk.validate import Verdict, validate_table
 from cmlib.config import Credentials
+from cmlib.pacing import Lane
 
 
 def bulk_input(addresses):
@@ -57,7 +58,7 @@ def test_a_job_runs_on_a_client_of_its_own_with_bulk_options_and_closes_it(sandb
     assert job.lookup.client is own.client is not interactive.client
     opts = own.client.options
     assert (opts.rate, opts.max_in_flight) == (BULK_RATE, BULK_CONCURRENCY)  # not the interactive 20/s, burst 40
-    assert interactive.client.options.rate != BULK_RATE
+    assert (opts.lane, interactive.client.options.lane) == (Lane.BULK, Lane.INTERACTIVE)  # served after lookups
     assert own.extra["closed"] and not interactive.extra["closed"]  # the run's own, closed when it ended
     assert job.snapshot().results["anna@example.com"].ok
     interactive.close()

@@ -139,9 +139,12 @@ def test_activity_columns_are_numbers_and_text():
     df = build_matrix(snapshot(with_activity=True)).set_index("Row")
     assert df.loc[2, "Campaigns received"] == 4
     assert df.loc[2, "Open rate %"] == 75.0 and df.loc[2, "Click rate %"] == 25.0
-    assert df.loc[2, "Last campaign"] == "Spring sale" and df.loc[2, "Last campaign sent"] == "2025-05-01 10:00"
-    assert pd.isna(df.loc[5, "Open rate %"])
+    assert df.loc[2, "Last campaign"] == "Spring sale"
+    assert df.loc[2, "Last campaign sent"] == pd.Timestamp(2025, 5, 1, 10, 0)  # a date, not text
+    assert pd.api.types.is_datetime64_any_dtype(df["Last campaign sent"]) and pd.isna(df.loc[5, "Last campaign sent"])
+    assert pd.isna(df.loc[5, "Open rate %"]) and pd.isna(df.loc[5, "Campaigns received"])
     assert pd.api.types.is_numeric_dtype(df["Open rate %"])
+    assert str(df["Campaigns received"].dtype) == "Int64"  # whole numbers, with gaps: never 4.0
 
 
 def test_summary_counts_distinct_addresses_per_list_and_state():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import responses
@@ -19,7 +20,21 @@ def env(monkeypatch):
     monkeypatch.setenv("CM_API_URL", BASE)
 
 
-def mock_account():
+MOSCOW = "(GMT+03:00) Moscow, St. Petersburg"
+
+
+def mock_client(time_zone=MOSCOW, suppressed=()):
+    responses.get(f"{BASE}/clients/{CID}.json", json={"BasicDetails": {
+        "ClientID": CID, "CompanyName": "Acme", "Country": "Russia", "TimeZone": time_zone}})
+    responses.get(f"{BASE}/clients/{CID}/suppressionlist.json", json={
+        "Results": [{"EmailAddress": e, "SuppressionReason": r, "Date": d, "State": "Suppressed"}
+                    for e, r, d in suppressed],
+        "PageNumber": 1, "PageSize": 1000, "RecordsOnThisPage": len(suppressed),
+        "TotalNumberOfRecords": len(suppressed), "NumberOfPages": 1})
+
+
+def mock_account(time_zone=MOSCOW, suppressed=()):
+    mock_client(time_zone, suppressed)
     responses.get(f"{BASE}/clients/{CID}/campaigns.json", json={
         "Results": [{"CampaignID": "c1", "Name": "Spring", "Subject": "Spring sale", "SentDate": "2026-03-01 10:00",
                      "WebVersionURL": "https://cm/t/c1"}],
@@ -51,6 +66,29 @@ def test_json_document_is_stable(env, capsys):
 
 
 @responses.activate
+def test_json_times_are_iso_with_the_clients_offset(env, capsys):
+    """Campaign Monitor's zone-less dates are the client's (Moscow): machine-readable, offset included."""
+    mock_account()
+    assert main(["lookup", "a+b@x.com", "--json", "--no-cache"]) == 0
+    [d] = json.loads(capsys.readouterr().out)
+    assert d["lists"][0]["state_changed"] == "2025-01-01T09:00:00+03:00"
+    assert d["lists"][0]["joined"] == "2025-01-01T09:00:00+03:00"
+    assert d["campaigns"][0]["sent"] == "2026-03-01T10:00:00+03:00"
+    assert d["fetched_at"].endswith("Z")
+    assert d["lists"][0]["consent_to_track"] is None  # "Unchanged" is not a stored value
+    assert d["suppressed"] is None
+
+
+@responses.activate
+def test_json_without_the_clients_zone_gives_no_made_up_offset(env, capsys):
+    mock_account(time_zone="")
+    assert main(["lookup", "a+b@x.com", "--json", "--no-cache"]) == 0
+    [d] = json.loads(capsys.readouterr().out)
+    assert d["lists"][0]["state_changed"] == "2025-01-01T09:00:00"
+    assert d["campaigns"][0]["sent"] == "2026-03-01T10:00:00"
+
+
+@responses.activate
 def test_human_output(env, capsys):
     mock_account()
     assert main(["lookup", "a+b@x.com"]) == 0
@@ -59,7 +97,41 @@ def test_human_output(env, capsys):
 
 
 @responses.activate
+def test_human_output_names_the_clients_zone_and_hides_unchanged_consent(env, capsys):
+    mock_account()
+    assert main(["lookup", "a+b@x.com", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\(as of \d\d:\d\d:\d\d UTC\+03:00\)", out)
+    assert "since 2025-01-01 09:00 UTC+03:00, joined 2025-01-01 09:00 UTC+03:00" in out
+    assert "2026-03-01 10:00 UTC+03:00  Spring sale" in out
+    assert "Unchanged" not in out and "consent" not in out
+    assert "Suppressed" not in out
+
+
+@responses.activate
+def test_human_output_in_utc_when_the_clients_zone_cannot_be_read(env, capsys):
+    mock_account()
+    responses.replace(responses.GET, f"{BASE}/clients/{CID}.json", json={"Code": 400, "Message": "no"}, status=400)
+    assert main(["lookup", "a+b@x.com", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "since 2025-01-01 09:00 UTC, joined" in out and re.search(r"as of \d\d:\d\d:\d\d UTC\)", out)
+
+
+@responses.activate
+def test_a_suppressed_address_says_so(env, capsys):
+    mock_account(suppressed=[("A+B@x.com", "Spam Complaint", "2025-06-01 12:00:00")])
+    assert main(["lookup", "a+b@x.com", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert ("Suppressed: on this client's suppression list since 2025-06-01 12:00 UTC+03:00 "
+            "(reason: Spam Complaint)") in out
+    assert main(["lookup", "a+b@x.com", "--json", "--no-cache"]) == 0
+    [d] = json.loads(capsys.readouterr().out)
+    assert d["suppressed"] == {"reason": "Spam Complaint", "since": "2025-06-01T12:00:00+03:00"}
+
+
+@responses.activate
 def test_auth_failure_exits_nonzero_without_key(env, capsys):
+    mock_client()
     responses.get(f"{BASE}/clients/{CID}/campaigns.json", json={"Code": 100, "Message": "Invalid API key"}, status=401)
     responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json={"Code": 100, "Message": "Invalid API key"},
                   status=401)

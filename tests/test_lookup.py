@@ -127,7 +127,7 @@ def test_cases_no_list_no_campaigns_full():
     doc = p.to_json()
     assert set(doc) >= {"email", "lists", "campaigns", "activity", "errors"}
     assert doc["lists"][0] == {**doc["lists"][0], "list_id": "L1", "list_name": "News", "state": "Active",
-                               "state_changed": "2026-01-06 10:00:00", "joined": "2025-01-01 09:00:00"}
+                               "state_changed": "2026-01-06T10:00:00", "joined": "2025-01-01T09:00:00"}
     assert doc["campaigns"][0]["opened"] is True and doc["activity"]["open_rate"] == 1.0
 
 
@@ -246,3 +246,154 @@ def test_a_lookup_while_the_api_is_down_names_the_outage(sandbox):
     [profile] = svc.lookup_many([email])
     assert profile.failed and sandbox.requests_served == 0  # failed fast: nothing was sent
     assert "Campaign Monitor is not answering since " in profile.problems[0].message
+
+
+# ---------------------------------------------------------------- the suppression list, read once
+def mock_suppression(pages, total=None):
+    """``pages``: a list of pages, each a list of (email, reason, date)."""
+    total = total if total is not None else len(pages)
+    for n, rows in enumerate(pages, start=1):
+        responses.get(f"{BASE}/clients/{CID}/suppressionlist.json", json={
+            "Results": [{"EmailAddress": e, "SuppressionReason": r, "Date": d, "State": "Suppressed"}
+                        for e, r, d in rows],
+            "PageNumber": n, "PageSize": 2, "RecordsOnThisPage": len(rows), "TotalNumberOfRecords": 9,
+            "NumberOfPages": total}, match=[responses.matchers.query_param_matcher({"page": str(n)},
+                                                                                   strict_match=False)])
+
+
+def suppression_calls():
+    return [c for c in responses.calls if "suppressionlist" in c.request.url]
+
+
+@responses.activate
+def test_one_pass_over_the_suppression_list_answers_every_address():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=[])
+    mock_suppression([[("A@x.com", "Bounced", "2025-03-01 10:00:00"), ("b@x.com", "Unsubscribed", "")],
+                      [("c@x.com", "Spam Complaint", "2025-04-01 08:00:00")]])
+    a, b, c, d = svc().lookup_many(["a@X.com", "b@x.com", "c@x.com", "d@x.com"], suppression=True)
+    assert (a.suppression.reason, a.suppression.date) == ("Bounced", datetime(2025, 3, 1, 10))
+    assert b.suppression.reason == "Unsubscribed" and c.suppression.reason == "Spam Complaint"
+    assert d.suppression is None and not d.problems
+    assert len(suppression_calls()) == 2  # each page once, for four addresses
+
+
+@responses.activate
+def test_without_asking_no_suppression_call_is_made():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=[])
+    (p,) = svc().lookup_many(["a@x.com"])
+    assert p.suppression is None and not suppression_calls()
+
+
+@responses.activate
+def test_an_unreadable_suppression_list_is_a_problem_not_a_failure():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=[])
+    responses.get(f"{BASE}/clients/{CID}/suppressionlist.json", json={"Code": 500, "Message": "Sorry"}, status=500)
+    (p,) = svc().lookup_many(["a@x.com"], suppression=True)
+    assert not p.failed and p.suppression is None
+    [problem] = p.problems
+    assert problem.where == "suppression" and "a@x.com" in problem.message and "Code 500" in problem.message
+
+
+@responses.activate
+def test_the_index_is_kept_and_a_write_makes_the_next_read_fresh():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=[])
+    mock_suppression([[("a@x.com", "Bounced", "2025-03-01 10:00:00")]])
+    c = CampaignMonitor("k", BASE, options=ClientOptions(rate=None, retry=RetryPolicy(max_attempts=1)), cache=None)
+    clock = Tick()
+    s = LookupService(c, CID, memo_ttl=60, clock=clock)
+    s.suppression.ttl = 120  # as with the HTTP cache on (off here: cache=None)
+    assert s.lookup_many(["a@x.com"], suppression=True)[0].suppression is not None
+    assert s.lookup_many(["a@x.com"], suppression=True)[0].suppression is not None
+    assert len(suppression_calls()) == 1  # kept: the second lookup read nothing
+    c.invalidate_email("a@x.com")  # a write (e.g. a Resubscribe that took it off the list)
+    s.lookup_many(["a@x.com"], suppression=True)
+    assert len(suppression_calls()) == 2
+    clock.t = 121
+    s.lookup_many(["a@x.com"], suppression=True)
+    assert len(suppression_calls()) == 3  # expired
+    s.close()
+    assert c.invalidation_listener_count == 0
+
+
+def test_a_build_overtaken_by_a_write_is_not_kept():
+    from cmlib.models import Page, SuppressedAddress
+    from cmlib.suppression import SuppressionMemo
+
+    class Source:
+        def __init__(self):
+            self.calls: list[bool] = []
+            self.memo: SuppressionMemo | None = None
+
+        def suppression_list(self, client_id, *, page=1, page_size=1000, fresh=False):
+            self.calls.append(fresh)
+            if len(self.calls) == 1 and self.memo is not None:
+                self.memo.invalidate()  # a write lands while the first build reads
+            return Page((SuppressedAddress("a@x.com", "Bounced", None),), 1, 1000, 1, 1, 1)
+
+    src = Source()
+    memo = SuppressionMemo(src, CID, ttl=120, clock=Tick())
+    src.memo = memo
+    assert "A@X.com" in memo.get()
+    assert not memo.held  # overtaken: returned, not kept
+    memo.get()
+    assert src.calls == [False, True]  # the next read bypasses the HTTP cache
+    assert memo.held
+    memo.get()
+    assert len(src.calls) == 2
+
+
+def test_the_index_marks_itself_incomplete_past_its_page_limit():
+    from cmlib.models import Page, SuppressedAddress
+    from cmlib.suppression import SuppressionIndex
+
+    class Source:
+        def suppression_list(self, client_id, *, page=1, page_size=1000, fresh=False):
+            return Page((SuppressedAddress(f"p{page}@x.com", "Bounced", None),), page, 1, 1, 5, 5)
+
+    index = SuppressionIndex.for_client(Source(), CID, max_pages=3)
+    assert len(index) == 3 and not index.complete and index.pages_read == 3
+    assert index.get("P2@x.com") is not None and "p5@x.com" not in index
+
+
+def test_suppressed_demo_customer_against_the_sandbox(sandbox):
+    from cmlib.sandbox import DEMO_CUSTOMERS
+
+    c = CampaignMonitor(sandbox.client_api_key, sandbox.base_url, options=ClientOptions(rate=None), cache=None)
+    email = DEMO_CUSTOMERS["suppressed"][0]
+    supp, anna = LookupService(c, sandbox.main_client_id).lookup_many([email, "anna@example.com"], suppression=True)
+    assert supp.case == CASE_NO_LISTS and supp.suppression is not None
+    assert supp.suppression.reason == "Unsubscribed" and supp.suppression.date is not None
+    assert anna.suppression is None and not anna.all_problems()
+
+
+# ---------------------------------------------------------------- the client's time zone
+@responses.activate
+def test_the_clients_zone_is_read_alongside_the_lookup_and_kept():
+    mock_campaigns()
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=[])
+    responses.get(f"{BASE}/clients/{CID}.json", json={"BasicDetails": {"ClientID": CID,
+                                                                        "TimeZone": "(GMT+03:00) Moscow"}})
+    c = CampaignMonitor("k", BASE, options=ClientOptions(rate=None, retry=RetryPolicy(max_attempts=1)), cache=None)
+    s = LookupService(c, CID, clock=Tick())
+    s.lookup_many(["a@x.com"], time_zone=True)
+    details = [x for x in responses.calls if x.request.url.startswith(f"{BASE}/clients/{CID}.json")]
+    assert len(details) == 1  # in the lookup's first wave, not after it
+    assert s.client_time_zone() == "(GMT+03:00) Moscow"
+    assert len([x for x in responses.calls if x.request.url.startswith(f"{BASE}/clients/{CID}.json")]) == 1
+
+
+@responses.activate
+def test_a_zone_that_cannot_be_read_is_not_asked_for_on_every_rerun():
+    responses.get(f"{BASE}/clients/{CID}.json", json={"Code": 500, "Message": "Sorry"}, status=500)
+    c = CampaignMonitor("k", BASE, options=ClientOptions(rate=None, retry=RetryPolicy(max_attempts=1)), cache=None)
+    clock = Tick()
+    s = LookupService(c, CID, clock=clock)
+    assert s.client_time_zone() is None and s.client_time_zone() is None
+    assert len(responses.calls) == 1
+    clock.t = 61
+    assert s.client_time_zone() is None
+    assert len(responses.calls) == 2

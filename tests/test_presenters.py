@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timezone
 import pytest
 
 from cmlib.lookup import Activity, ListStatus, Profile, ReceivedCampaign, StateReason
+from cmlib.models import SuppressedAddress
 from cmlib.presenters import (
     CAMPAIGN_COLUMNS,
     COL_CLICKED,
@@ -13,15 +14,19 @@ from cmlib.presenters import (
     COL_SENT,
     COL_SUBJECT,
     COL_WEB,
+    TimeDisplay,
     activity_figures,
     as_of,
     campaign_rows,
+    consent_fact,
     format_when,
     list_facts,
     safe_web_link,
     state_reason,
     state_summary,
+    suppression_notice,
 )
+from cmlib.timezones import ZoneSource
 
 NOW = datetime(2025, 3, 4, 14, 32, 5, tzinfo=UTC)
 
@@ -38,9 +43,15 @@ def camp(cid: str, sent: datetime | None, opens: int = 0, clicks: int = 0, url: 
                             web_version_url=url, opens=opens, clicks=clicks)
 
 
-def profile(lists=(), campaigns=(), failed=False) -> Profile:
+def profile(lists=(), campaigns=(), failed=False, suppression=None) -> Profile:
     return Profile(email="a@example.com", lists=tuple(lists), campaigns=tuple(campaigns),
-                   activity=Activity.of(campaigns), fetched_at=NOW, failed=failed)
+                   activity=Activity.of(campaigns), fetched_at=NOW, failed=failed, suppression=suppression)
+
+
+MOSCOW_CLIENT = "(GMT+03:00) Moscow, St. Petersburg"
+# The client's dates are in Moscow time; the person reads in Berlin (browser zone).
+BERLIN = TimeDisplay.choose("Europe/Berlin", MOSCOW_CLIENT)
+CLIENT = TimeDisplay.choose(None, MOSCOW_CLIENT)
 
 
 def test_summary_counts_states_in_support_order():
@@ -70,28 +81,72 @@ def test_as_of_is_utc_with_seconds():
     assert as_of(NOW.astimezone(timezone(timedelta(hours=3)))) == "as of 14:32:05 UTC"
 
 
-def test_format_when():
-    assert format_when(datetime(2025, 1, 2, 3, 4, 5)) == "2025-01-02 03:04"
+def test_format_when_names_the_zone():
+    assert format_when(datetime(2025, 1, 2, 3, 4, 5)) == "2025-01-02 03:04 UTC"  # nothing known: UTC, said
     assert format_when(None) == ""
+    # Campaign Monitor's 03:04 is Moscow time (the client's zone) = 01:04 in Berlin in winter
+    assert format_when(datetime(2025, 1, 2, 3, 4, 5), BERLIN) == "2025-01-02 01:04 CET"
+    assert format_when(datetime(2025, 7, 2, 3, 4, 5), BERLIN) == "2025-07-02 02:04 CEST"
+    assert format_when(datetime(2025, 1, 2, 3, 4, 5), CLIENT) == "2025-01-02 03:04 UTC+03:00"
+
+
+def test_the_display_zone_is_the_browsers_else_the_clients_else_utc():
+    assert BERLIN.zone.source == ZoneSource.BROWSER
+    assert CLIENT.zone.source == ZoneSource.CLIENT
+    assert TimeDisplay.choose(None, None).zone.source == ZoneSource.UTC
+    assert TimeDisplay.choose("Not/AZone", "garbage").zone.source == ZoneSource.UTC
+
+
+def test_as_of_in_the_display_zone():
+    assert as_of(NOW, BERLIN) == "as of 15:32:05 CET"  # our own times are aware UTC
+    assert as_of(NOW, CLIENT) == "as of 17:32:05 UTC+03:00"
 
 
 def test_list_facts_full_and_sparse():
     full = status("Active", state_changed=datetime(2025, 2, 1, 10, 0), joined=datetime(2023, 5, 6, 7, 8),
                   consent_to_track="Yes", confirmed_opt_in=True, subscriber_name=" Anna K ")
-    assert list_facts(full) == ["name: Anna K", "state since 2025-02-01 10:00", "joined 2023-05-06 07:08",
+    assert list_facts(full) == ["name: Anna K", "state since 2025-02-01 10:00 UTC", "joined 2023-05-06 07:08 UTC",
                                 "consent to track: Yes", "confirmed opt-in list"]
+    assert list_facts(full, BERLIN)[1:3] == ["state since 2025-02-01 08:00 CET", "joined 2023-05-06 06:08 CEST"]
     sparse = status("Active", date_added=None)
-    assert list_facts(sparse) == ["consent to track: not reported"]
+    assert list_facts(sparse) == []  # no consent reported: nothing said rather than a made-up value
     # joined falls back to the listsforemail date
-    assert list_facts(status("Active"))[0] == "joined 2024-01-02 09:00"
+    assert list_facts(status("Active"))[0] == "joined 2024-01-02 09:00 UTC"
 
 
-def test_state_reason():
+@pytest.mark.parametrize("value", ["Unchanged", "unchanged", " Unchanged ", "", None])
+def test_unchanged_consent_is_never_shown_as_a_value(value):
+    """ "Unchanged" is what a write sends to keep the stored value: a read saying it reports nothing."""
+    assert consent_fact(value) is None
+    facts = list_facts(status("Active", consent_to_track=value))
+    assert not [f for f in facts if "consent" in f or "Unchanged" in f]
+
+
+def test_stored_consent_is_shown():
+    assert consent_fact("No") == "consent to track: No"
+    assert "consent to track: Yes" in list_facts(status("Active", consent_to_track="Yes"))
+
+
+def test_state_reason_names_the_zone():
     r = StateReason(event="Unsubscribe", date=datetime(2025, 1, 1, 12, 0), campaign_id="c1",
                     campaign_name="January news")
-    assert state_reason(status("Unsubscribed", reason=r)) == r.describe()
+    assert state_reason(status("Unsubscribed", reason=r)) == "Unsubscribe on 2025-01-01 12:00 UTC from “January news”"
+    assert state_reason(status("Unsubscribed", reason=r), BERLIN) == ("Unsubscribe on 2025-01-01 10:00 CET from "
+                                                                       "“January news”")
     assert "no matching event" in state_reason(status("Bounced"))
     assert state_reason(status("Active")) is None
+
+
+def test_suppressed_address_in_the_tab_label_and_the_notice():
+    entry = SuppressedAddress("A@example.com", "Spam Complaint", datetime(2025, 1, 2, 12, 0))
+    assert state_summary(profile(suppression=entry)) == "on no list, suppressed"
+    assert state_summary(profile([status("Bounced")], suppression=entry)) == "1 bounced, suppressed"
+    text = suppression_notice("a@example.com", entry, BERLIN)
+    assert text.startswith("a@example.com is on this client's suppression list since 2025-01-02 10:00 CET "
+                           "(reason: Spam Complaint).")
+    assert "Resubscribe" in text and "confirm that explicitly" in text
+    bare = suppression_notice("a@example.com", SuppressedAddress("a@example.com", "", None))
+    assert bare.startswith("a@example.com is on this client's suppression list (no reason recorded).")
 
 
 def test_campaign_rows_last_three_newest_first_as_given():
@@ -101,8 +156,11 @@ def test_campaign_rows_last_three_newest_first_as_given():
           camp("c1", datetime(2025, 1, 1), opens=5)]
     rows = campaign_rows(profile([status("Active")], cs))
     assert [r[COL_SUBJECT] for r in rows] == ["subject c4", "subject c3", "subject c2"]
-    assert rows[0] == {COL_SUBJECT: "subject c4", COL_SENT: datetime(2025, 4, 1), COL_OPENED: True,
+    assert rows[0] == {COL_SUBJECT: "subject c4", COL_SENT: "2025-04-01 00:00 UTC", COL_OPENED: True,
                        COL_CLICKED: True, COL_WEB: "https://x/c4"}
+    # the Sent column is in the display zone like every other time, the zone named in each cell
+    assert [r[COL_SENT] for r in campaign_rows(profile([status("Active")], cs), 3, BERLIN)] == [
+        "2025-03-31 23:00 CEST", "2025-02-28 22:00 CET", "2025-01-31 22:00 CET"]
     assert (rows[1][COL_OPENED], rows[1][COL_CLICKED], rows[1][COL_WEB]) == (True, False, None)
     assert set(rows[2]) == set(CAMPAIGN_COLUMNS)
 

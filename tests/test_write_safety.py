@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from cmlib.audit import AuditLog, Secret, configured_secrets, find_secrets
+from cmlib.audit import ActorSource, AuditLog, Secret, configured_secrets, find_secrets
 from cmlib.client import CampaignMonitor, ClientOptions
 from cmlib.errors import TransportError
 from cmlib.retry import NO_RETRY
@@ -118,6 +118,25 @@ def test_secret_in_the_actor_is_refused_too(sb, client, audit):
     with pytest.raises(PlanNotReady, match="the operator name contains the API key"):
         apply(client, plan, audit, actor=sb.client_api_key)
     assert state(sb, "Webinars") == "Active"
+
+
+def test_a_change_with_nobody_named_as_acting_is_refused(sb, client, audit):
+    """Issue 12.1: no audit row reads "anonymous" -- a change without a name is not made."""
+    plan = prepare(sb, client, ANNA, {"Webinars": False})
+    sb.reset_counts()
+    for nobody in ("", "   "):
+        with pytest.raises(PlanNotReady, match="who is acting is not known"):
+            apply(client, plan, audit, actor=nobody)
+    assert sb.requests_served == 0 and audit.count() == 0
+    assert state(sb, "Webinars") == "Active"
+
+
+def test_the_audit_rows_say_where_the_name_came_from(sb, client, audit):
+    plan = prepare(sb, client, ANNA, {"Webinars": False, "Beta testers": True})
+    apply(client, plan, audit, actor="  Dana ", actor_source=ActorSource.TYPED)
+    rows = audit.query()
+    assert len(rows) == 2
+    assert {(r.actor, r.actor_source) for r in rows} == {("Dana", ActorSource.TYPED)}
 
 
 # ----------------------------------------------------------------------------- 3. lost answers

@@ -3,54 +3,63 @@ the email × list matrix out, with CSV/Excel downloads.
 
 The run belongs to a :class:`cmlib.bulk.jobs.BulkJob` in a process-wide registry, not to the
 script run: a rerun, a visit to another page or a browser reload (the job id is also in the
-URL) finds the job again with everything that finished. The page only polls it, from a
-fragment that reruns every second while the job is running. A link to a run that is gone
-(expired, evicted, or the server restarted) says so instead of showing nothing. Each run has a
-client of its own with bulk options (not the interactive one the Lookup page uses), which the
-job closes when the run ends; the registry cancels its jobs when Streamlit drops it.
+URL) finds the job again with everything that finished, and says what it ran on (the file's
+name, or pasted addresses) and when it started. A link to a run that is gone (expired, evicted,
+or the server restarted) says so instead of showing nothing. Each run has a client of its own
+with bulk options (not the interactive one the Lookup page uses), which the job closes when the
+run ends; the registry cancels its jobs when Streamlit drops it.
+
+The "Look up" button is always there: a text area hands its text to the script only when it
+loses focus, so a button that appeared only after that was missing right after a paste. The
+click itself takes the focus away, and the run starts from the text as pasted (or says what is
+missing).
+
+Progress sits right beside that button, where the person who just clicked is looking, in a
+fragment that redraws every half second from one :class:`~cmlib.bulk.progress.Progress`: the
+bar, its sentence ("176 / 300 addresses · 20.0/s · about 6 s left") and the counters (looked
+up, on no list, suppressed, failed, not looked up) are one reading and always agree. While
+Campaign Monitor is not answering the run pauses (see :mod:`cmlib.bulk.engine`) and the
+fragment says so at once. The results below (:mod:`ui.bulk_results`) are paged and built on
+demand, so several people can watch big runs at once.
 
 States read as everywhere else in the app (subscribed, unsubscribed, pending, bounced,
 deleted: :mod:`cmlib.states`); the downloads also carry the API's own value per list.
-
-While Campaign Monitor is not answering the run pauses (see :mod:`cmlib.bulk.engine`) and the
-progress fragment shows it at once: "Campaign Monitor is not answering since … — paused, N
-addresses waiting", instead of a counter that stops and an ETA that grows.
-
-Every string from the file or the API (column names, list names, cells) is shown through a
-dataframe or ``md_escape``; the downloads are neutralised against formula injection in cmlib.
 """
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
 
 from cmlib.bulk.control import JobState, format_duration, patience_from_env
-from cmlib.bulk.export import CSV_MIME, XLSX_MIME, to_csv_bytes, to_excel_bytes
-from cmlib.bulk.jobs import BulkJob, JobRegistry, JobSnapshot
-from cmlib.bulk.matrix import (
-    COL_ROW,
-    Layout,
-    build_matrix,
-    chart_colors,
-    filter_matrix,
-    filter_states,
-    layout_for,
-    problems_frame,
-    style_matrix,
-    summarise,
-)
+from cmlib.bulk.jobs import BulkJob, JobRegistry
+from cmlib.bulk.matrix import problems_frame
 from cmlib.bulk.pasted import parse_pasted
+from cmlib.bulk.progress import Progress
 from cmlib.bulk.structure import read_bytes
 from cmlib.bulk.table import BulkInputError, Table
-from cmlib.bulk.validate import BulkInput, Limits, limits_from_env, validate_table
+from cmlib.bulk.validate import BulkInput, InputSource, Limits, limits_from_env, validate_table
 from cmlib.errors import CMError
+from cmlib.timezones import format_time
+from ui.bulk_results import (  # re-exported: the page's tests know these keys from here
+    EXPORT_FILTERED_KEY,
+    EXPORT_SEP_KEY,
+    FILTER_LISTS_KEY,
+    FILTER_STATES_KEY,
+    PAGE_KEY,
+    render_results,
+)
 from ui.connection import get_connection
+from ui.display_zone import display_zone
 from ui.text import md_escape
+
+__all__ = [
+    "ACTIVITY_KEY", "CANCEL_KEY", "CLEAR_KEY", "EXPORT_FILTERED_KEY", "EXPORT_SEP_KEY", "FILTER_LISTS_KEY",
+    "FILTER_STATES_KEY", "JOB_KEY", "PAGE_KEY", "PASTE_KEY", "PROGRESS_EVERY", "REFRESH_KEY", "SOURCE_KEY",
+    "SOURCE_PASTE", "SOURCE_UPLOAD", "START_KEY", "UPLOAD_KEY", "current_job", "registry", "render_bulk_page",
+]
 
 SOURCE_KEY = "bulk.source"
 PASTE_KEY = "bulk.paste"
@@ -61,20 +70,17 @@ CANCEL_KEY = "bulk.cancel"
 REFRESH_KEY = "bulk.refresh"
 CLEAR_KEY = "bulk.clear"
 JOB_KEY = "bulk.job_id"  # the job this session watches
+START_REQUESTED_KEY = "bulk.start_requested"  # "Look up" was clicked: start from this run's input
 START_ERROR_KEY = "bulk.start_error"  # why the last "Look up" could not start a run
 FINAL_SHOWN_KEY = "bulk.final_shown"  # job id whose final state a full run has rendered
 PARSED_KEY = "bulk.parsed"  # (signature, Table | error) of the current input
-TABLES_KEY = "bulk.tables"  # (job id, results count, state) -> the tables built from them
 VALIDATED_KEY = "bulk.validated"  # (input signature, column, row limit) -> BulkInput | error
-FILTER_LISTS_KEY = "bulk.filter.lists"
-FILTER_STATES_KEY = "bulk.filter.states"
-EXPORT_FILTERED_KEY = "bulk.export.filtered"
-EXPORT_SEP_KEY = "bulk.export.sep"
 QUERY_JOB = "job"
+
+PROGRESS_EVERY = 0.5  # seconds between progress redraws while a run is going
 
 SOURCE_PASTE = "Paste addresses"
 SOURCE_UPLOAD = "Upload a CSV file"
-SEPARATORS = {",": "Comma (,)", ";": "Semicolon (;) — Excel with Russian settings", "\t": "Tab"}
 
 
 def _release_registry(reg: object) -> None:
@@ -90,6 +96,15 @@ def registry() -> JobRegistry:
 
 
 # --------------------------------------------------------------------------- input
+@dataclass(frozen=True)
+class InputState:
+    """What the input section produced: a validated input to run, or why there is none (said
+    when someone presses "Look up" anyway)."""
+
+    bulk_input: BulkInput | None
+    missing: str = ""
+
+
 def _signature(*parts: Any) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -116,8 +131,9 @@ def _parse(kind: str, content: bytes | str, limits: Limits) -> Table | BulkInput
     return result
 
 
-def _read_input(limits: Limits) -> tuple[Table | None, str, str]:
-    """(table, signature, source name) of what the user gave, or (None, ...) with a message shown."""
+def _read_input(limits: Limits) -> tuple[Table | None, str, str, str]:
+    """(table, signature, file name, why there is none) of what the user gave; problems with
+    the input itself are shown where it is."""
     source = st.radio("Addresses from", [SOURCE_PASTE, SOURCE_UPLOAD], key=SOURCE_KEY, horizontal=True)
     if source == SOURCE_UPLOAD:
         up = st.file_uploader(
@@ -126,11 +142,11 @@ def _read_input(limits: Limits) -> tuple[Table | None, str, str]:
             type=["csv", "txt", "tsv"], key=UPLOAD_KEY,
         )
         if up is None:
-            return None, "", ""
+            return None, "", "", "Choose a CSV file first."
         if up.size > limits.max_bytes:
             st.error(f"The file is {up.size / 1e6:.1f} MB; the limit is {limits.max_mb:g} MB. Split it into smaller "
                      "files or use the command line (`python -m cmlib bulk`).")
-            return None, "", ""
+            return None, "", "", "The file is too big (see above)."
         data = up.getvalue()
         parsed = _parse(SOURCE_UPLOAD, data, limits)
         name = up.name
@@ -138,25 +154,27 @@ def _read_input(limits: Limits) -> tuple[Table | None, str, str]:
     else:
         text = st.text_area(
             "Addresses — one per line, or separated by commas or spaces; or paste a range copied from Excel "
-            "(with its header row)", key=PASTE_KEY, height=180,
+            "(with its header row)", key=PASTE_KEY, height=160,
             placeholder="anna@example.com\nivan@example.com, maria+news@example.com",
         )
         if not text or not text.strip():
-            return None, "", ""
+            return None, "", "", "Paste some addresses first (one per line), or upload a CSV file."
         parsed = _parse(SOURCE_PASTE, text, limits)
-        name = "pasted"
+        name = ""
         sig = _signature(SOURCE_PASTE, text)
     if isinstance(parsed, BulkInputError):
         st.error(md_escape(str(parsed)))
-        return None, "", ""
-    return parsed, sig, name
+        return None, "", "", "The input cannot be used as it is (see above)."
+    return parsed, sig, name, ""
 
 
-def _choose_column(table: Table, sig: str) -> Table | None:
+def _choose_column(table: Table, sig: str, details: Any) -> Table | None:
+    """The email column: detected, or chosen here when the file leaves a choice. How the file
+    was read is said in ``details`` (below the button)."""
     det = table.detected
     if det.flat_list:
         return table
-    st.caption(md_escape(f"Read as {det.describe()}."))
+    details.caption(md_escape(f"Read as {det.describe()}."))
     if len(det.columns) == 1 and det.email_column == 0:
         return table  # nothing to choose
     cols = list(range(len(det.columns)))
@@ -173,7 +191,7 @@ def _choose_column(table: Table, sig: str) -> Table | None:
     if choice != det.email_column:
         return Table(replace(det, email_column=choice, email_column_reason="chosen by you"), table.rows)
     if det.email_column_reason:
-        st.caption(md_escape(f"Detected by {det.email_column_reason}."))
+        details.caption(md_escape(f"Email column detected by {det.email_column_reason}."))
     return table
 
 
@@ -184,13 +202,15 @@ def _validate(table: Table, sig: str, name: str, limits: Limits) -> BulkInput | 
         result = cached[1]
     else:
         try:
-            result = validate_table(table, max_rows=limits.max_rows, source_name=name)
+            result = validate_table(table, max_rows=limits.max_rows, source_name=name,
+                                    source=InputSource.UPLOADED if name else InputSource.PASTED)
         except BulkInputError as exc:
             result = exc
         st.session_state[VALIDATED_KEY] = (key, result)
     if isinstance(result, BulkInputError):
         st.error(md_escape(str(result)))
         return None
+    assert isinstance(result, BulkInput)
     return result
 
 
@@ -207,10 +227,30 @@ def _validation_panel(bi: BulkInput) -> None:
             st.dataframe(problems_frame(bi), hide_index=True, width="stretch")
 
 
+def _input_section(limits: Limits, details: Any) -> InputState:
+    """The input and the email column here; what validation found goes to ``details``, below
+    the button, so the button (and the progress beside it) stays where the person is looking."""
+    table, sig, name, missing = _read_input(limits)
+    if table is None:
+        return InputState(None, missing)
+    chosen = _choose_column(table, sig, details)
+    if chosen is None:
+        return InputState(None, "Choose the email column first.")
+    bi = _validate(chosen, sig, name, limits)
+    if bi is None:
+        return InputState(None, "The input cannot be used as it is (see above).")
+    with details:
+        _validation_panel(bi)
+    if bi.counts.valid == 0:
+        return InputState(None, "None of the rows holds a valid address: there is nothing to look up.")
+    return InputState(bi)
+
+
 def _cost_caption(n: int, rate: float | None, list_count: int | None) -> str:
     """The price of a run in API calls, said before it starts."""
     t = f", about {format_duration(n / rate)} at {rate:g} requests/s" if rate else ""
-    base = f"Membership only: **{n:,} calls** (one per distinct address){t}."
+    base = f"Membership only: **{n:,} calls** (one per distinct address){t}, plus the suppression list (one call " \
+           "per 1,000 suppressed addresses)."
     extra = ("With activity: **{n:,} + one call per list membership + 1** (the campaigns index) — for example "
              "{ex:,} calls if each address is on two lists{upper}.")
     upper = f", at most {n * (1 + list_count) + 1:,} with this client's {list_count} lists" if list_count else ""
@@ -235,11 +275,21 @@ def current_job() -> BulkJob | None:
     return job
 
 
-def _start(conn: Any, bi: BulkInput, with_activity: bool) -> None:
+def _request_start() -> None:
+    """``on_click`` of "Look up": the run starts in the script, from the input as this rerun reads
+    it (a text area pasted into a moment ago hands over its text with this very click)."""
+    st.session_state[START_REQUESTED_KEY] = True
+
+
+def _start(conn: Any, state: InputState, with_activity: bool) -> None:
     old = current_job()
     if old is not None and not old.finished:
+        st.session_state[START_ERROR_KEY] = "A run is in progress; cancel it or wait for it to finish."
         return
-    st.session_state.pop(START_ERROR_KEY, None)
+    bi = state.bulk_input
+    if bi is None:
+        st.session_state[START_ERROR_KEY] = state.missing or "There is nothing to look up yet."
+        return
     try:
         # A client of its own, with bulk options, for the same credential; the job closes it.
         job = BulkJob.connect(conn.credentials, bi, with_activity=with_activity, patience=patience_from_env())
@@ -274,129 +324,60 @@ def _clear() -> None:
         del st.query_params[QUERY_JOB]
 
 
-def _progress_section(job: BulkJob) -> None:
-    running = not job.finished
+def job_caption(job: BulkJob, started: str) -> str:
+    """What the run is about, said wherever it is shown (a link to it too): "300 addresses from
+    the uploaded file “event.csv” · membership only · started 2026-11-25 16:00 MSK"."""
+    bi = job.input
+    what = "with activity" if job.with_activity else "membership only"
+    return (f"Run of {bi.counts.valid:,} addresses ({bi.counts.rows:,} rows) from {bi.describe_source()} · {what} · "
+            f"started {started}")
 
-    @st.fragment(run_every=1.0 if running else None)
+
+def _counters(p: Progress, job: BulkJob) -> None:
+    """The counters of the one reading ``p``: they add up to the bar's "done / total"."""
+    c = job.input.counts
+    m = st.columns(6)
+    m[0].metric("Looked up", f"{p.looked_up:,}")
+    m[1].metric("On no list", f"{p.on_no_list:,}")
+    m[2].metric("Suppressed", f"{p.suppressed:,}", help="Addresses on the client's suppression list (read once "
+                "at the start of the run): Campaign Monitor sends them nothing, and a subscribe would add them "
+                "only with Resubscribe. The matrix says since when and why.")
+    m[3].metric("Failed", f"{p.errors:,}", help="Lookups that failed after retries; the reason is in the "
+                "matrix's Error column.")
+    m[4].metric("Not looked up", f"{p.waiting:,}")
+    m[5].metric("Invalid / dup.", f"{c.invalid:,} / {c.duplicates:,}",
+                help="Input rows that were not looked up because the address is invalid, or because an "
+                "earlier row has the same address (they show that row's result).")
+
+
+def _progress_section(job: BulkJob, started: str) -> None:
+    running = not job.finished
+    about = md_escape(job_caption(job, started))
+
+    @st.fragment(run_every=PROGRESS_EVERY if running else None)
     def progress_fragment() -> None:
-        p = job.progress()
+        p = job.progress()  # one reading for the bar, its sentence and the counters
         st.progress(p.fraction, text=p.describe())
+        st.caption(about)
         paused = p.pause_message()
         if paused:
             st.warning(md_escape(paused + ". It continues by itself when Campaign Monitor answers again; nothing "
                                  "is marked failed because of the outage."), icon=":material/cloud_off:")
-        if not job.finished:
-            left = st.columns([1, 2, 4])
+        if not p.finished:
+            left = st.columns([1.3, 2, 3.5])
             left[0].button("Cancel", key=CANCEL_KEY, on_click=job.cancel, icon=":material/stop:",
-                           disabled=job.state == JobState.CANCELLING)
+                           disabled=p.state == JobState.CANCELLING)
             if left[1].button("Show results so far", key=REFRESH_KEY, icon=":material/refresh:"):
                 st.rerun()  # the whole page: the results section is outside this fragment
-            if job.state == JobState.CANCELLING:
+            if p.state == JobState.CANCELLING:
                 left[2].caption("Cancelling: no new lookups start; those in flight finish and are kept.")
             else:
                 left[2].caption("You can leave this page: the run continues and the results so far stay here.")
-        elif st.session_state.get(FINAL_SHOWN_KEY) != job.id:
+        _counters(p, job)
+        if p.finished and st.session_state.get(FINAL_SHOWN_KEY) != job.id:
             st.rerun()  # the run just ended: redraw the whole page with the final results
 
     progress_fragment()
-
-
-def _file_stem(name: str) -> str:
-    stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", name or "")
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:40]
-    return stem or "bulk"
-
-
-def _results_section(job: BulkJob) -> None:
-    snap: JobSnapshot = job.snapshot()
-    finished = snap.finished
-    if snap.fatal:
-        st.error(md_escape(f"The run stopped: {snap.fatal}. Check the credentials in Settings; the addresses not "
-                           "looked up are marked in the matrix."))
-    elif snap.gave_up:
-        st.error(md_escape(f"{snap.gave_up}. The addresses not looked up are marked in the matrix; run them again "
-                           "when it answers."), icon=":material/cloud_off:")
-    for note in snap.notes:
-        st.warning(md_escape(note))
-    if not snap.results and not finished:
-        st.caption("Results appear here when the run ends, or when you press “Show results so far”.")
-        return
-    layout, summary, counts, matrix = _tables(snap)
-    heading = "Results" if finished else "Results so far"
-    if snap.state == JobState.CANCELLED:
-        heading = "Results (the run was cancelled; what finished is kept)"
-    st.subheader(heading)
-    m = st.columns(5)
-    m[0].metric("Looked up", f"{counts.looked_up:,}")
-    m[1].metric("On no list", f"{counts.on_no_list:,}")
-    m[2].metric("Failed", f"{counts.failed:,}", help="Lookups that failed after retries; the reason is in the "
-                "matrix's Error column.")
-    m[3].metric("Not looked up", f"{counts.not_run:,}")
-    m[4].metric("Invalid / duplicates", f"{counts.invalid_rows:,} / {counts.duplicate_rows:,}",
-                help="Input rows that were not looked up because the address is invalid, or because an "
-                "earlier row has the same address (they show that row's result).")
-
-    st.markdown("**Per list: distinct addresses in each state**")
-    st.dataframe(summary, width="stretch")
-    if len(summary) and int(summary.to_numpy().sum()) > 0:
-        # horizontal: "x" is the list axis (labelled by the table above), "y" the counts
-        colors: list[Any] = chart_colors(list(summary.columns))  # the colours of cmlib.states, by state
-        st.bar_chart(summary, color=colors, stack=True, horizontal=True, sort=False, x_label="",
-                     y_label="addresses")
-
-    _matrix_section(matrix, layout, snap, summary)
-
-
-def _tables(snap: JobSnapshot) -> tuple[Layout, Any, Any, Any]:
-    """Layout, summary, counts and matrix, rebuilt only when the results changed: a filter
-    click on a 100,000-row result must not rebuild the whole matrix."""
-    key = (snap.job_id, len(snap.results), snap.state)
-    cached = st.session_state.get(TABLES_KEY)
-    if cached and cached[0] == key:
-        return cached[1]
-    layout = layout_for(snap)
-    summary, counts = summarise(snap, layout)
-    tables = (layout, summary, counts, build_matrix(snap, layout))
-    st.session_state[TABLES_KEY] = (key, tables)
-    return tables
-
-
-def _matrix_section(matrix: Any, layout: Layout, snap: JobSnapshot, summary: Any) -> None:
-    st.markdown("**Email × list matrix** (one row per input row)")
-    f1, f2 = st.columns(2)
-    lists = f1.multiselect("Lists", layout.list_columns, key=FILTER_LISTS_KEY,
-                           placeholder="All lists")
-    states = f2.multiselect("States", filter_states(matrix, layout), key=FILTER_STATES_KEY,
-                            placeholder="Any state")
-    shown = filter_matrix(matrix, layout, lists, states)
-    st.caption(f"Showing {len(shown):,} of {len(matrix):,} rows.")
-    styled = style_matrix(shown, layout)
-    if styled is shown and len(shown):
-        st.caption("Colours are shown for smaller selections; filter by list or state to see them.")
-    # The "(API state)" columns are for machines: in the downloads, not on screen.
-    st.dataframe(styled, hide_index=True, width="stretch", column_order=layout.shown_columns,
-                 column_config={COL_ROW: st.column_config.NumberColumn(COL_ROW, format="%d", pinned=True)})
-
-    st.markdown("**Download**")
-    d1, d2, d3 = st.columns([2, 2, 3])
-    default_sep = snap.input.detected.delimiter if snap.input.detected.delimiter in SEPARATORS else ","
-    seps: list[str] = list(SEPARATORS)
-    sep = d3.selectbox("CSV separator", seps, index=seps.index(default_sep),
-                       format_func=lambda d: SEPARATORS.get(d, d), key=EXPORT_SEP_KEY) or default_sep
-    only_shown = d3.checkbox("Only the rows shown (filters applied)", key=EXPORT_FILTERED_KEY,
-                             disabled=len(shown) == len(matrix))
-    data = shown if only_shown else matrix
-    if len(data) > 20_000:
-        d3.caption("Large result: the Excel file takes a while to build (about half a minute per 100,000 rows); "
-                   "the CSV is ready at once.")
-    stamp = datetime.now().strftime("%Y%m%d-%H%M")
-    stem = f"{_file_stem(snap.input.source_name)}-status-{stamp}"
-    d1.download_button("Download CSV", data=lambda: to_csv_bytes(data, delimiter=sep), file_name=f"{stem}.csv",
-                       mime=CSV_MIME, icon=":material/download:", key="bulk.download.csv")
-    d2.download_button("Download Excel", data=lambda: to_excel_bytes(data, state_columns=layout.list_columns,
-                                                                    summary=summary),
-                       file_name=f"{stem}.xlsx", mime=XLSX_MIME, icon=":material/download:",
-                       key="bulk.download.xlsx")
 
 
 # --------------------------------------------------------------------------- page
@@ -410,37 +391,40 @@ def render_bulk_page() -> None:
     except CMError as err:
         st.error(md_escape(f"Cannot connect to Campaign Monitor: {err.reason}"))
         return
-    job = current_job()
-    running = job is not None and not job.finished
-    if job is None:
+    if current_job() is None:
         _missing_job_notice()
 
-    table, sig, name = _read_input(limits)
-    bi: BulkInput | None = None
-    if table is not None:
-        chosen = _choose_column(table, sig)
-        if chosen is not None:
-            bi = _validate(chosen, sig, name, limits)
-    if bi is not None:
-        _validation_panel(bi)
+    # Drawn in this order: the input, then the button with the progress beside it, then what
+    # validation found -- so a click, and the progress it starts, stay in view.
+    top, action, details = st.container(), st.container(), st.container()
+    with top:
+        state = _input_section(limits, details)
         with_activity = st.checkbox("Include activity (last campaign, open and click rates)", key=ACTIVITY_KEY)
+    if state.bulk_input is not None:
         # A run's own client spends the credential's one rate budget, the one this client shows.
-        st.caption(_cost_caption(bi.counts.valid, conn.client.limiter.rate,
-                                 _list_count(conn) if with_activity else None))
-        st.button("Look up", key=START_KEY, type="primary", icon=":material/play_arrow:",
-                  disabled=running or bi.counts.valid == 0, on_click=_start, args=(conn, bi, with_activity),
-                  help="A run is in progress; cancel it or wait for it to finish." if running else None)
-        start_error = st.session_state.get(START_ERROR_KEY)
+        details.caption(_cost_caption(state.bulk_input.counts.valid, conn.client.limiter.rate,
+                                      _list_count(conn) if with_activity else None))
+    if st.session_state.pop(START_REQUESTED_KEY, False):
+        _start(conn, state, with_activity)
+    job = current_job()
+    running = job is not None and not job.finished
+    # Progress right beside the button: where the person who just clicked it is looking.
+    button_col, progress_col = action.columns([1, 6])
+    button_col.button("Look up", key=START_KEY, type="primary", icon=":material/play_arrow:", disabled=running,
+                      on_click=_request_start, width="stretch",
+                      help="A run is in progress; cancel it or wait for it to finish." if running else None)
+    start_error = st.session_state.pop(START_ERROR_KEY, None)  # said once, for the click that caused it
+    if job is None:
+        if start_error:
+            progress_col.error(md_escape(str(start_error)))
+        return
+    with progress_col:
         if start_error:
             st.error(md_escape(str(start_error)))
-        job = current_job()
-
-    if job is None:
-        return
+        if job.finished:
+            st.session_state[FINAL_SHOWN_KEY] = job.id
+        _progress_section(job, format_time(job.created_at, display_zone(conn).zone))
     st.divider()
-    if job.finished:
-        st.session_state[FINAL_SHOWN_KEY] = job.id
-    _progress_section(job)
-    _results_section(job)
+    render_results(job)
     st.button("Clear results", key=CLEAR_KEY, on_click=_clear, icon=":material/delete:",
               help="Forget this run (cancels it when it is still running).")

@@ -6,6 +6,12 @@ dialog, the sidebar) never refetch: a lookup runs only when the set of addresses
 string that came from a person or the API goes through ``md_escape`` (or into a dataframe
 cell) before Streamlit sees it, so a list name is never markup and an address in a tab label
 is never a mailto: link that would swallow the click selecting the tab.
+
+The address box is a chat-style input (``st.chat_input`` drawn inline): Enter looks the
+addresses up, Shift+Enter starts a new line, and a pasted list of lines stays a list. What is
+being looked up lives in :data:`TEXT_KEY`; after each lookup the box is given that text back,
+so it can be edited and sent again. Every time on the page is in one zone, named beside it
+(:class:`cmlib.presenters.TimeDisplay`).
 """
 from __future__ import annotations
 
@@ -27,23 +33,29 @@ from cmlib.presenters import (
     COL_SENT,
     COL_SUBJECT,
     COL_WEB,
+    TimeDisplay,
     activity_figures,
     as_of,
     campaign_rows,
     list_facts,
     state_reason,
     state_summary,
+    suppression_notice,
 )
 from cmlib.runtime import Connection
+from cmlib.sandbox.demo import DEMO_CUSTOMERS
+from cmlib.timezones import parse_cm_time_zone
 from ui.badges import render_state_badge
 from ui.connection import get_connection
+from ui.display_zone import browser_time_zone, zone_choice
 from ui.sidebar import settings_link
 from ui.state import request_refresh, take_refresh
 from ui.subscriptions import subscription_entry
 from ui.text import md_escape
 
-INPUT_KEY = "lookup.input"  # the text area widget
-TEXT_KEY = "lookup.text"  # a copy that survives visits to other pages (widget keys do not)
+INPUT_KEY = "lookup.input"  # prefix of the chat-style input's widget key (Enter submits), see _box_key
+BOX_KEY = "lookup.box"  # which drawing of the box this is (a new one after each lookup)
+TEXT_KEY = "lookup.text"  # the addresses being looked up; survives visits to other pages (widget keys do not)
 LINKED_KEY = "lookup.linked"  # the ?email= list last seen in, or written to, the URL
 RESULTS_KEY = "lookup.results"
 RETRY_KEY = "lookup.retry"  # "Try again" after a failed lookup (read once)
@@ -85,15 +97,29 @@ def linked_addresses() -> list[str]:
     return out
 
 
+def _box_key() -> str:
+    """The box's widget key. It changes with every lookup: a chat input given text after it
+    was drawn keeps its one-line height (a pasted column would show only its first line),
+    while a new box is drawn as tall as its text."""
+    return f"{INPUT_KEY}.{st.session_state.get(BOX_KEY, 0)}"
+
+
+def _set_text(text: str) -> None:
+    """Look up ``text`` and show it in a new box (callbacks, or before the box is drawn)."""
+    st.session_state[TEXT_KEY] = text
+    st.session_state[BOX_KEY] = st.session_state.get(BOX_KEY, 0) + 1
+    st.session_state[_box_key()] = text  # a chat input takes a str here as text to show, once
+
+
 def _follow_link() -> None:
-    """A new ?email= link fills the field (before the widget exists, as Streamlit requires)."""
+    """A new ?email= link becomes the lookup (before the box exists, as Streamlit requires); back
+    from another page, the box shows the current lookup again."""
     linked = linked_addresses()
     if linked and linked != st.session_state.get(LINKED_KEY):
         st.session_state[LINKED_KEY] = linked
-        st.session_state[TEXT_KEY] = "\n".join(linked)
-        st.session_state[INPUT_KEY] = st.session_state[TEXT_KEY]
-    elif INPUT_KEY not in st.session_state:
-        st.session_state[INPUT_KEY] = st.session_state.get(TEXT_KEY, "")
+        _set_text("\n".join(linked))
+    elif _box_key() not in st.session_state and st.session_state.get(TEXT_KEY):
+        st.session_state[_box_key()] = st.session_state[TEXT_KEY]
 
 
 def _update_link(emails: list[str]) -> None:
@@ -106,19 +132,41 @@ def _update_link(emails: list[str]) -> None:
     st.session_state[LINKED_KEY] = emails
 
 
+def _on_submit(key: str) -> None:
+    """Enter (or the send arrow) in the box: its text is the new lookup, and stays in the box."""
+    value = st.session_state.get(key)
+    if isinstance(value, str):
+        _set_text(value)
+
+
+HELP = ("Enter looks the addresses up; Shift+Enter starts a new line. Separate addresses with commas, "
+        "spaces, semicolons or new lines (a pasted column works); “Name <address>” works too.")
+
+
 def _input_form() -> ParsedInput:
-    with st.form("lookup.form", border=False, enter_to_submit=False):
-        text = st.text_area(
-            "Email addresses",
-            key=INPUT_KEY,
-            height=100,
-            placeholder="anna@example.com, Ivan <ivan@example.com>; one or more addresses of one customer",
-            help="Separate addresses with commas, spaces, semicolons or new lines; "
-                 "“Name <address>” works too. Ctrl+Enter looks them up.",
-        )
-        st.form_submit_button("Look up", type="primary", icon=":material/search:")
-    st.session_state[TEXT_KEY] = text
-    return parse_addresses(text or "")
+    with st.container(key="lookup-box"):  # inside a container: drawn here, not pinned to the bottom
+        with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
+            st.markdown("**Email addresses**", width="content")
+            if st.session_state.get(TEXT_KEY):
+                st.button("Clear", key="lookup.clear", type="tertiary", icon=":material/close:",
+                          on_click=_set_text, args=("",), help="Empty the box and the lookup.")
+        st.chat_input("anna@example.com, Ivan <ivan@example.com> — one or more addresses of one customer",
+                      key=_box_key(), on_submit=_on_submit, args=(_box_key(),))
+        st.caption(md_escape(HELP, links=False))
+    return parse_addresses(st.session_state.get(TEXT_KEY) or "")
+
+
+def _demo_examples(conn: Connection | None, expanded: bool) -> None:
+    """In demo mode only: the sandbox's demo customers, each one click away (README's table)."""
+    if conn is None or not conn.is_demo:
+        return
+    with (st.expander("Demo customers: one click looks one up", expanded=expanded, icon=":material/science:"),
+          st.container(horizontal=True, gap="small")):
+        for case, addresses in DEMO_CUSTOMERS.items():
+            more = f" + {len(addresses) - 1} more" if len(addresses) > 1 else ""
+            st.button(md_escape(addresses[0], links=False) + more, key=f"lookup.demo.{case}",
+                      on_click=_set_text, args=("\n".join(addresses),),
+                      help=md_escape(addresses.description, links=False))
 
 
 def _input_feedback(parsed: ParsedInput) -> None:
@@ -147,7 +195,8 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profil
     what = md_escape(emails[0]) if len(emails) == 1 else f"{len(emails)} addresses"
     started = datetime.now(UTC)
     # On the connection's pool (which the connection owns and closes), not a thread per lookup.
-    job = conn.executor.submit(service.lookup_many, emails, fresh=fresh)
+    job = conn.executor.submit(service.lookup_many, emails, fresh=fresh, suppression=True,
+                                 time_zone=True)
     slot = st.empty()
     with slot.status(f"Looking up {what}…") as status:
         limited = silent = False
@@ -211,6 +260,14 @@ def _results_for(conn: Connection, emails: list[str]) -> Results:
 def render_lookup_page() -> None:
     st.title("Customer lookup")
     _follow_link()
+    conn: Connection | None = None
+    conn_error = ""
+    try:
+        conn = get_connection()
+    except CMError as err:  # e.g. a configured API URL that cannot be used at all
+        conn_error = err.reason
+    except OSError as err:  # the demo sandbox could not bind its loopback port
+        conn_error = f"the demo sandbox could not start ({type(err).__name__})"
     parsed = _input_form()
     _input_feedback(parsed)
     emails = [a.email for a in parsed.valid]
@@ -219,15 +276,14 @@ def render_lookup_page() -> None:
                    "are shown. Use **Bulk lookup** for a whole list of addresses.", icon=":material/group:")
         emails = emails[:MAX_ADDRESSES]
     _update_link(emails)
+    _demo_examples(conn, expanded=not emails)
     if not emails:
         st.info("Enter one or more email addresses of a customer to see every list they are on, "
                 "the last emails they received and how they engage.", icon=":material/person_search:")
         return
 
-    try:
-        conn = get_connection()
-    except CMError as err:
-        st.error(f"Cannot connect to Campaign Monitor: {md_escape(err.reason)}", icon=":material/link_off:")
+    if conn is None:
+        st.error(f"Cannot connect to Campaign Monitor: {md_escape(conn_error)}", icon=":material/link_off:")
         settings_link()
         return
 
@@ -237,12 +293,24 @@ def render_lookup_page() -> None:
         return
     profiles = [res.profiles[e.lower()] for e in emails]
     _outage_notice(conn, profiles)
+    times, zone_note = display_times(conn)
     labels = [tab_label(p) for p in profiles]
     focus = st.session_state.get(FOCUS_KEY)
     default = next((lbl for p, lbl in zip(profiles, labels, strict=True) if p.email.lower() == focus), None)
     for tab, profile in zip(st.tabs(labels, default=default), profiles, strict=True):
         with tab:
-            render_profile(conn, profile)
+            render_profile(conn, profile, times, zone_note)
+
+
+def display_times(conn: Connection) -> tuple[TimeDisplay, str]:
+    """One zone for every time on the page -- the browser's, else the client's, else UTC, as on
+    every page (``ui.display_zone``) -- and the sentence saying which. The client's zone is read
+    even when the browser names one: Campaign Monitor's zone-less dates are written in it
+    (memoised by the lookup service, HTTP-cached underneath)."""
+    browser = browser_time_zone()
+    client_tz = conn.lookup_service().client_time_zone()
+    choice = zone_choice(browser, client_tz)
+    return TimeDisplay(choice.zone, parse_cm_time_zone(client_tz)), choice.explain()
 
 
 def _outage_notice(conn: Connection, profiles: list[Profile]) -> None:
@@ -283,15 +351,20 @@ def _render_failure(err: BaseException) -> None:
 
 
 # --------------------------------------------------------------------------- one address
-def render_profile(conn: Connection, profile: Profile) -> None:
-    """One tab: actions and freshness, then the sections product.md asks for in this case."""
+def render_profile(conn: Connection, profile: Profile, times: TimeDisplay | None = None,
+                   zone_note: str = "") -> None:
+    """One tab: what must be known before acting (suppression), actions and freshness, then the
+    sections product.md asks for in this case."""
+    times = times or TimeDisplay()
+    if profile.suppression is not None and not profile.failed:
+        st.warning(md_escape(suppression_notice(profile.email, profile.suppression, times)), icon=":material/block:")
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         if not profile.failed:
             subscription_entry(conn, profile)  # "Manage subscriptions" / "Subscribe…" + its dialog
         st.button("Refresh", key=f"lookup.refresh.{profile.email.lower()}", icon=":material/refresh:",
                   on_click=request_refresh, args=(profile.email,),
                   help="Fetch this address again from Campaign Monitor, bypassing the cache.")
-        st.caption(md_escape(as_of(profile.fetched_at)), width="content")
+        st.caption(md_escape(as_of(profile.fetched_at, times)), width="content", help=md_escape(zone_note) or None)
 
     _rate_limit_notice(profile)
     if profile.failed:
@@ -302,17 +375,18 @@ def render_profile(conn: Connection, profile: Profile) -> None:
         _problem(problem)
 
     if profile.case == CASE_NO_LISTS:
-        action = " Use **Subscribe to lists…** above to add them."
+        action = (" Use **Subscribe to lists…** above to add them" +
+                  (" (with Resubscribe: it is suppressed, see above)." if profile.suppression else "."))
         st.info(f"**Not on any list.** {md_escape(profile.email)} is not on any list of this client."
                 + action, icon=":material/person_off:")
         return
 
-    _lists_section(profile)
+    _lists_section(profile, times)
     if profile.case == CASE_NO_CAMPAIGNS:
         st.subheader("Campaigns")
         st.info("No campaigns received yet.", icon=":material/mail:")
         return
-    _campaigns_section(profile)
+    _campaigns_section(profile, times, zone_note)
     _activity_section(profile)
 
 
@@ -339,13 +413,13 @@ def _rate_limit_notice(profile: Profile) -> None:
                   on_click=request_refresh, args=(profile.email,))
 
 
-def _lists_section(profile: Profile) -> None:
+def _lists_section(profile: Profile, times: TimeDisplay) -> None:
     st.subheader("Lists")
     for status in profile.lists:
-        _list_card(status)
+        _list_card(status, times)
 
 
-def _list_card(status: ListStatus) -> None:
+def _list_card(status: ListStatus, times: TimeDisplay) -> None:
     with st.container(border=True):
         with st.container(horizontal=True, vertical_alignment="center", gap="small"):
             # stripped: "** name**" would not be bold, and an empty name would draw a rule ("****")
@@ -353,31 +427,29 @@ def _list_card(status: ListStatus) -> None:
             render_state_badge(status.state)
             if status.unsubscribes_from_all:
                 st.badge("unsubscribes from ALL lists", color="yellow", icon=":material/warning:")
-        st.caption(" · ".join(md_escape(f) for f in list_facts(status)))
+        st.caption(" · ".join(md_escape(f) for f in list_facts(status, times)))
         if status.unsubscribes_from_all:
             st.caption("This list is set to “all client lists”: an unsubscribe here removes the address "
                        "from every list of this client.")
-        reason = state_reason(status)
+        reason = state_reason(status, times)
         if reason:
             st.caption(f"Reason: {md_escape(reason)}")
         for problem in status.problems:
             _problem(problem)
 
 
-def _campaigns_section(profile: Profile) -> None:
+def _campaigns_section(profile: Profile, times: TimeDisplay, zone_note: str) -> None:
     st.subheader("Campaigns")
     shown = min(CAMPAIGNS_SHOWN, len(profile.campaigns))
     st.caption(f"The last {shown} of {len(profile.campaigns)} emails received, newest first.")
-    frame = pd.DataFrame(campaign_rows(profile, CAMPAIGNS_SHOWN), columns=list(CAMPAIGN_COLUMNS))
-    frame[COL_SENT] = pd.to_datetime(frame[COL_SENT])
+    frame = pd.DataFrame(campaign_rows(profile, CAMPAIGNS_SHOWN, times), columns=list(CAMPAIGN_COLUMNS))
     st.dataframe(
         frame,
         hide_index=True,
         width="stretch",
         column_config={
             COL_SUBJECT: st.column_config.TextColumn(COL_SUBJECT, width="large"),
-            COL_SENT: st.column_config.DatetimeColumn(COL_SENT, format="YYYY-MM-DD HH:mm",
-                                                      help="As Campaign Monitor reports it (account time zone)."),
+            COL_SENT: st.column_config.TextColumn(COL_SENT, help=md_escape(zone_note) or None),
             COL_OPENED: st.column_config.CheckboxColumn(COL_OPENED),
             COL_CLICKED: st.column_config.CheckboxColumn(COL_CLICKED),
             COL_WEB: st.column_config.LinkColumn(COL_WEB, display_text="view"),

@@ -4,7 +4,10 @@ Only layout and callbacks live here: checks and computations live in ``cmlib.dia
 health, cache info), ``cmlib.config`` (where credentials come from, the 0600 settings file)
 and ``cmlib.access`` (the admin password). Buttons act in ``on_click`` callbacks because only
 there may a widget's value be changed, and the password field must be empty after saving: a
-saved key never goes back to the browser, only its last four characters.
+saved key never goes back to the browser, only its last four characters. The credential fields
+and their buttons are one ``st.form``, so a click carries exactly what the fields show however
+focus moved before it, and the Tab order runs field to field (help is written out as captions:
+help icons, heading anchors and the key's show-password eye would each be a Tab stop).
 
 The saved key is only ever sent to the URL it was saved with (:func:`cmlib.config.choose_key`):
 leaving the key field empty and pointing the URL elsewhere is refused before anything is sent,
@@ -23,8 +26,10 @@ from cmlib import config, diagnostics, runtime, urls
 from cmlib.cache import DEFAULT_EXPIRY
 from cmlib.diagnostics import ConnectionReport, Problem
 from cmlib.errors import CMError
+from cmlib.timezones import format_time
 from ui import access
 from ui.connection import get_connection, reset_connections
+from ui.display_zone import browser_time_zone, display_zone, zone_choice
 from ui.identity import current_user
 from ui.text import md_escape, plain
 
@@ -40,6 +45,15 @@ K_FLASH = "_settings_flash"
 K_CONFIRM_FORGET = "_settings_confirm_forget"
 K_HEALTH = "_settings_health"
 K_CACHE_FLASH = "_settings_cache_flash"
+CREDENTIALS_FORM = "settings_credentials"
+CHECKED_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+# Streamlit draws an eye button ("Show password") inside a password field. In the key field it
+# would be the Tab stop between the key and the next field, and it would put a credential on
+# screen that this page otherwise never shows again: Test connection is how a pasted key is
+# checked. Hidden with CSS (display: none also takes it out of the Tab order); scoped to this one
+# field by the class Streamlit derives from the widget key.
+_HIDE_KEY_REVEAL = f"<style>.st-key-{K_KEY} button {{ display: none !important; }}</style>"
 
 # A save is refused when the API said the credentials are wrong; it goes ahead (with a
 # warning) when the API could not be asked, so an outage does not block fixing a setting.
@@ -226,7 +240,9 @@ def _show_report(report: ConnectionReport) -> None:
             "Company": details.company_name if details else "",
             "Client ID": report.client_id,
             "Country": details.country if details else "",
-            "Time zone": details.time_zone if details else "",
+            "Client's time zone (Campaign Monitor)": details.time_zone if details else "",
+            "Times on this dashboard": zone_choice(browser_time_zone(),
+                                                   details.time_zone if details else None).explain(),
             "Lists": str(report.list_count),
             "Latency": f"{report.latency_ms:.0f} ms" if report.latency_ms is not None else "",
         }
@@ -241,7 +257,7 @@ def _identity_section() -> bool:
     """Who is signed in (Streamlit OIDC). False when login is configured but nobody is signed in."""
     if not access.auth_configured():
         return True
-    st.subheader("Signed in")
+    st.subheader("Signed in", anchor=False)
     if access.is_logged_in():
         st.markdown("Signed in as " + md_escape(current_user()))
         st.button("Log out", key="settings_logout", on_click=st.logout, icon=":material/logout:")
@@ -292,33 +308,46 @@ def _editable_section(saved: dict) -> None:
     st.session_state.setdefault(K_CLIENT_ID, str(saved.get("client_id") or ""))
     st.session_state.setdefault(K_URL, pair.api_url if pair else (os.environ.get("CM_API_URL") or
                                                                   config.DEFAULT_API_URL))
-    st.text_input(
-        "API key", type="password", key=K_KEY, autocomplete="off",
-        placeholder=(f"Saved key {config.mask_key(saved_key)}: leave empty to keep it (for its own API URL only)"
-                     if saved_key
-                     else "Paste the API key"),
-        help="Campaign Monitor → Account settings → API keys. Stored on the server only; never shown again.",
-    )
-    key = _entered_key()
-    clients = _known_clients(key)
-    if clients:
-        names = dict(clients)
-        st.selectbox("Client", options=[cid for cid, _ in clients], index=None, key=K_CLIENT_CHOICE,
-                     format_func=lambda cid: f"{plain(names.get(cid, ''))} ({cid})",
-                     placeholder="Choose a client", help="The clients this key can see.")
-    else:
-        st.text_input("Client ID", key=K_CLIENT_ID,
-                      help="Campaign Monitor → client → Client settings → API keys. Leave empty and press "
-                           "Test connection to choose from the clients an account-level key sees.")
-    with st.expander("API URL (advanced)"):
-        st.text_input("API URL", key=K_URL, help=f"Default {config.DEFAULT_API_URL}. The saved key is only "
-                      "sent to the URL it was saved with: to test or save another URL, type the key again.")
-
-    c1, c2, c3 = st.columns(3)
-    c1.button("Test connection", key="settings_test", on_click=_on_test, icon=":material/network_check:")
-    c2.button("Save", key="settings_save", on_click=_on_save, type="primary", icon=":material/save:")
-    c3.button("Forget credentials", key="settings_forget", on_click=_ask_forget, disabled=not saved_key,
-              icon=":material/delete:")
+    _hide_key_reveal()
+    # One form: the fields and the buttons reach the server together, so Test and Save always use
+    # what the fields show, whether the last keystroke was followed by Tab, Enter or a click (outside
+    # a form a text field commits on blur, and a click right after typing could arrive before it).
+    # Enter in a field presses the form's first button, Test connection: it saves nothing.
+    with st.form(CREDENTIALS_FORM, enter_to_submit=True):
+        st.text_input(
+            "API key", type="password", key=K_KEY, autocomplete="off",
+            placeholder=(f"Saved key {config.mask_key(saved_key)}: leave empty to keep it (for its own API URL only)"
+                         if saved_key
+                         else "Paste the API key"),
+        )
+        # Help as captions, not help icons: each icon is a stop in the Tab order before its field.
+        st.caption("Campaign Monitor → Account settings → API keys. Stored on the server only; never shown "
+                   "again.")
+        key = _entered_key()
+        clients = _known_clients(key)
+        if clients:
+            names = dict(clients)
+            st.selectbox("Client", options=[cid for cid, _ in clients], index=None, key=K_CLIENT_CHOICE,
+                         format_func=lambda cid: f"{plain(names.get(cid, ''))} ({cid})",
+                         placeholder="Choose a client")
+            st.caption("The clients this key can see.")
+        else:
+            st.text_input("Client ID", key=K_CLIENT_ID)
+            st.caption("Campaign Monitor → client → Client settings → API keys. Leave empty and press Test "
+                       "connection to choose from the clients an account-level key sees.")
+        with st.expander("API URL (advanced)"):
+            st.text_input("API URL", key=K_URL)
+            # the URL as code, not an autolink: a link would be a Tab stop between the field and the buttons
+            st.caption(f"Default `{config.DEFAULT_API_URL}`. The saved key is only sent to the URL it was saved "
+                       "with: to test or save another URL, type the key again.")
+        st.caption("Enter tests the connection; nothing is saved until you press Save.")
+        c1, c2, c3 = st.columns(3)
+        c1.form_submit_button("Test connection", key="settings_test", on_click=_on_test,
+                              icon=":material/network_check:")
+        c2.form_submit_button("Save", key="settings_save", on_click=_on_save, type="primary",
+                              icon=":material/save:")
+        c3.form_submit_button("Forget credentials", key="settings_forget", on_click=_ask_forget,
+                              disabled=not saved_key, icon=":material/delete:")
     if st.session_state.get(K_CONFIRM_FORGET) and saved_key:
         st.warning("Remove the saved key and client ID for every user of this app? "
                    "The app goes back to demo data unless the environment provides credentials.")
@@ -327,8 +356,12 @@ def _editable_section(saved: dict) -> None:
         d2.button("Cancel", key="settings_forget_cancel", on_click=_cancel_forget)
 
 
+def _hide_key_reveal() -> None:
+    st.html(_HIDE_KEY_REVEAL)
+
+
 def _credentials_section() -> None:
-    st.header("Credentials")
+    st.header("Credentials", anchor=False)
     creds = config.resolve_credentials()
     if creds is not None and creds.source in SOURCE_LABELS:
         _managed_section(creds)
@@ -343,7 +376,7 @@ def _credentials_section() -> None:
 
 
 def _cache_section(conn: runtime.Connection) -> None:
-    st.header("Cache")
+    st.header("Cache", anchor=False)
     info = diagnostics.cache_info(conn.client)
     c1, c2 = st.columns(2)
     c1.metric("Backend", info.backend if info.enabled else "off")
@@ -355,11 +388,11 @@ def _cache_section(conn: runtime.Connection) -> None:
     with st.form("settings_cache_expiry"):
         st.markdown("**How long answers are reused** (seconds; 0 = always ask the API)")
         cols = st.columns(2)
-        for i, name in enumerate(DEFAULT_EXPIRY):
-            cols[i % 2].number_input(EXPIRY_LABELS.get(name, name), min_value=0, max_value=86400, step=10,
+        for i, name in enumerate(DEFAULT_EXPIRY):  # the default in the label: a help icon is a Tab stop
+            cols[i % 2].number_input(f"{EXPIRY_LABELS.get(name, name)} (default {DEFAULT_EXPIRY[name]} s)",
+                                     min_value=0, max_value=86400, step=10,
                                      value=int(current.get(name, DEFAULT_EXPIRY[name])),
-                                     key=f"settings_expiry_{name}",
-                                     help=f"Endpoint '{name}', default {DEFAULT_EXPIRY[name]} s")
+                                     key=f"settings_expiry_{name}")
         saved_expiry = st.form_submit_button("Save expiry times")
     if saved_expiry:
         values = {name: st.session_state.get(f"settings_expiry_{name}") for name in DEFAULT_EXPIRY}
@@ -392,7 +425,7 @@ def _cache_section(conn: runtime.Connection) -> None:
 
 
 def _health_section(conn: runtime.Connection) -> None:
-    st.header("Health")
+    st.header("Health", anchor=False)
     if st.button("Check the API now", key="settings_health_check", icon=":material/monitor_heart:"):
         with st.spinner("Asking the API…"):
             st.session_state[K_HEALTH] = diagnostics.health(conn.client, conn.client_id, is_demo=conn.is_demo)
@@ -407,15 +440,20 @@ def _health_section(conn: runtime.Connection) -> None:
     c3, c4 = st.columns(2)
     c1.metric("Account", "Demo (sandbox)" if conn.is_demo else "Real account")
     c2.metric("API", "not checked" if report is None else ("reachable" if report.reachable else "unreachable"))
-    c3.metric("Last call", f"{last.latency_ms:.0f} ms" if last else "none yet",
-              help=None if not last else f"{last.endpoint}{' (from cache)' if last.from_cache else ''}")
+    # What used to be help icons is written out: an icon is a Tab stop of its own.
+    c3.metric("Last call", f"{last.latency_ms:.0f} ms" if last else "none yet")
+    if last:
+        c3.caption(md_escape(f"{last.endpoint}{' (from cache)' if last.from_cache else ''}"))
     fraction = headroom.fraction_left if headroom else None
-    c4.metric("Rate-limit headroom", f"{fraction:.0%}" if fraction is not None else "not reported",
-              help="From the API's X-RateLimit headers on the last response that had them.")
+    c4.metric("Rate-limit headroom", f"{fraction:.0%}" if fraction is not None else "not reported")
+    c4.caption("From the API's X-RateLimit headers on the last response that had them.")
     if headroom is not None:
         st.caption(md_escape(f"Rate limit: {headroom.describe()}"))
+    choice = display_zone(conn)
     if report is not None:
-        _show("success" if report.reachable else "error", report.message)
+        _show("success" if report.reachable else "error",
+              f"{report.message} Checked at {format_time(report.checked_at, choice.zone, fmt=CHECKED_FORMAT)}.")
+    st.caption(md_escape(choice.explain()))
     st.caption(f"Requests sent by this server's client so far: {conn.client.calls_made}.")
 
 
@@ -432,7 +470,7 @@ def render_settings_page() -> None:
     try:
         conn = get_connection()
     except CMError as err:  # e.g. an API URL in the environment that the key must not go to
-        st.header("Health")
+        st.header("Health", anchor=False)
         _show("error", f"Cannot connect to Campaign Monitor: {err.reason}")
         return
     _health_section(conn)

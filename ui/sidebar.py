@@ -9,9 +9,10 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from cmlib.audit import configured_secrets
 from cmlib.errors import AuthenticationError, CMError
 from cmlib.runtime import Connection
-from ui.identity import OPERATOR_KEY, oidc_user
+from ui.identity import oidc_user, operator_field, remember_in_browser
 from ui.text import md_escape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,16 +75,23 @@ def connection_panel(conn: Connection) -> None:
     settings_link("Connection settings", container=sb)
 
 
-def operator_panel() -> None:
-    """Who is acting. With a login the name comes from it; otherwise the operator types it once."""
+def operator_panel(conn: Connection | None = None) -> None:
+    """Who is acting. With a login the name comes from it; otherwise the operator types it once
+    and this browser remembers it (``ui.identity``), in new tabs and deep links too."""
     sb = st.sidebar
     user = oidc_user()
     if user:
         sb.markdown(f":material/badge: Signed in as **{md_escape(user)}**")
         return
     # Drawn by app.py on every run of every page, so Streamlit never drops the widget's state.
-    sb.text_input("Operator name", key=OPERATOR_KEY, placeholder="Your name, for the audit log",
-                  help="Recorded in the audit log with every change you make here.")
+    operator_field(sb)
+    api_key = conn.credentials.api_key if conn is not None else None
+    with sb:
+        leaks = remember_in_browser("sidebar", lambda: configured_secrets(api_key))
+    for leak in leaks:
+        what = leak.describe()
+        sb.error(md_escape(what[:1].upper() + what[1:] + ": remove it. It is not remembered in this browser, "
+                           "and no change can be made under it."), icon=":material/key_off:")
 
 
 def demo_banner(conn: Connection | None) -> None:
@@ -101,4 +109,4 @@ def render_sidebar(conn: Connection | None, connection_error: str | None = None)
         st.sidebar.markdown(f":red[:material/link_off: **Not connected.**] {md_escape(connection_error or '')}")
         settings_link("Connection settings", container=st.sidebar)
     st.sidebar.divider()
-    operator_panel()
+    operator_panel(conn)

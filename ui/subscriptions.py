@@ -17,6 +17,16 @@ so a double click or a rerun can never send the same plan twice. Across sessions
 ``cmlib.subscriptions.apply_plan`` serialises writes per address (``cmlib.write_locks``).
 Opening reads on the connection's own pool (``Connection.executor``): no threads of its own.
 
+Who is acting is part of every write: the signed-in user, else the name typed in this browser
+(``ui.identity``); with neither, the review asks for a name before Apply is enabled (reads never
+ask) and says "Acting as …" once there is one.
+
+When the re-check right before writing finds that the subscriptions changed meanwhile, nothing is
+written and the operator's choices are carried over to the new states
+(``cmlib.subscriptions.rebase_choices``): the form shows them on the new states, the dialog says
+what changed, and a new plan waits for them to confirm again (the reason and consent they gave
+are kept; warnings must be ticked again).
+
 The report tells the truth about each change, including "unknown" (the answer was lost and the
 read-back could not tell) and "not sent" (Campaign Monitor could not be reached). When nothing
 reached Campaign Monitor the dialog stays as it was -- the ticks are kept, the tab underneath is
@@ -27,10 +37,11 @@ asked for through ``ui.state.request_refresh``, the one channel to the view show
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import streamlit as st
 
-from cmlib.audit import AuditLog, Outcome, configured_secrets
+from cmlib.audit import ActorSource, AuditLog, Outcome, configured_secrets
 from cmlib.errors import CMError
 from cmlib.lookup import CASE_NO_LISTS, Profile
 from cmlib.runtime import Connection
@@ -42,19 +53,25 @@ from cmlib.subscriptions import (
     ListInfo,
     Plan,
     PlanNotReady,
+    Rebased,
     Snapshot,
     apply_plan,
     plan_changes,
     read_for_editing,
+    rebase_choices,
     unsubscribe_all_desired,
 )
+from cmlib.timezones import format_time
 from ui.access import require_admin
 from ui.badges import render_state_badge
-from ui.identity import current_user
+from ui.connection import get_connection
+from ui.display_zone import display_zone
+from ui.identity import MAX_NAME, Actor, acting, remember_in_browser, set_typed_name
 from ui.state import APPLIED_PLANS, SUBSCRIPTION_DIALOG, request_refresh
 from ui.text import md_escape
 
 CONSENT_OPTIONS = (CONSENT_UNCHANGED, "Yes", "No")
+NAME_PROMPT_KEY = "subs_operator_name"  # "who is acting?" in the review, when nobody is known
 
 
 @dataclass
@@ -67,6 +84,7 @@ class EditorState:
     report: ApplyReport | None = None
     flash: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) shown once
     refresh_on_close: bool = False  # a change may have happened but could not be read back
+    rebased: Rebased | None = None  # after a conflict: the operator's choices on the new states
 
     def all_list_ids(self) -> list[str]:
         ids = [li.list_id for li in self.lists]
@@ -109,6 +127,15 @@ def button_key(what: str, email: str) -> str:
     return f"subs_{what}|{email.lower()}"
 
 
+def _clock_time(at: datetime) -> str:
+    """``14:32:05 CET``: the same display zone as the Lookup page beside the dialog."""
+    try:
+        conn: Connection | None = get_connection()
+    except CMError:
+        conn = None
+    return format_time(at, display_zone(conn).zone, fmt="%H:%M:%S")
+
+
 # ---------------------------------------------------------------- entry point
 def _open(email: str) -> None:
     st.session_state[SUBSCRIPTION_DIALOG] = email
@@ -119,7 +146,9 @@ def subscription_entry(conn: Connection, profile: Profile) -> None:
     """The button at the top of an address tab, and the dialog when it is open for this address."""
     email = profile.email
     if profile.case == CASE_NO_LISTS:
-        st.button("Subscribe to lists…", key=button_key("open", email), type="primary",
+        # A suppressed address is not an easy add (the tab says why up front): no primary button.
+        st.button("Subscribe to lists…", key=button_key("open", email),
+                  type="secondary" if profile.suppression is not None else "primary",
                   on_click=_open, args=(email,), icon=":material/person_add:",
                   help="This address is on no list of the client: choose lists to add it to.")
     else:
@@ -190,13 +219,15 @@ def _on_reset(email: str) -> None:
     ed.gen += 1
     ed.plan = None
     ed.report = None
+    ed.rebased = None
     _init_ticks(ed)
     ed.flash.append(("info", f"Every checkbox is back to the states read from Campaign Monitor at "
-                             f"{ed.snapshot.taken_at.strftime('%H:%M:%S')} UTC."))
+                             f"{_clock_time(ed.snapshot.taken_at)}."))
 
 
 def _set_plan(ed: EditorState, plan: Plan) -> None:
     ed.report = None
+    ed.rebased = None
     if plan.is_empty:
         ed.plan = None
         ed.flash.append(("info", "Nothing to change: the ticks match the current subscriptions."))
@@ -230,6 +261,10 @@ def _on_close() -> None:
     close_dialog()
 
 
+def _on_name_given() -> None:
+    set_typed_name(st.session_state.get(NAME_PROMPT_KEY))
+
+
 def render_editor(conn: Connection, email: str) -> None:
     """The dialog's content (also usable inline, e.g. by a test harness)."""
     st.markdown(f"**{md_escape(email)}**")
@@ -252,11 +287,13 @@ def render_editor(conn: Connection, email: str) -> None:
     ed.flash.clear()
     if ed.report is not None:
         _render_report(ed.report)
+    if ed.rebased is not None:
+        _render_rebased(ed, ed.rebased)
 
     snap = ed.snapshot
     if not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()) and not ed.plan:
         st.caption("Not subscribed to any list: tick the lists to add the address to, then Save changes.")
-    st.caption(f"States as of {snap.taken_at.strftime('%H:%M:%S')} UTC, read fresh from Campaign Monitor.")
+    st.caption(f"States as of {_clock_time(snap.taken_at)}, read fresh from Campaign Monitor.")
     _render_form(ed)
     c1, c2, c3 = st.columns(3)
     c1.button("Reset to original values", key=button_key("reset", email), on_click=_on_reset, args=(email,),
@@ -318,6 +355,7 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
             st.caption(md_escape(n))
         label = ("Reason (required — e.g. the ticket number)" if plan.needs_reason
                  else "Reason (optional, for the audit log)")
+        actor = _render_actor(conn)
         reason = st.text_input(label, key=reason_key(token), max_chars=500)
         consent = CONSENT_UNCHANGED
         if plan.needs_consent:
@@ -326,8 +364,10 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
                                help="Sent as ConsentToTrack. Unchanged keeps what Campaign Monitor has.")
         applied = token in st.session_state.setdefault(APPLIED_PLANS, set())
         missing = plan.missing(confirmed, reason or "")
+        if actor is None:
+            missing.insert(0, "your name is given (who is acting, for the audit log)")
         # The same check apply_plan makes before sending anything, said before Apply is pressed.
-        leaks = audit_log(conn).find_secrets({"reason": reason or "", "operator_name": current_user()})
+        leaks = audit_log(conn).find_secrets({"reason": reason or "", "operator_name": actor.name if actor else ""})
         for leak in leaks:
             what = leak.describe()
             st.error(md_escape(what[:1].upper() + what[1:] + ": remove it. Credentials never go into a reason, "
@@ -341,10 +381,30 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
                             disabled=bool(missing) or applied or not allowed, icon=":material/check:")
         c2.button("Change selection", key=button_key("back", ed.email), on_click=_on_back, args=(ed.email,),
                   disabled=applied)
-    if clicked and allowed and not applied:
-        options = ApplyOptions(actor=current_user(), reason=reason or "", consent=consent or CONSENT_UNCHANGED,
-                               confirmed=frozenset(confirmed))
+    if clicked and allowed and not applied and actor is not None and not missing:
+        options = ApplyOptions(actor=actor.name, actor_source=actor.source, reason=reason or "",
+                               consent=consent or CONSENT_UNCHANGED, confirmed=frozenset(confirmed))
         _apply(conn, ed, plan, options)
+
+
+def _render_actor(conn: Connection) -> Actor | None:
+    """"Acting as …" -- or, with nobody signed in and no name typed yet, ask for one (asked once:
+    the name is remembered in this browser and shows in the sidebar from then on)."""
+    actor = acting()
+    if actor is None:
+        st.text_input("Your name (who is acting, for the audit log)", key=NAME_PROMPT_KEY, max_chars=MAX_NAME,
+                      on_change=_on_name_given, placeholder="e.g. Dana from support",
+                      help="Asked once: this browser remembers it, in new tabs and links too. "
+                           "Change it later in the sidebar.")
+        return None
+    if actor.source == ActorSource.TYPED:
+        remember_in_browser("dialog", lambda: configured_secrets(conn.credentials.api_key))
+    if audit_log(conn).find_secrets({"operator_name": actor.name}):  # said below; never shown
+        st.caption(":material/badge: Acting as: the name given holds a credential — change it in the sidebar.")
+    else:
+        st.caption(":material/badge: Acting as **" + md_escape(actor.describe()) + "**"
+                   + (" — change it in the sidebar." if actor.source == ActorSource.TYPED else "."))
+    return actor
 
 
 def _apply(conn: Connection, ed: EditorState, plan: Plan, options: ApplyOptions) -> None:
@@ -361,16 +421,22 @@ def _apply(conn: Connection, ed: EditorState, plan: Plan, options: ApplyOptions)
         else:
             # State first, before any further Streamlit call: a click that interrupts this run
             # must find the report, not the applied plan.
-            _record_outcome(conn, ed, report)
+            _record_outcome(conn, ed, report, options)
     st.rerun()
 
 
-def _record_outcome(conn: Connection, ed: EditorState, report: ApplyReport) -> None:
-    """Keep the report and pick the next baseline: the read-back when there is one; the old
-    snapshot (and the ticks) when nothing reached Campaign Monitor; otherwise the tab is
-    refetched when the dialog closes, not now (see the module docstring)."""
+def _record_outcome(conn: Connection, ed: EditorState, report: ApplyReport, options: ApplyOptions) -> None:
+    """Keep the report and pick the next baseline: after a conflict, the re-read with the
+    operator's choices carried over; the read-back when there is one; the old snapshot (and the
+    ticks) when nothing reached Campaign Monitor; otherwise the tab is refetched when the dialog
+    closes, not now (see the module docstring)."""
     ed.report = report
     ed.plan = None
+    ed.rebased = None
+    if report.conflict and report.new_snapshot is not None:
+        request_refresh(ed.email)  # the tab underneath shows the old states too
+        _rebase(ed, report.new_snapshot, options)
+        return
     if report.new_snapshot is not None:
         request_refresh(ed.email)
         _restart_from(ed, report.new_snapshot)
@@ -380,6 +446,35 @@ def _record_outcome(conn: Connection, ed: EditorState, report: ApplyReport) -> N
     ed.refresh_on_close = True
     ed.flash.append(("warning", ("The states could not be read again after the change; close and reopen the "
                                  "dialog before another change.")))
+
+
+def _rebase(ed: EditorState, snapshot: Snapshot, options: ApplyOptions) -> None:
+    """After a conflict: the operator's ticks carried over to ``snapshot`` in fresh checkboxes,
+    and a new plan from them to confirm again (same reason and consent; warnings unticked)."""
+    rebased = rebase_choices(ed.snapshot, snapshot, _ticks(ed))  # the ticks of the current generation
+    ed.rebased = rebased
+    ed.snapshot = snapshot
+    ed.gen += 1
+    for lid, want in rebased.ticks.items():
+        st.session_state[checkbox_key(ed.email, ed.gen, lid)] = want
+    _init_ticks(ed)  # lists the ticks do not mention start from the new snapshot
+    plan = plan_changes(snapshot, _ticks(ed), ed.lists)
+    if plan.is_empty:
+        return
+    ed.plan = plan
+    if options.reason:
+        st.session_state[reason_key(plan.token)] = options.reason
+    if plan.needs_consent and options.consent in CONSENT_OPTIONS:
+        st.session_state[consent_key(plan.token)] = options.consent
+
+
+def _render_rebased(ed: EditorState, rebased: Rebased) -> None:
+    if rebased.kept:
+        head = "Your choices are kept on the current states below: review the plan and press Apply again"
+        head += " (its warnings must be ticked again)." if ed.plan is not None and ed.plan.confirmation_keys else "."
+    else:
+        head = "Nothing is left to change: the current states already match your choices."
+    st.info(md_escape(" ".join([head, *rebased.describe()])), icon=":material/sync_problem:")
 
 
 def audit_log(conn: Connection | None = None) -> AuditLog:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from .control import format_duration
-from .jobs import RateMeter
 from .matrix import RowOutcome, Status
+from .progress import RateMeter
 
 
 class ProgressLine:

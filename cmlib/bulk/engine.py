@@ -51,7 +51,9 @@ from ..errors import (
 )
 from ..lookup import Activity, LookupService, received_campaigns
 from ..models import Campaign, HistoryItem
+from ..pacing import LEARN, Lane, RateSetting
 from ..retry import RetryPolicy
+from ..suppression import SuppressionIndex
 from .control import JobState, RunControl
 from .validate import InputRow, Verdict
 
@@ -68,20 +70,20 @@ T = TypeVar("T")
 # Failures worth one more try after the client's own retries gave up.
 TRANSIENT_ERRORS = (RateLimitedError, ServerError, TransportError, UnexpectedResponseError)
 
-# A bulk run's pace: steady for minutes, not a burst for one person's lookup (the interactive
-# client's defaults in cmlib.runtime). The CLI's --rate/--concurrency override them.
-BULK_RATE = 25.0
+# A bulk run's pace: the credential's learned one (cmlib.pacing), in the bulk lane, so a
+# person's lookups go first; never a burst. The CLI's --rate (a cap) and --concurrency override them.
+BULK_RATE: RateSetting = LEARN
 BULK_CONCURRENCY = 16
 
 
-def bulk_client_options(rate: float | None = BULK_RATE, concurrency: int = BULK_CONCURRENCY,
+def bulk_client_options(rate: RateSetting = BULK_RATE, concurrency: int = BULK_CONCURRENCY,
                         retry: RetryPolicy | None = None) -> ClientOptions:
     """ClientOptions for a bulk run's own client (the page's job and the CLI alike).
 
     ``retry`` replaces the default policy; the CLI's tests pass a quick one so they never sleep
     through real backoff.
     """
-    opts = ClientOptions(rate=rate, max_in_flight=concurrency, pool_size=max(32, concurrency))
+    opts = ClientOptions(rate=rate, max_in_flight=concurrency, pool_size=max(32, concurrency), lane=Lane.BULK)
     if retry is not None:
         opts.retry = retry
     return opts
@@ -155,13 +157,15 @@ class BulkLookup:
         self.with_activity = with_activity
         self.list_names: dict[str, str] = {}  # every list of the client first, in the API's order
         self.campaign_index: dict[str, Campaign] = {}
+        self.suppression: SuppressionIndex | None = None  # read once per run by prepare()
         self.notes: list[str] = []  # non-fatal problems with reference data, for the summary
         self._lock = threading.Lock()
         self._interned: dict[str, str] = {}
 
     def prepare(self) -> None:
-        """Load the client's lists (so lists nobody is on still get a column) and, for
-        activity, the campaigns index. Raises AuthenticationError; other failures are noted."""
+        """Load the client's lists (so lists nobody is on still get a column), its suppression
+        list (one pass per run, not one per address) and, for activity, the campaigns index.
+        Raises AuthenticationError; other failures are noted."""
         try:
             for ref in self.client.lists(self.client_id):
                 self.list_names.setdefault(ref.list_id, ref.name)
@@ -170,6 +174,7 @@ class BulkLookup:
         except CMError as exc:
             self.notes.append(f"Could not load the client's lists ({exc.reason}); only lists someone is on "
                               "are shown.")
+        self._load_suppression()
         if self.with_activity:
             try:
                 # A service of its own for one call: closed at once, so no listener stays on the client.
@@ -180,6 +185,20 @@ class BulkLookup:
             except CMError as exc:
                 self.notes.append(f"Could not load the client's sent campaigns ({exc.reason}); campaign names "
                                   "come from the subscriber history and sent dates may be missing.")
+
+    def _load_suppression(self) -> None:
+        """The suppression list, read fresh: a run reports who is suppressed now, not two minutes ago."""
+        try:
+            self.suppression = SuppressionIndex.for_client(self.client, self.client_id, fresh=True)
+        except AuthenticationError:
+            raise
+        except CMError as exc:
+            self.notes.append(f"Could not load the client's suppression list ({exc.reason}); the Suppressed "
+                              "columns are empty.")
+            return
+        if not self.suppression.complete:
+            self.notes.append(f"The client's suppression list is longer than the {len(self.suppression):,} "
+                              "addresses read; an address shown as not suppressed may still be.")
 
     def _intern(self, s: str) -> str:
         return self._interned.setdefault(s, s)

@@ -16,105 +16,32 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .. import runtime
 from ..client import CampaignMonitor, ClientOptions
 from ..config import Credentials
 from ..errors import AuthenticationError, describe
-from .control import (
-    DEFAULT_PATIENCE,
-    FINISHED_STATES,
-    JobState,
-    Pause,
-    RunControl,
-    format_duration,
-    not_looked_up_reason,
-)
+from ..suppression import SuppressionIndex
+from .control import DEFAULT_PATIENCE, FINISHED_STATES, JobState, RunControl, not_looked_up_reason
 from .engine import BulkLookup, BulkRun, LookupResult, bulk_client_options
-from .validate import BulkInput, InputRow
+from .progress import Progress, RateMeter
+from .tally import ResultTally
+from .validate import BulkInput, InputRow, Verdict
+
+# Progress and RateMeter live in .progress; they are re-exported for the callers that import them here.
+__all__ = ["BulkJob", "JobRegistry", "JobSnapshot", "Progress", "RateMeter"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("cmlib.bulk.jobs")
 
 
 class Closeable(Protocol):
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Progress:
-    state: JobState
-    done: int
-    total: int
-    errors: int
-    elapsed: float
-    rate: float  # addresses per second, recent
-    eta: float | None  # seconds left, None while unknown
-    paused: Pause | None = None  # set while the run waits for Campaign Monitor to answer
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.done / self.total) if self.total else 1.0
-
-    @property
-    def waiting(self) -> int:
-        """Addresses not looked up yet."""
-        return max(0, self.total - self.done)
-
-    @property
-    def active(self) -> bool:
-        return self.state in (JobState.RUNNING, JobState.CANCELLING)
-
-    def pause_message(self) -> str | None:
-        """"Campaign Monitor is not answering since 14:02 UTC — paused, 705 addresses waiting"."""
-        if self.paused is None or not self.active:
-            return None
-        return self.paused.message(self.waiting)
-
-    def describe(self) -> str:
-        parts = [f"{self.done:,} / {self.total:,} addresses"]
-        if self.paused is not None and self.active:
-            parts.append("paused: Campaign Monitor is not answering")
-        elif self.rate > 0:
-            parts.append(f"{self.rate:.1f}/s")
-        if self.paused is None and self.active and self.done < self.total:
-            parts.append(f"about {format_duration(self.eta)} left" if self.eta is not None else "estimating time left")
-        if self.errors:
-            parts.append(f"{self.errors:,} failed")
-        return " · ".join(parts)
-
-
-class RateMeter:
-    """Recent throughput: completions over the last ``window`` seconds (overall before that)."""
-
-    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.window = window
-        self.clock = clock
-        self.started = clock()
-        self._samples: deque[tuple[float, int]] = deque()
-        self._lock = threading.Lock()
-
-    def record(self, done: int) -> None:
-        now = self.clock()
-        with self._lock:
-            if self._samples and now - self._samples[-1][0] < 0.2:
-                return
-            self._samples.append((now, done))
-            while len(self._samples) > 2 and now - self._samples[1][0] > self.window:
-                self._samples.popleft()
-
-    def rate(self, done: int) -> float:
-        now = self.clock()
-        with self._lock:
-            if self._samples and now - self._samples[0][0] >= 1.0:
-                t0, d0 = self._samples[0]
-                return max(0.0, (done - d0) / (now - t0))
-        elapsed = now - self.started
-        return done / elapsed if elapsed > 0.5 else 0.0
 
 
 @dataclass(frozen=True)
@@ -130,10 +57,17 @@ class JobSnapshot:
     fatal: str | None
     notes: tuple[str, ...]
     gave_up: str | None = None  # the run stopped because Campaign Monitor stayed silent too long
+    suppression: SuppressionIndex | None = None  # the client's suppression list, read once for the run
+    tally: ResultTally | None = None  # counts of ``results``, kept as they came (None: counted on demand)
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+    @property
+    def version(self) -> tuple[int, JobState]:
+        """What the tables built from this snapshot depend on: results only ever grow."""
+        return len(self.results), self.state
 
     def not_run_reason(self) -> str:
         return not_looked_up_reason(self.state, fatal=self.fatal, gave_up=self.gave_up)
@@ -172,14 +106,18 @@ class BulkJob:
         self._clock = clock
         self._owned = owned
         self._results: dict[str, LookupResult] = {}
-        self._errors = 0
+        self._tally = ResultTally()
+        self._suppressed = 0  # distinct valid addresses on the suppression list (known once prepared)
+        self._preparing = False
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._state = JobState.PENDING
         self._thread: threading.Thread | None = None
-        self._meter = RateMeter(clock=clock)
+        self._max_rate = lambda: client.limiter.rate  # no run goes faster than its budget's current pace
+        self._meter = RateMeter(clock=clock, max_rate=self._max_rate)
         self._started = clock()
         self._ended: float | None = None
+        self._memo: dict[str, tuple[object, Any]] = {}
         self.calls_at_start = client.calls_made
 
     @classmethod
@@ -201,8 +139,9 @@ class BulkJob:
             if self._thread is not None:
                 return self
             self._state = JobState.RUNNING
+            self._preparing = True
             self._started = self._clock()
-            self._meter = RateMeter(clock=self._clock)
+            self._meter = RateMeter(clock=self._clock, max_rate=self._max_rate)
             self._thread = threading.Thread(target=self._run, name=f"bulk-{self.id}", daemon=True)
         self._thread.start()
         self._notify()
@@ -238,17 +177,33 @@ class BulkJob:
         return self._state in FINISHED_STATES
 
     def _record(self, row: InputRow, res: LookupResult) -> None:
+        key = row.key or ""
         with self._lock:
-            self._results[row.key or ""] = res
-            if not res.ok:
-                self._errors += 1
+            old = self._results.get(key)
+            if old is not None:
+                self._tally.add(old, -1)
+            self._results[key] = res
+            self._tally.add(res)
             done = len(self._results)
         self._meter.record(done)
         self._notify()
 
+    def _prepare(self) -> None:
+        """The run's reference data (lists, suppression list, campaigns), then the lookups' clock."""
+        self.loop.prepare()
+        index = self.lookup.suppression
+        suppressed = 0
+        if index is not None and len(index):
+            suppressed = sum(1 for r in self.input.rows if r.status == Verdict.VALID and r.email and r.email in index)
+        with self._lock:
+            self._suppressed = suppressed
+            self._preparing = False
+            self._meter = RateMeter(clock=self._clock, max_rate=self._max_rate)  # the rate of lookups only
+        self._notify()
+
     def _run(self) -> None:
         try:
-            self.loop.prepare()
+            self._prepare()
             end_state = self.loop.run([self.input.rows], self._record)
         except AuthenticationError as exc:
             self.control.fatal = exc.reason
@@ -260,6 +215,7 @@ class BulkJob:
         self._release()
         with self._lock:
             self._state = end_state
+            self._preparing = False
             self._ended = self._clock()
         self._notify()
 
@@ -285,24 +241,50 @@ class BulkJob:
             return self._changed.wait_for(lambda: until(self.progress()), timeout)
 
     def progress(self) -> Progress:
+        """One reading, every number taken under one lock: the bar, its sentence and the
+        counters beside it always agree."""
         with self._lock:
-            done, errors, state, ended = len(self._results), self._errors, self._state, self._ended
+            t = self._tally
+            looked_up, failed, on_no_list = t.looked_up, t.failed, t.on_no_list
+            state, ended, preparing, suppressed = self._state, self._ended, self._preparing, self._suppressed
+            meter = self._meter
+        done = looked_up + failed
         end = ended if ended is not None else self._clock()
         elapsed = end - self._started
-        rate = self._meter.rate(done) if ended is None else (done / elapsed if elapsed > 0 else 0.0)
-        left = self.total - done
-        eta = (left / rate) if rate > 0 and left > 0 else (0.0 if left <= 0 else None)
-        return Progress(state, done, self.total, errors, elapsed, rate, eta, paused=self.control.pause)
+        if ended is None:
+            rate, eta = meter.rate(done), meter.eta(done, self.total)
+        else:
+            rate, eta = (done / elapsed if elapsed > 0 else 0.0), (0.0 if done >= self.total else None)
+        return Progress(state, done, self.total, failed, elapsed, rate, eta, paused=self.control.pause,
+                        looked_up=looked_up, on_no_list=on_no_list, suppressed=suppressed, preparing=preparing)
 
     def snapshot(self) -> JobSnapshot:
+        """A consistent copy for rendering. A finished run's results no longer change, so its
+        snapshot shares them (and their counts) instead of copying 100,000 entries per rerun."""
         with self._lock:
-            results = dict(self._results)
             state = self._state
+            if state in FINISHED_STATES:
+                results, tally = self._results, self._tally
+            else:
+                results, tally = dict(self._results), self._tally.copy()
         with self.lookup._lock:
             names = dict(self.lookup.list_names)
         return JobSnapshot(job_id=self.id, input=self.input, results=results, list_names=names,
                            with_activity=self.with_activity, state=state, fatal=self.control.fatal,
-                           notes=tuple(self.lookup.notes), gave_up=self.control.gave_up)
+                           notes=tuple(self.lookup.notes), gave_up=self.control.gave_up,
+                           suppression=self.lookup.suppression, tally=tally)
+
+    def memo(self, name: str, version: object, build: Callable[[], T]) -> T:
+        """``build()`` once per ``version`` of the job's results, shared by every session
+        watching the job (the per-list summary: computed once, not per rerun and person)."""
+        with self._lock:
+            held = self._memo.get(name)
+        if held is not None and held[0] == version:
+            return held[1]
+        value = build()
+        with self._lock:
+            self._memo[name] = (version, value)
+        return value
 
     def calls_made(self) -> int:
         """HTTP calls since the job was created."""

@@ -3,9 +3,14 @@
 One :class:`Layout` decides the output columns for the page's table, its CSV/Excel downloads
 and the CLI's streamed file, so all three agree: ``Row, Email, Status``, one column per list
 holding the state there in the product's words (subscribed, unsubscribed, pending, bounced,
-deleted, from :mod:`cmlib.states`), ``On no list``, ``Error``, the activity columns when asked
-for, every other column of the input, unchanged, and last one ``<list> (API state)`` column
-per list with Campaign Monitor's own value (``Active``, ``Unconfirmed``…) for machines.
+deleted, from :mod:`cmlib.states`), ``On no list``, ``Suppressed since`` and ``Suppression
+reason`` (from the client's suppression list, read once per run), ``Error``, the activity
+columns when asked for, every other column of the input, unchanged, and last one
+``<list> (API state)`` column per list with Campaign Monitor's own value (``Active``,
+``Unconfirmed``…) for machines.
+
+Cells keep their types: counts are ints, rates floats, dates ``datetime`` (empty: None), so
+the page, the CSV (ISO dates) and Excel (date cells) each show them as what they are.
 
 Every input row appears: a duplicate shows the states of the row it repeats (and says which),
 an invalid or failed row says why in ``Error``.
@@ -17,9 +22,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ..models import SuppressedAddress
 from ..states import STATE_STYLES, StateStyle, state_style, state_word
+from ..suppression import SuppressionIndex
 from .engine import LookupResult
 from .structure import unique_names
+from .tally import ResultTally
 from .validate import BulkInput, InputRow, Verdict
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: the CLI streams rows and never needs it
@@ -47,7 +55,12 @@ COL_STATUS = "Status"
 COL_NO_LIST = "On no list"
 COL_ERROR = "Error"
 COL_OTHER_LISTS = "Other lists"
-ACTIVITY_COLUMNS = ("Campaigns received", "Open rate %", "Click rate %", "Last campaign", "Last campaign sent")
+COL_SUPPRESSED_SINCE = "Suppressed since"
+COL_SUPPRESSION_REASON = "Suppression reason"
+COL_RECEIVED = "Campaigns received"
+COL_LAST_SENT = "Last campaign sent"
+ACTIVITY_COLUMNS = (COL_RECEIVED, "Open rate %", "Click rate %", "Last campaign", COL_LAST_SENT)
+RATE_COLUMNS = ("Open rate %", "Click rate %")
 API_STATE_SUFFIX = " (API state)"  # "Newsletter (API state)": the API's own value, for machines
 
 # The summary's order (the order of cmlib.states, which also gives every word and colour), in
@@ -122,7 +135,8 @@ class Layout:
         self.with_activity = with_activity
         self.other_lists_column = other_lists_column
         fixed = [COL_ROW, COL_EMAIL, COL_STATUS]
-        tail = [COL_NO_LIST, COL_ERROR] + (list(ACTIVITY_COLUMNS) if with_activity else [])
+        tail = [COL_NO_LIST, COL_SUPPRESSED_SINCE, COL_SUPPRESSION_REASON, COL_ERROR]
+        tail += list(ACTIVITY_COLUMNS) if with_activity else []
         if other_lists_column:
             tail.insert(0, COL_OTHER_LISTS)
         # List names are API data: two lists may share a name, or one may be called "Email".
@@ -141,7 +155,13 @@ class Layout:
         """Every column but the API-state ones: what the page's table shows (downloads keep all)."""
         return [c for c in self.headers if c not in set(self.api_state_columns)]
 
-    def cells(self, row: InputRow, outcome: RowOutcome) -> list[Any]:
+    @property
+    def date_columns(self) -> list[str]:
+        """Columns holding ``datetime`` values (date cells in Excel, ISO dates in CSV)."""
+        return [COL_SUPPRESSED_SINCE] + ([COL_LAST_SENT] if self.with_activity else [])
+
+    def cells(self, row: InputRow, outcome: RowOutcome, suppressed: SuppressedAddress | None = None) -> list[Any]:
+        """One output row; ``suppressed`` is the row's entry on the suppression list, if any."""
         n_lists = len(self.list_ids)
         words: list[str] = [""] * n_lists
         raw: list[str] = [""] * n_lists
@@ -159,15 +179,16 @@ class Layout:
         if self.other_lists_column:
             out.append("; ".join(others))
         out.append(("yes" if not res.memberships else "no") if res is not None else "")
+        out += [suppressed.date, suppressed.reason or "(no reason given)"] if suppressed is not None else [None, ""]
         out.append(outcome.error)
         if self.with_activity:
             act = res.activity if res is not None else None
             if act is None:
-                out += ["", "", "", "", ""]
+                out += [None, None, None, "", None]
             else:
-                out += [act.received, round(act.open_rate * 100, 1) if act.received else "",
-                        round(act.click_rate * 100, 1) if act.received else "", act.last_campaign,
-                        act.last_sent.strftime("%Y-%m-%d %H:%M") if act.last_sent else ""]
+                out += [act.received, round(act.open_rate * 100, 1) if act.received else None,
+                        round(act.click_rate * 100, 1) if act.received else None, act.last_campaign,
+                        act.last_sent]
         extra = list(row.extra[: len(self.extra_columns)])
         extra += [""] * (len(self.extra_columns) - len(extra))
         # A ragged row with more cells than the header keeps them all: joined into the last column.
@@ -176,28 +197,46 @@ class Layout:
         return out + extra + raw
 
 
+def suppression_of(index: SuppressionIndex | None, row: InputRow) -> SuppressedAddress | None:
+    """The row's entry on the suppression list (invalid rows have no address to look for)."""
+    if index is None or not row.email:
+        return None
+    return index.get(row.email)
+
+
 def iter_matrix_rows(layout: Layout, rows: Iterable[InputRow], results: Mapping[str, LookupResult],
-                     not_run_reason: str) -> Iterable[list[Any]]:
+                     not_run_reason: str, suppression: SuppressionIndex | None = None) -> Iterable[list[Any]]:
     for r in rows:
-        yield layout.cells(r, resolve_row(r, results, not_run_reason))
+        yield layout.cells(r, resolve_row(r, results, not_run_reason), suppression_of(suppression, r))
 
 
 def layout_for(snapshot: JobSnapshot) -> Layout:
     return Layout(snapshot.list_names, snapshot.input.extra_columns, with_activity=snapshot.with_activity)
 
 
-def build_matrix(snapshot: JobSnapshot, layout: Layout | None = None) -> pd.DataFrame:
-    """One row per input row, in input order, as far as the run has got."""
+def typed_frame(layout: Layout, data: list[list[Any]]) -> pd.DataFrame:
+    """Rows of :meth:`Layout.cells` as a frame whose columns keep their types: whole numbers
+    (``Int64``, empty allowed) never turn into ``4.0``, dates are datetimes."""
     import pandas as pd
 
-    layout = layout or layout_for(snapshot)
-    data = list(iter_matrix_rows(layout, snapshot.input.rows, snapshot.results, snapshot.not_run_reason()))
     df = pd.DataFrame(data, columns=layout.headers)
-    if layout.with_activity:
-        for col in ("Campaigns received", "Open rate %", "Click rate %"):
-            df[col] = pd.to_numeric(df[col].replace("", None), errors="coerce")
     df[COL_ROW] = df[COL_ROW].astype("int64")
+    for col in layout.date_columns:
+        df[col] = pd.to_datetime(df[col], errors="coerce")
+    if layout.with_activity:
+        df[COL_RECEIVED] = pd.array(pd.to_numeric(df[COL_RECEIVED], errors="coerce"), dtype="Int64")
+        for col in RATE_COLUMNS:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
+
+
+def build_matrix(snapshot: JobSnapshot, layout: Layout | None = None) -> pd.DataFrame:
+    """One row per input row, in input order, as far as the run has got (the whole matrix: the
+    CLI and tests; the page builds only the page it shows, :mod:`.view`)."""
+    layout = layout or layout_for(snapshot)
+    data = list(iter_matrix_rows(layout, snapshot.input.rows, snapshot.results, snapshot.not_run_reason(),
+                                 snapshot.suppression))
+    return typed_frame(layout, data)
 
 
 @dataclass(frozen=True)
@@ -208,6 +247,7 @@ class SummaryCounts:
     not_run: int
     invalid_rows: int
     duplicate_rows: int
+    suppressed: int = 0  # distinct valid addresses on the client's suppression list
 
 
 def summarise(snapshot: JobSnapshot, layout: Layout | None = None) -> tuple[pd.DataFrame, SummaryCounts]:
@@ -221,30 +261,24 @@ def summarise(snapshot: JobSnapshot, layout: Layout | None = None) -> tuple[pd.D
     import pandas as pd
 
     layout = layout or layout_for(snapshot)
-    counts: dict[str, dict[str, int]] = {lid: {} for lid in layout.list_ids}
-    seen_states: list[str] = []
-    ok = no_list = failed = 0
-    for res in snapshot.results.values():
-        if not res.ok:
-            failed += 1
-            continue
-        ok += 1
-        if not res.memberships:
-            no_list += 1
-        for lid, state in res.memberships:
-            word = state_word(state)
-            per = counts.setdefault(lid, {})
-            per[word] = per.get(word, 0) + 1
-            if word not in seen_states:
-                seen_states.append(word)
-    states = list(SUMMARY_STATES) + [s for s in seen_states if s not in SUMMARY_STATES]
+    tally = snapshot.tally if snapshot.tally is not None else ResultTally.of(snapshot.results.values())
+    # every list of the client is a row (zeros too), then any list only the results name
+    counts: dict[str, dict[str, int]] = {lid: {} for lid in layout.list_ids} | tally.by_list
+    states = list(SUMMARY_STATES) + [s for s in tally.words if s not in SUMMARY_STATES]
     index = [layout.list_column_of.get(lid, lid) for lid in counts]
     df = pd.DataFrame([[counts[lid].get(s, 0) for s in states] for lid in counts], index=index, columns=states,
                       dtype="int64")
     df.index.name = "List"
     not_run = max(0, snapshot.input.counts.valid - len(snapshot.results))
-    return df, SummaryCounts(ok, no_list, failed, not_run, snapshot.input.counts.invalid,
-                             snapshot.input.counts.duplicates)
+    return df, SummaryCounts(tally.looked_up, tally.on_no_list, tally.failed, not_run, snapshot.input.counts.invalid,
+                             snapshot.input.counts.duplicates, suppressed_count(snapshot.input, snapshot.suppression))
+
+
+def suppressed_count(bulk_input: BulkInput, index: SuppressionIndex | None) -> int:
+    """Distinct valid addresses of the input that are on the suppression list."""
+    if index is None or not len(index):
+        return 0
+    return sum(1 for r in bulk_input.rows if r.status == Verdict.VALID and suppression_of(index, r) is not None)
 
 
 def filter_matrix(df: pd.DataFrame, layout: Layout, lists: Sequence[str] = (),

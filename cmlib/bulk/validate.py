@@ -26,6 +26,21 @@ class Verdict(StrEnum):
     DUPLICATE = "duplicate"
 
 
+class InputSource(StrEnum):
+    """Where a run's addresses came from, said again whenever the run is shown (a link to it too)."""
+
+    PASTED = "pasted"
+    UPLOADED = "uploaded"
+    FILE = "file"  # a file read by the CLI
+
+    def describe(self, name: str) -> str:
+        """"the uploaded file “event.csv”", "pasted addresses"."""
+        if self is InputSource.PASTED:
+            return "pasted addresses"
+        noun = "the uploaded file" if self is InputSource.UPLOADED else "the file"
+        return f"{noun} “{name}”" if name else noun
+
+
 DEFAULT_MAX_MB = 20.0
 DEFAULT_MAX_ROWS = 100_000
 
@@ -133,7 +148,11 @@ class BulkInput:
     rows: tuple[InputRow, ...]
     counts: Counts
     extra_columns: tuple[str, ...]
-    source_name: str = ""
+    source_name: str = ""  # the file's name as uploaded ("" for pasted text)
+    source: InputSource = InputSource.PASTED
+
+    def describe_source(self) -> str:
+        return self.source.describe(self.source_name)
 
     @property
     def to_lookup(self) -> list[InputRow]:
@@ -152,7 +171,8 @@ def extra_column_names(detected: Detected) -> tuple[str, ...]:
     return tuple(c for i, c in enumerate(detected.columns) if i != detected.email_column)
 
 
-def validate_table(table: Table, *, max_rows: int | None = None, source_name: str = "") -> BulkInput:
+def validate_table(table: Table, *, max_rows: int | None = None, source_name: str = "",
+                   source: InputSource = InputSource.PASTED) -> BulkInput:
     """Verdicts for every row of a parsed table; raises BulkInputError with a clear message
     when no email column was found or the table is over the row limit."""
     det = table.detected
@@ -169,4 +189,4 @@ def validate_table(table: Table, *, max_rows: int | None = None, source_name: st
     if not rows:
         raise BulkInputError("The input has a header but no rows.")
     return BulkInput(detected=det, rows=rows, counts=v.counts(), extra_columns=extra_column_names(det),
-                     source_name=source_name)
+                     source_name=source_name, source=source)

@@ -12,6 +12,10 @@ The rules (see cm-api.md "Writes"):
   removes it from the suppression list first.
 - unsubscribe: on an ``AllClientLists`` list, every list of the client the address is on.
 - delete: the record stays, in state Deleted.
+- consent to track: ``Yes``/``No`` is stored as sent; ``Unchanged`` keeps what is stored. A new
+  record gets the consent the client already holds for the address on another list, else
+  ``No``: nobody said yes, and "Unchanged" is an instruction, never a stored value (our choice
+  where Campaign Monitor's documentation is silent: the privacy-safe reading).
 - ``Date`` moves only when the state changes; ``ListJoinedDate`` never moves.
 """
 from __future__ import annotations
@@ -224,9 +228,9 @@ class Store:
             members = self._members[list_id]
             rec = members.get(key)
             target = UNCONFIRMED if lst.confirmed_opt_in else ACTIVE
+            consent = self._consent_for(lst.client_id, key, consent_to_track)
             if rec is None:
-                rec = SubscriberRecord(list_id, email, name or "", target, now, now,
-                                       consent_to_track=consent_to_track)
+                rec = SubscriberRecord(list_id, email, name or "", target, now, now, consent_to_track=consent)
                 members[key] = rec
             elif rec.state in STATE_CONFLICT_CODE:
                 if not resubscribe:
@@ -235,10 +239,20 @@ class Store:
             # Active or Unconfirmed: an update; the state and its Date stay (208 is not raised).
             if name:  # an empty Name (our client's default) keeps the stored one
                 rec.name = name
-            if consent_to_track != "Unchanged" or rec.consent_to_track not in CONSENT_VALUES:
+            if consent_to_track != "Unchanged":
                 rec.consent_to_track = consent_to_track
             rec.custom_fields = self._merge_fields(rec.custom_fields, custom_fields)
         return email
+
+    def _consent_for(self, client_id: str, key: str, consent_to_track: str) -> str:
+        """Under the lock: the consent a write leaves stored for a new record of ``key``."""
+        if consent_to_track != "Unchanged":
+            return consent_to_track
+        for lid in self._client_lists[client_id]:
+            rec = self._members[lid].get(key)
+            if rec is not None and rec.consent_to_track in ("Yes", "No"):
+                return rec.consent_to_track
+        return "No"
 
     def unsubscribe(self, list_id: str, email: str) -> list[str]:
         """POST .../unsubscribe.json. Returns the list IDs whose state changed.

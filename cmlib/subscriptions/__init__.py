@@ -9,7 +9,9 @@ One job per module:
 * :mod:`.apply` -- the plan sent under the per-address write lock after a conflict check, each
   write once, read back, every attempt audited;
 * :mod:`.verdict` -- what each attempt came to (done, already so, queued, failed, unknown, not
-  sent...) and the report the dialog shows.
+  sent...) and the report the dialog shows;
+* :mod:`.rebase` -- after a conflict, the operator's choices carried over to the new states, to
+  be confirmed again.
 
 Everything a caller needs is importable from ``cmlib.subscriptions`` itself.
 """
@@ -28,6 +30,7 @@ from .plan import (
     plan_changes,
     unsubscribe_all_desired,
 )
+from .rebase import Rebased, rebase_choices
 from .snapshot import (
     NOT_ON_LIST,
     ListInfo,
@@ -51,6 +54,7 @@ __all__ = [
     "Plan",
     "PlanNotReady",
     "PlanWarning",
+    "Rebased",
     "Snapshot",
     "StateChange",
     "Step",
@@ -62,6 +66,7 @@ __all__ = [
     "load_lists",
     "plan_changes",
     "read_for_editing",
+    "rebase_choices",
     "state_text",
     "take_snapshot",
     "unsubscribe_all_desired",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..audit import AuditEntry, AuditLog, Outcome, SecretInTextError
+from ..audit import ActorSource, AuditEntry, AuditLog, Outcome, SecretInTextError
 from ..client import CONSENT_VALUES, CampaignMonitor
 from ..errors import CMError, TransportError, describe
 from ..states import SUBSCRIBED_STATES
@@ -29,22 +29,26 @@ from .verdict import MAYBE_WRITTEN, ApplyReport, StepResult, judge
 class ApplyOptions:
     """What the person decided in the review, and how long to wait for another writer.
 
+    ``actor`` names who is acting and ``actor_source`` where that name came from (both go into
+    every audit row; a change with no name is refused, so no row reads "anonymous");
     ``confirmed`` holds the keys of the warnings ticked; ``reason`` goes into every audit row and
     is required when the plan says so; ``consent`` is sent as ConsentToTrack with each add.
     """
 
     actor: str
+    actor_source: ActorSource = ActorSource.NOT_RECORDED
     reason: str = ""
     consent: str = CONSENT_UNCHANGED
     confirmed: frozenset[str] = frozenset()
     lock_timeout: float = DEFAULT_WAIT_SECONDS
 
     @classmethod
-    def confirming_all(cls, plan: Plan, *, actor: str, reason: str = "", consent: str = CONSENT_UNCHANGED,
+    def confirming_all(cls, plan: Plan, *, actor: str, actor_source: ActorSource = ActorSource.NOT_RECORDED,
+                       reason: str = "", consent: str = CONSENT_UNCHANGED,
                        lock_timeout: float = DEFAULT_WAIT_SECONDS) -> ApplyOptions:
         """Every warning of ``plan`` confirmed: for callers without a review step (the CLI, tests)."""
-        return cls(actor=actor, reason=reason, consent=consent, confirmed=plan.confirmation_keys,
-                   lock_timeout=lock_timeout)
+        return cls(actor=actor, actor_source=actor_source, reason=reason, consent=consent,
+                   confirmed=plan.confirmation_keys, lock_timeout=lock_timeout)
 
 
 def _wanted_subscribed(plan: Plan) -> dict[str, bool]:
@@ -74,10 +78,10 @@ def apply_plan(client: CampaignMonitor, plan: Plan, options: ApplyOptions, *, au
     """Check for conflicts against the plan's snapshot, write each step once, read back, audit
     every attempt. The address and the client come from the plan.
 
-    Raises :class:`PlanNotReady` when a warning is not in ``options.confirmed``, a required reason
-    is empty or an operator-supplied text (the reason, the actor) contains a configured secret;
-    nothing is written or audited then (the UI never gets there: its Apply button stays
-    disabled).
+    Raises :class:`PlanNotReady` when nobody is named as acting, a warning is not in
+    ``options.confirmed``, a required reason is empty or an operator-supplied text (the reason,
+    the actor) contains a configured secret; nothing is written or audited then (the UI never
+    gets there: its Apply button stays disabled).
 
     Everything from the re-read to the read-back runs under the process-wide write lock of
     ``(client_id, email)`` (``locks``, see :mod:`cmlib.write_locks`), so a second session
@@ -85,6 +89,8 @@ def apply_plan(client: CampaignMonitor, plan: Plan, options: ApplyOptions, *, au
     so" instead of sending it again.
     """
     missing = plan.missing(options.confirmed, options.reason)
+    if not options.actor.strip():
+        missing.insert(0, "who is acting is not known (give an operator name for the audit log)")
     if missing:
         raise PlanNotReady("; ".join(missing))
     if options.consent not in CONSENT_VALUES:
@@ -99,7 +105,8 @@ def apply_plan(client: CampaignMonitor, plan: Plan, options: ApplyOptions, *, au
     except SecretInTextError as exc:
         raise PlanNotReady(f"{exc}; nothing was sent") from None
 
-    run = _Run(client, plan, reason=reason, consent=options.consent, actor=options.actor, audit=audit)
+    run = _Run(client, plan, reason=reason, consent=options.consent, actor=options.actor.strip(),
+               actor_source=options.actor_source, audit=audit)
 
     # The audit log must be able to take the rows before anything is changed.
     try:
@@ -119,16 +126,18 @@ class _Run:
     """One apply: the steps from the re-read to the audit rows (called with the write lock held)."""
 
     def __init__(self, client: CampaignMonitor, plan: Plan, *, reason: str, consent: str, actor: str,
-                 audit: AuditLog) -> None:
+                 actor_source: ActorSource, audit: AuditLog) -> None:
         self.client, self.plan = client, plan
         self.client_id, self.email, self.snapshot = plan.client_id, plan.email, plan.snapshot
         self.reason, self.consent, self.actor, self.audit = reason, consent, actor, audit
+        self.actor_source = actor_source
 
     def record(self, results: Iterable[StepResult]) -> str:
         """Store one row per result; returns the storage problem ("" when stored)."""
         rows = [AuditEntry(actor=self.actor, client_id=self.client_id, email=self.email, list_id=r.list_id,
                            list_name=r.list_name, state_before=r.state_before, action=r.action,
-                           reason=self.reason, result=r.audit_result, plan_token=self.plan.token) for r in results]
+                           reason=self.reason, result=r.audit_result, plan_token=self.plan.token,
+                           actor_source=self.actor_source) for r in results]
         try:
             self.audit.record_many(rows)
         except Exception as exc:  # the outcome stands: report, do not hide it

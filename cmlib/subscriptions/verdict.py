@@ -113,8 +113,7 @@ class ApplyReport:
     def summary(self) -> str:
         if self.conflict:
             return ("Nothing was written: the subscriptions of " + self.email + " changed since the dialog "
-                    "opened (" + "; ".join(c.describe() for c in self.conflict) + "). The form now shows "
-                    "the current states; decide again.")
+                    "opened (" + "; ".join(c.describe() for c in self.conflict) + ").")
         if self.problem:
             text = f"Nothing was written for {self.email}: {self.problem}."
             if self.not_sent:

@@ -31,6 +31,11 @@ def wait_for_app(page) -> None:
     )
 
 
+def lookup_box(page):
+    """The Lookup page's address box (a chat-style input: Enter submits, Shift+Enter adds a line)."""
+    return page.locator('[data-testid="stMain"] [data-testid="stChatInputTextArea"]')
+
+
 def test_three_addresses_as_tabs(page, streamlit_app, screenshot_dir):
     from playwright.sync_api import expect
 
@@ -150,7 +155,7 @@ def test_lookup_survives_a_visit_to_another_page(page, streamlit_app):
     assert [visible_text(t).split(" · ")[0] for t in tabs.all_inner_texts()] == ["anna@example.com",
                                                                                  "fresh@example.com"]
     assert "anna%40example.com" in page.url or "anna@example.com" in page.url
-    assert page.locator("textarea").input_value().split() == ["anna@example.com", "fresh@example.com"]
+    expect(lookup_box(page)).to_have_value("anna@example.com\nfresh@example.com")
 
 
 def test_an_address_copied_from_a_tab_label_pastes_back(page, streamlit_app):
@@ -167,8 +172,8 @@ def test_an_address_copied_from_a_tab_label_pastes_back(page, streamlit_app):
     tabs = page.locator('[data-testid="stTabs"] [role="tab"]')
     expect(tabs).to_have_count(1, timeout=60_000)
     wait_for_app(page)
-    page.locator("textarea").fill(email)
-    page.get_by_role("button", name="Look up").click()
+    lookup_box(page).fill(email)
+    lookup_box(page).press("Enter")
     expect(tabs.first).to_contain_text("example.org", timeout=30_000)
     wait_for_app(page)
 
@@ -195,13 +200,13 @@ def test_an_address_copied_from_a_tab_label_pastes_back(page, streamlit_app):
     assert copied.replace(WJ, "") == email
     assert WJ in copied  # what a person copies really carries the joiner
 
-    box = page.locator("textarea")
+    box = lookup_box(page)
     box.click()
     box.press("Control+A")
     box.press("Delete")
     box.press("Control+V")
     assert box.input_value() == copied
-    page.get_by_role("button", name="Look up").click()
+    box.press("Enter")
     wait_for_app(page)
     main = page.locator('[data-testid="stMain"]')
     expect(tabs).to_have_count(1)
@@ -214,5 +219,78 @@ def test_an_address_copied_from_a_tab_label_pastes_back(page, streamlit_app):
     captions = page.locator('[role="tabpanel"]:visible [data-testid="stCaptionContainer"]')
     expect(captions.first).to_be_visible()
     texts = captions.evaluate_all("els => els.map(e => e.textContent)")
-    assert any(re.search(r"as of \d\d:\d\d:\d\d UTC", t) for t in texts)
+    assert any(re.search(r"as of \d\d:\d\d:\d\d [A-Z]", t) for t in texts)
     assert not [t for t in texts if WJ in t and "@" not in t]
+
+
+def test_enter_submits_shift_enter_adds_a_line_and_a_pasted_list_is_looked_up(page, streamlit_app, screenshot_dir):
+    """Issue 12 item 9, with real keys: Enter looks up, Shift+Enter only starts a new line, and a
+    column of addresses pasted from the clipboard (real paste, Ctrl+V) is looked up whole."""
+    from playwright.sync_api import expect
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=streamlit_app.url)
+    page.goto(streamlit_app.url)
+    wait_for_app(page)
+    tabs = page.locator('[data-testid="stTabs"] [role="tab"]')
+    box = lookup_box(page)
+    expect(box).to_be_visible()
+    help_text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Enter looks the addresses up; Shift+Enter starts a new line" in help_text
+    assert "Ctrl+Enter" not in help_text
+
+    box.click()
+    box.type("anna@example.com")
+    box.press("Shift+Enter")
+    box.type("fresh@example.com")
+    # A submit empties the box at once (the lookup's text comes back only after the run), so both
+    # lines still being there, in order, means Shift+Enter submitted nothing.
+    expect(box).to_have_value("anna@example.com\nfresh@example.com")
+    wait_for_app(page)
+    assert tabs.count() == 0 and "email=" not in page.url
+
+    box.press("Enter")
+    expect(tabs).to_have_count(2, timeout=30_000)
+    wait_for_app(page)
+    assert [visible_text(t).split(" · ")[0] for t in tabs.all_inner_texts()] == ["anna@example.com",
+                                                                                 "fresh@example.com"]
+    assert re.search(r"email=anna(%40|@)example\.com&email=fresh(%40|@)example\.com", page.url)
+    expect(box).to_have_value("anna@example.com\nfresh@example.com")  # the lookup stays in the box
+
+    pasted = "\n".join(DEMO_CUSTOMERS["three_addresses"])
+    page.evaluate("text => navigator.clipboard.writeText(text)", pasted)
+    box.click()
+    box.press("Control+A")
+    box.press("Delete")
+    box.press("Control+V")
+    expect(box).to_have_value(pasted)
+    box.press("Enter")
+    expect(tabs).to_have_count(3, timeout=30_000)
+    wait_for_app(page)
+    assert [visible_text(t).split(" · ")[0] for t in tabs.all_inner_texts()] == list(DEMO_CUSTOMERS["three_addresses"])
+    assert all(e.replace("@", "%40") in page.url or e in page.url for e in DEMO_CUSTOMERS["three_addresses"])
+    expect(box).to_have_value(pasted)
+    # ...and the box is as tall as the pasted column: every line shows, none scrolled out of sight
+    assert box.evaluate("e => e.scrollHeight <= e.clientHeight + 1")
+    page.screenshot(path=str(screenshot_dir / "lookup-enter-paste.png"), full_page=True)
+
+
+def test_times_are_in_the_browsers_zone_and_named(browser, streamlit_app):
+    """Issue 12 item 3: Streamlit knows the browser's zone (here Asia/Tokyo), so every time on the
+    tab -- as of, state dates, joined, reasons, Sent -- is in it, named."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1440, "height": 2200}, timezone_id="Asia/Tokyo")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{streamlit_app.url}/?email=ivan.work%40example.org")
+        tabs = page.locator('[data-testid="stTabs"] [role="tab"]')
+        expect(tabs).to_have_count(1, timeout=60_000)
+        wait_for_app(page)
+        panel = page.locator('[role="tabpanel"]:visible')
+        texts = panel.locator('[data-testid="stCaptionContainer"]').evaluate_all("els => els.map(e => e.textContent)")
+        assert any(re.fullmatch(r"as of \d\d:\d\d:\d\d JST", t.strip()) for t in texts), texts
+        dated = [m.group(0) for t in texts for m in re.finditer(r"\d{4}-\d\d-\d\d \d\d:\d\d \S+", t)]
+        assert len(dated) >= 8 and all(d.endswith(" JST") for d in dated), dated
+    finally:
+        context.close()

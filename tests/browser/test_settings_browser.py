@@ -1,19 +1,26 @@
-"""Issue 10 #1 and #12 in headless Chromium: the attack as it was reproduced, against a real server.
+"""The Settings page in headless Chromium, against a real server.
 
-The app runs with no admin password and a key an admin saved on the Settings page (no
-credentials in its environment). Another browser session opens Settings, leaves the key empty,
-points the API URL at a local HTTP server on another port and presses Test connection, then
-Save. That server records every request: it must never receive the saved key (nor anything).
-A metadata address and a 5,000-character URL get a sentence, never Streamlit's exception box.
+Issue 10 #1 and #12: the attack as it was reproduced. The app runs with no admin password and a
+key an admin saved on the Settings page (no credentials in its environment). Another browser
+session opens Settings, leaves the key empty, points the API URL at a local HTTP server on another
+port and presses Test connection, then Save. That server records every request: it must never
+receive the saved key (nor anything). A metadata address and a 5,000-character URL get a
+sentence, never Streamlit's exception box.
+
+Issue 12 #7: on a first visit (nothing configured) an admin pastes a key, presses Tab and clicks
+Test connection: the key in the field is the key used (it once said "Enter an API key first"),
+and Tab goes from field to field, never to a help icon or the key's show-password eye.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -26,14 +33,16 @@ from tests.sandbox_fixtures import make_sandbox
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def saved_key_app(chromium_executable, tmp_path_factory) -> Iterator[RunningApp]:
-    """``streamlit run app.py`` whose only credentials are the pair saved in its settings.json."""
-    tmp = tmp_path_factory.mktemp("settings-app")
+@contextlib.contextmanager
+def _serve(tmp: Path, *, save_pair: bool) -> Iterator[RunningApp]:
+    """``streamlit run app.py`` with no credentials in its environment: only the pair saved in its
+    settings.json (``save_pair``), or none at all (demo data until an admin enters a key)."""
     log = tmp / "streamlit.log"
     with make_sandbox() as sb:
         data = tmp / "data"
-        SettingsStore(data / "settings.json").save_credentials(sb.client_api_key, sb.main_client_id, sb.base_url)
+        if save_pair:
+            SettingsStore(data / "settings.json").save_credentials(sb.client_api_key, sb.main_client_id,
+                                                                   sb.base_url)
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
         env.update(CM_DATA_DIR=str(data), CM_SECRETS_PATH=str(tmp / "no-secrets.toml"), CM_CACHE_BACKEND="memory",
@@ -65,6 +74,20 @@ def saved_key_app(chromium_executable, tmp_path_factory) -> Iterator[RunningApp]
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def saved_key_app(chromium_executable, tmp_path_factory) -> Iterator[RunningApp]:
+    """The app whose only credentials are the pair saved in its settings.json."""
+    with _serve(tmp_path_factory.mktemp("settings-app"), save_pair=True) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def unconfigured_app(chromium_executable, tmp_path_factory) -> Iterator[RunningApp]:
+    """The app with no credentials anywhere (a first visit): the key field is the only key there is."""
+    with _serve(tmp_path_factory.mktemp("unconfigured-app"), save_pair=False) as app:
+        yield app
 
 
 @pytest.fixture
@@ -142,3 +165,82 @@ def test_metadata_and_monster_urls_get_a_sentence_not_a_traceback(page, saved_ke
     page.screenshot(path=str(screenshot_dir / "settings-long-url.png"))
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     assert "LocationParseError" not in page.content() and "Traceback" not in page.content()
+
+
+# ---------------------------------------------------------------------------- issue 12 #7
+
+FOCUSED = """() => {
+  const e = document.activeElement;
+  return (e.getAttribute('aria-label') || e.innerText || e.tagName).replace(/\\s+/g, ' ').trim();
+}"""
+
+
+def _first_visit(page, app: RunningApp) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{app.url}/settings")
+    expect(page.get_by_role("textbox", name="API key")).to_be_visible(timeout=60_000)
+    wait_idle(page)
+
+
+def _focused(page) -> str:
+    return page.evaluate(FOCUSED)
+
+
+def test_tab_goes_from_field_to_field(page, unconfigured_app):
+    _first_visit(page, unconfigured_app)
+    page.get_by_text("API URL (advanced)").click()  # opened, so its field is in the order too
+    page.get_by_role("textbox", name="API key").click()
+    stops = []
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        stops.append(_focused(page))
+    assert stops[0] == "Client ID", stops  # not "Show password", not "Help for Client ID"
+    assert "API URL (advanced)" in stops[1], stops
+    assert stops[2] == "API URL", stops
+    assert "Test connection" in stops[3] and "Save" in stops[4], stops
+    back = []
+    for _ in range(5):
+        page.keyboard.press("Shift+Tab")
+        back.append(_focused(page))
+    assert back[3:] == ["Client ID", "API key"], back  # and back again, with nothing in between
+    assert not page.get_by_role("button", name="Show password").is_visible()
+
+
+def test_a_pasted_key_then_tab_then_test_connection_uses_that_key(page, unconfigured_app, screenshot_dir):
+    from playwright.sync_api import expect
+
+    sb = unconfigured_app.sandbox
+    settings_file = unconfigured_app.log.parent / "data" / "settings.json"
+    company = sb.data.client(sb.main_client_id).name
+    _first_visit(page, unconfigured_app)
+    page.get_by_text("API URL (advanced)").click()
+    page.get_by_role("textbox", name="API URL", exact=True).fill(sb.base_url)  # no Enter, no blur yet
+
+    key_field = page.get_by_role("textbox", name="API key")
+    key_field.click()
+    page.keyboard.insert_text(sb.client_api_key)  # as a paste does
+    page.keyboard.press("Tab")
+    assert _focused(page) == "Client ID"
+    page.keyboard.insert_text(sb.main_client_id)
+    page.keyboard.press("Tab")
+    page.get_by_role("button", name="Test connection").click()  # focus moved twice, then a click
+    expect(page.get_by_text(re.compile(f"^Connected to {re.escape(company)} \\("))).to_be_visible()
+    expect(page.get_by_text("Enter an API key first")).to_have_count(0)
+    assert not settings_file.exists()  # testing saves nothing
+    page.screenshot(path=str(screenshot_dir / "settings-tab-then-test.png"))
+
+    # Enter in a field is Test connection (the form's first button), never Save
+    key_field.press("Enter")  # (the Client ID field is a picker of the key's clients by now)
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(f"^Connected to {re.escape(company)} \\("))).to_be_visible()
+    assert not settings_file.exists()
+
+    key_field.click()
+    page.keyboard.press("Tab")  # focus leaves the key field again, and the button is clicked
+    _press(page, "Save")
+    expect(page.get_by_text(re.compile(r"^Saved\. Every user of this app now uses client"))).to_be_visible()
+    saved = SettingsStore(settings_file).load()
+    assert saved["api_key"] == sb.client_api_key and saved["client_id"] == sb.main_client_id
+    expect(key_field).to_have_value("")  # the field is emptied: the key never goes back to the browser
+    assert sb.client_api_key not in page.content()

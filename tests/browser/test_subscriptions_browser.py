@@ -1,12 +1,13 @@
-"""The subscription dialog in headless Chromium: open, tick, reset, tick, save, apply, and the tab
-shows the new badge. Screenshots of each stage go to tests/browser/screenshots/."""
+"""The subscription dialog in headless Chromium: open, tick, reset, tick, save, give a name when
+asked, apply, and the tab shows the new badge; a conflict offers the choices again. Screenshots
+of each stage go to tests/browser/screenshots/."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from cmlib.audit import AuditLog
+from cmlib.audit import ActorSource, AuditLog
 
 pytestmark = pytest.mark.browser
 
@@ -59,6 +60,13 @@ def test_manage_subscriptions_end_to_end(page, streamlit_app, screenshot_dir):
     dialog.get_by_role("button", name="Save changes").click()
     expect(dialog.get_by_text(re.compile(r"Plan:\W*unsubscribe from Webinars"))).to_be_visible()
     wait_idle(page)
+    # nobody is signed in and no name was typed: the review asks for one, Apply waits for it
+    expect(dialog.get_by_role("button", name="Apply")).to_be_disabled()
+    prompt = dialog.get_by_role("textbox", name="Your name (who is acting, for the audit log)")
+    prompt.fill("Dana Köhler")
+    prompt.press("Enter")
+    expect(dialog.get_by_text(re.compile(r"Acting as\W*Dana Köhler \(typed in this browser\)"))).to_be_visible()
+    expect(dialog.get_by_role("button", name="Apply")).to_be_enabled()
     page.screenshot(path=str(screenshot_dir / "subscriptions-3-plan.png"))
     dialog.get_by_role("button", name="Apply").click()
     expect(dialog.get_by_text("Applied.")).to_be_visible()
@@ -80,11 +88,28 @@ def test_manage_subscriptions_end_to_end(page, streamlit_app, screenshot_dir):
     # the app wrote the audit row into its own data folder
     rows = AuditLog(streamlit_app.log.parent / "data" / "audit.sqlite").query()
     assert [(r.email, r.list_name, r.action, r.result) for r in rows] == [(EMAIL, "Webinars", "unsubscribe", "done")]
+    assert (rows[0].actor, rows[0].actor_source) == ("Dana Köhler", ActorSource.TYPED)
+    # the name given in the dialog is in the sidebar now, and remembered by this browser
+    expect(page.get_by_role("textbox", name="Operator name")).to_have_value("Dana Köhler")
 
 
-def _open_and_untick(page, url: str, email: str, list_name: str):
+def _name_operator(page, url: str, name: str) -> None:
+    """Type the operator name in the sidebar, as an operator does once per browser."""
     from playwright.sync_api import expect
 
+    page.goto(url)
+    field = page.get_by_role("textbox", name="Operator name")
+    field.fill(name)
+    field.press("Enter")
+    wait_idle(page)
+    expect(field).to_have_value(name)
+    page.wait_for_function("() => document.cookie.includes('cm_operator=')")  # remembered by the browser
+
+
+def _open_and_untick(page, url: str, email: str, list_name: str, *, operator: str = "Tess Tester"):
+    from playwright.sync_api import expect
+
+    _name_operator(page, url, operator)
     page.goto(f"{url}/?email={email}")
     tab = page.locator('[role="tabpanel"]:visible')
     expect(tab.get_by_role("button", name="Manage subscriptions")).to_be_visible(timeout=60_000)
@@ -126,6 +151,37 @@ def test_two_browser_sessions_applying_the_same_change_send_it_once(browser, str
             c.close()
     rows = [r for r in AuditLog(streamlit_app.log.parent / "data" / "audit.sqlite").query() if r.email == email]
     assert sorted(r.result.split(":")[0] for r in rows) == ["already", "done"]
+
+
+def test_a_conflict_offers_the_operators_choices_again(page, streamlit_app, screenshot_dir):
+    """Issue 12.6: the person leaves the Newsletter while the operator reviews "unsubscribe from
+    Webinars". Nothing is written, the dialog says what changed, the untick is still there on the
+    new states, and Apply (pressed again) makes the change."""
+    from playwright.sync_api import expect
+
+    sb = streamlit_app.sandbox
+    email = "conflict@example.com"
+    newsletter = sb.data.list_by_name(sb.main_client_id, "Newsletter").list_id
+    webinars = sb.data.list_by_name(sb.main_client_id, "Webinars").list_id
+    sb.data.set_state(newsletter, email, "Active")
+    sb.data.set_state(webinars, email, "Active")
+    dialog = _open_and_untick(page, streamlit_app.url, email, "Webinars")
+    sb.data.set_state(newsletter, email, "Unsubscribed")  # meanwhile, elsewhere
+    before = sb.request_counts["unsubscribe"]
+    dialog.get_by_role("button", name="Apply").click()
+    expect(dialog.get_by_text(re.compile(r"Nothing was written.*Newsletter: subscribed → unsubscribed"))
+           ).to_be_visible(timeout=30_000)
+    expect(dialog.get_by_text(re.compile(r"Your choices are kept on the current states"))).to_be_visible()
+    wait_idle(page)
+    expect(dialog.get_by_role("checkbox", name="Webinars")).not_to_be_checked()
+    expect(dialog.get_by_role("checkbox", name="Newsletter")).not_to_be_checked()
+    expect(dialog.get_by_text(re.compile(r"Plan:\W*unsubscribe from Webinars"))).to_be_visible()
+    page.screenshot(path=str(screenshot_dir / "subscriptions-conflict.png"))
+    assert sb.request_counts["unsubscribe"] == before
+    dialog.get_by_role("button", name="Apply").click()
+    expect(dialog.get_by_text("Applied.")).to_be_visible(timeout=30_000)
+    assert sb.data.state_of(webinars, email) == "Unsubscribed"
+    assert sb.data.state_of(newsletter, email) == "Unsubscribed"
 
 
 def test_api_down_at_apply_keeps_the_dialog_open(page, streamlit_app, screenshot_dir):

@@ -1,0 +1,174 @@
+"""The Bulk page's results: the per-list summary, one page of the email × list matrix, and the
+downloads -- drawn for several people at once without holding a matrix per person.
+
+What a rerun costs, whatever the size of the run:
+
+* the summary is built once per state of the job (:meth:`cmlib.bulk.jobs.BulkJob.memo`, from
+  counts the job keeps as results arrive) and shared by every session watching it;
+* a filter is resolved to the row numbers it keeps (an array of ints, kept in the session until
+  the filter or the results change), and only the page on screen (at most
+  :data:`cmlib.bulk.view.PAGE_SIZE` rows) becomes a table, coloured;
+* the CSV and Excel files are built when someone clicks Download (Streamlit's deferred
+  downloads), from the job's results, not from a table kept for the purpose.
+
+Every string from the file or the API (column names, list names, cells) is shown through a
+dataframe or ``md_escape``; the downloads are protected against formula injection in cmlib.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import streamlit as st
+
+from cmlib.bulk.control import JobState
+from cmlib.bulk.export import CSV_MIME, XLSX_MIME
+from cmlib.bulk.jobs import BulkJob, JobSnapshot
+from cmlib.bulk.matrix import (
+    COL_LAST_SENT,
+    COL_ROW,
+    COL_SUPPRESSED_SINCE,
+    Layout,
+    chart_colors,
+    layout_for,
+    style_matrix,
+    summarise,
+)
+from cmlib.bulk.tally import ResultTally
+from cmlib.bulk.view import (
+    PAGE_SIZE,
+    MatrixFilter,
+    filter_options,
+    matching_rows,
+    matrix_csv,
+    matrix_excel,
+    page_count,
+    page_frame,
+    page_rows,
+)
+from ui.text import md_escape
+
+FILTER_LISTS_KEY = "bulk.filter.lists"
+FILTER_STATES_KEY = "bulk.filter.states"
+PAGE_KEY = "bulk.page"
+EXPORT_FILTERED_KEY = "bulk.export.filtered"
+EXPORT_SEP_KEY = "bulk.export.sep"
+ROWS_KEY = "bulk.rows"  # (job id, results version, filter) -> the row numbers the filter keeps
+
+ROWS_PER_PAGE = PAGE_SIZE  # read at each rerun (a test sets a small page)
+
+SEPARATORS = {",": "Comma (,)", ";": "Semicolon (;) — Excel with Russian settings", "\t": "Tab"}
+
+
+def file_stem(name: str) -> str:
+    stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", name or "")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:40]
+    return stem or "bulk"
+
+
+def render_results(job: BulkJob) -> None:
+    snap: JobSnapshot = job.snapshot()
+    finished = snap.finished
+    if snap.fatal:
+        st.error(md_escape(f"The run stopped: {snap.fatal}. Check the credentials in Settings; the addresses not "
+                           "looked up are marked in the matrix."))
+    elif snap.gave_up:
+        st.error(md_escape(f"{snap.gave_up}. The addresses not looked up are marked in the matrix; run them again "
+                           "when it answers."), icon=":material/cloud_off:")
+    for note in snap.notes:
+        st.warning(md_escape(note))
+    if not snap.results and not finished:
+        st.caption("Results appear here when the run ends, or when you press “Show results so far”.")
+        return
+    layout = layout_for(snap)
+    summary, _counts = job.memo("summary", snap.version, lambda: summarise(snap, layout))
+    if finished:
+        heading = "Results"
+        if snap.state == JobState.CANCELLED:
+            heading = "Results (the run was cancelled; what finished is kept)"
+        st.subheader(heading)
+    else:
+        st.subheader("Results so far")
+        st.caption(f"As of {len(snap.results):,} of {snap.input.counts.valid:,} addresses; the counters above are "
+                   "live — press “Show results so far” to bring the tables up to date.")
+
+    st.markdown("**Per list: distinct addresses in each state**")
+    st.dataframe(summary, width="stretch")
+    if len(summary) and int(summary.to_numpy().sum()) > 0:
+        # horizontal: "x" is the list axis (labelled by the table above), "y" the counts
+        colors: list[Any] = chart_colors(list(summary.columns))  # the colours of cmlib.states, by state
+        st.bar_chart(summary, color=colors, stack=True, horizontal=True, sort=False, x_label="",
+                     y_label="addresses")
+    _matrix_section(snap, layout, summary)
+
+
+def _rows_for(snap: JobSnapshot, layout: Layout, flt: MatrixFilter) -> Sequence[int]:
+    """The row numbers a filter keeps, resolved once per filter and state of the results."""
+    if not flt.active:
+        return range(len(snap.input.rows))
+    key = (snap.job_id, snap.version, flt)
+    cached = st.session_state.get(ROWS_KEY)
+    if cached and cached[0] == key:
+        return cached[1]
+    rows = matching_rows(snap, layout, flt)
+    st.session_state[ROWS_KEY] = (key, rows)
+    return rows
+
+
+def _matrix_section(snap: JobSnapshot, layout: Layout, summary: Any) -> None:
+    st.markdown("**Email × list matrix** (one row per input row)")
+    f1, f2 = st.columns(2)
+    lists = f1.multiselect("Lists", layout.list_columns, key=FILTER_LISTS_KEY, placeholder="All lists")
+    tally = snap.tally if snap.tally is not None else ResultTally.of(snap.results.values())
+    states = f2.multiselect("States", filter_options(tally), key=FILTER_STATES_KEY, placeholder="Any state")
+    flt = MatrixFilter(tuple(lists), tuple(states))
+    kept = _rows_for(snap, layout, flt)
+    total = len(snap.input.rows)
+    size = ROWS_PER_PAGE
+    pages = page_count(len(kept), size)
+    page = 1
+    if pages > 1:
+        held = st.session_state.get(PAGE_KEY)
+        if isinstance(held, int) and held > pages:  # a narrower filter: the page it was on is gone
+            st.session_state[PAGE_KEY] = pages
+        page = int(st.number_input(f"Page (of {pages:,}, {size:,} rows each)", min_value=1, max_value=pages,
+                                   value=1, step=1, key=PAGE_KEY))
+    on_page = page_rows(kept, page, size)
+    first = (min(max(1, page), pages) - 1) * size
+    span = f"rows {first + 1:,}–{first + len(on_page):,} of " if len(kept) > len(on_page) else ""
+    matched = f"{len(kept):,} matching of {total:,} rows" if flt.active else f"{total:,} rows"
+    st.caption(f"Showing {span}{matched}.")
+    frame = page_frame(snap, layout, on_page)
+    # The "(API state)" columns are for machines: in the downloads, not on screen.
+    st.dataframe(style_matrix(frame, layout), hide_index=True, width="stretch", column_order=layout.shown_columns,
+                 column_config={
+                     COL_ROW: st.column_config.NumberColumn(COL_ROW, format="%d", pinned=True),
+                     COL_SUPPRESSED_SINCE: st.column_config.DatetimeColumn(COL_SUPPRESSED_SINCE,
+                                                                           format="YYYY-MM-DD HH:mm"),
+                     COL_LAST_SENT: st.column_config.DatetimeColumn(COL_LAST_SENT, format="YYYY-MM-DD HH:mm"),
+                 })
+    _downloads(snap, layout, summary, kept, filtered=flt.active)
+
+
+def _downloads(snap: JobSnapshot, layout: Layout, summary: Any, kept: Sequence[int], *, filtered: bool) -> None:
+    st.markdown("**Download**")
+    d1, d2, d3 = st.columns([2, 2, 3])
+    default_sep = snap.input.detected.delimiter if snap.input.detected.delimiter in SEPARATORS else ","
+    seps: list[str] = list(SEPARATORS)
+    sep = d3.selectbox("CSV separator", seps, index=seps.index(default_sep),
+                       format_func=lambda d: SEPARATORS.get(d, d), key=EXPORT_SEP_KEY) or default_sep
+    only_kept = d3.checkbox("Only the rows matching the filters", key=EXPORT_FILTERED_KEY, disabled=not filtered)
+    rows: Sequence[int] = kept if only_kept and filtered else range(len(snap.input.rows))
+    if len(rows) > 20_000:
+        d3.caption("Large result: the Excel file takes a while to build (about half a minute per 100,000 rows); "
+                   "the CSV is quicker.")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    stem = f"{file_stem(snap.input.source_name or 'pasted')}-status-{stamp}"
+    # Built on click (deferred), from the job's results: nothing is held per session for them.
+    d1.download_button("Download CSV", data=lambda: matrix_csv(snap, layout, rows, delimiter=sep),
+                       file_name=f"{stem}.csv", mime=CSV_MIME, icon=":material/download:", key="bulk.download.csv")
+    d2.download_button("Download Excel", data=lambda: matrix_excel(snap, layout, rows, summary=summary),
+                       file_name=f"{stem}.xlsx", mime=XLSX_MIME, icon=":material/download:",
+                       key="bulk.download.xlsx")

@@ -1,0 +1,22 @@
+"""The demo notice above every page: demo data must never be mistaken for the real account,
+and the way out of it -- configuring one in Settings -- is one click, not a sentence to follow.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from cmlib.runtime import Connection
+from ui.sidebar import settings_link
+
+DEMO_BANNER = (":orange-badge[:material/science: Demo data] sandbox customers, not a real Campaign Monitor "
+               "account —")
+
+
+def demo_banner(conn: Connection | None) -> None:
+    """One line above the page's content (seen even with the sidebar collapsed), ending in a link
+    to the Settings page."""
+    if conn is None or not conn.is_demo:
+        return
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", key="demo-banner"):
+        st.markdown(DEMO_BANNER, width="content")
+        settings_link("configure one in Settings")
