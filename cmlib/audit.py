@@ -77,12 +77,14 @@ class ActorSource(StrEnum):
     """Where the ``actor`` of a row came from, stored as its value in ``actor_source``.
 
     A reviewer weighs "signed-in user" (the login vouches for it) differently from "typed" (the
-    operator wrote a name into the dashboard). A name taken from a helpdesk link is meant to
-    become one more member here; readers treat an unknown stored value as NOT_RECORDED.
+    operator wrote a name into the dashboard) and "helpdesk link" (the ``operator=`` parameter
+    of the helpdesk panel's URL: whoever can edit a link can write any name there). Readers treat
+    an unknown stored value as NOT_RECORDED.
     """
 
     SIGNED_IN = "signed-in user"  # the login (OIDC) names the person
     TYPED = "typed"  # typed by the operator in this browser (the sidebar, or when asked before a change)
+    HELPDESK_LINK = "helpdesk link"  # ``operator=`` in the panel URL the helpdesk built (not authenticated)
     NOT_RECORDED = "not recorded"  # rows written before the source was recorded, or by code that did not say
 
     @classmethod

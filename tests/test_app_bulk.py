@@ -2,6 +2,7 @@
 reruns and reloads that keep the run, limits and unusable files."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -426,6 +427,11 @@ def test_suppressed_addresses_are_counted_and_have_their_columns(app_env):
     assert matrix.loc[2, "Suppression reason"] == "Spam Complaint"
     assert matrix.loc[3, "Suppression reason"] == "" and pd.isna(matrix.loc[3, "Suppressed since"])
     assert pd.notna(matrix.loc[1, "Suppressed since"])
+    # Campaign Monitor's dates are the client's (Acme Books: "(GMT+03:00) Moscow"): the zone is named
+    assert any("in the client's time zone (UTC+03:00)" in c.value for c in at.caption)
+    dataframe = next(d for d in at.dataframe if "On no list" in d.value.columns)
+    since = json.loads(dataframe.proto.columns)["Suppressed since"]
+    assert since["label"] == "Suppressed since (UTC+03:00)"
 
 
 def test_the_matrix_is_paged_and_no_session_holds_a_whole_matrix(app_env, monkeypatch):

@@ -48,6 +48,10 @@ from cmlib.bulk.view import (
     page_frame,
     page_rows,
 )
+from cmlib.errors import CMError
+from cmlib.timezones import DisplayZone, ZoneSource, parse_cm_time_zone
+from ui.connection import get_connection
+from ui.display_zone import client_time_zone
 from ui.text import md_escape
 
 FILTER_LISTS_KEY = "bulk.filter.lists"
@@ -142,14 +146,27 @@ def _matrix_section(snap: JobSnapshot, layout: Layout, summary: Any) -> None:
     st.caption(f"Showing {span}{matched}.")
     frame = page_frame(snap, layout, on_page)
     # The "(API state)" columns are for machines: in the downloads, not on screen.
+    zone = _client_zone_name()
     st.dataframe(style_matrix(frame, layout), hide_index=True, width="stretch", column_order=layout.shown_columns,
                  column_config={
                      COL_ROW: st.column_config.NumberColumn(COL_ROW, format="%d", pinned=True),
-                     COL_SUPPRESSED_SINCE: st.column_config.DatetimeColumn(COL_SUPPRESSED_SINCE,
+                     COL_SUPPRESSED_SINCE: st.column_config.DatetimeColumn(f"{COL_SUPPRESSED_SINCE} ({zone})",
                                                                            format="YYYY-MM-DD HH:mm"),
-                     COL_LAST_SENT: st.column_config.DatetimeColumn(COL_LAST_SENT, format="YYYY-MM-DD HH:mm"),
+                     COL_LAST_SENT: st.column_config.DatetimeColumn(f"{COL_LAST_SENT} ({zone})",
+                                                                    format="YYYY-MM-DD HH:mm"),
                  })
+    st.caption(f"Dates in the matrix and the downloads are Campaign Monitor's, in the client's time zone ({zone}).")
     _downloads(snap, layout, summary, kept, filtered=flt.active)
+
+
+def _client_zone_name() -> str:
+    """The name of the zone Campaign Monitor's dates are written in (the client's), for headers."""
+    try:
+        text = client_time_zone(get_connection())
+    except CMError:
+        text = None
+    tz = parse_cm_time_zone(text)
+    return DisplayZone(tz, ZoneSource.CLIENT).label() if tz is not None else "client time zone unknown"
 
 
 def _downloads(snap: JobSnapshot, layout: Layout, summary: Any, kept: Sequence[int], *, filtered: bool) -> None:

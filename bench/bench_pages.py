@@ -1,0 +1,174 @@
+"""Page timings in headless Chromium: what a person waits for, from click to something to read.
+
+    .venv/bin/python bench/bench_pages.py [--repeats 5] [--quick]
+
+Every run starts ``streamlit run app.py`` afresh in demo mode (no credentials anywhere: the app
+starts its own sandbox, 0 ms latency), then measures, in a new browser context each:
+
+(1) first visit after the server starts: ``/`` to the page heading (target 2 s);
+(2) a helpdesk deep link ``/?email=a&email=b&email=c`` (the three-address demo customer) in a new
+    browser session to all three tabs with content -- every tab labelled with its summary and
+    the first tab showing its lists (target 1.0 s);
+(3) opening the subscription dialog on the first tab right after that lookup, click to the
+    dialog's list checkboxes (target 300 ms).
+
+Prints medians beside the targets; no assertion, exit 0 (``make bench`` reports, it does not
+gate). Without /usr/bin/chromium or the playwright package it says so and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cmlib.sandbox.demo import DEMO_CUSTOMERS  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+EMAILS = list(DEMO_CUSTOMERS["three_addresses"])
+TARGETS_MS = {"first": 2000.0, "deep": 1000.0, "dialog": 300.0}
+
+# All tabs labelled with their summary ("addr · 4 subscribed"), the first panel showing its lists.
+TABS_FILLED_JS = """n => {
+  const tabs = [...document.querySelectorAll('[data-testid="stTabs"] [role="tab"]')];
+  if (tabs.length !== n || !tabs.every(t => t.innerText.includes('·'))) return false;
+  const panel = document.querySelector('[data-testid="stTabs"] [role="tabpanel"]:not([hidden])');
+  return !!panel && [...panel.querySelectorAll('h3')].some(h => h.innerText.trim().startsWith('Lists'));
+}"""
+DIALOG_READY_JS = """() => {
+  const d = document.querySelector('[role="dialog"]');
+  return !!d && d.querySelectorAll('input[type="checkbox"]').length > 0;
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def streamlit_server(data_dir: str) -> Iterator[str]:
+    """A fresh ``streamlit run app.py`` in demo mode; yields its URL once healthy, stops it by pid."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
+    env.update(CM_DATA_DIR=data_dir, CM_SECRETS_PATH=os.path.join(data_dir, "no-secrets.toml"),
+               PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}")
+            try:
+                if requests.get(f"{base}/_stcore/health", timeout=2).text.strip() == "ok":
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("streamlit did not become healthy in 90 s")
+            time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def one_run(browser, data_dir: str) -> dict[str, float]:
+    """The three timings (seconds) on one fresh server."""
+    out: dict[str, float] = {}
+    with streamlit_server(data_dir) as base:
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1600})
+        page = ctx.new_page()
+        page.set_default_timeout(60_000)
+        t0 = time.perf_counter()
+        page.goto(base + "/")
+        page.get_by_role("heading", name="Customer lookup").wait_for()
+        out["first"] = time.perf_counter() - t0
+        ctx.close()
+
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1600})
+        page = ctx.new_page()
+        page.set_default_timeout(60_000)
+        t0 = time.perf_counter()
+        page.goto(base + "/?" + urlencode([("email", e) for e in EMAILS]))
+        page.wait_for_function(TABS_FILLED_JS, arg=len(EMAILS), polling=10)
+        out["deep"] = time.perf_counter() - t0
+
+        button = page.locator('[role="tabpanel"]:not([hidden])').get_by_role("button", name="Manage subscriptions")
+        button.wait_for()
+        t0 = time.perf_counter()
+        button.click()
+        page.wait_for_function(DIALOG_READY_JS, polling=10)
+        out["dialog"] = time.perf_counter() - t0
+        ctx.close()
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (still 5: the issue asks for medians of 5)")
+    args, _ = ap.parse_known_args(argv)
+    repeats = max(5, args.repeats)
+    if not os.access(CHROMIUM, os.X_OK):
+        print(f"bench_pages: skipped, {CHROMIUM} is missing (apt-get install chromium)")
+        return 0
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("bench_pages: skipped, the playwright package is not installed")
+        return 0
+
+    runs: list[dict[str, float]] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for _ in range(repeats):
+                with tempfile.TemporaryDirectory(prefix="bench-pages-") as data:
+                    runs.append(one_run(browser, data))
+        finally:
+            browser.close()
+
+    print(f"Page timings in headless Chromium — fresh `streamlit run app.py` per run, demo sandbox (0 ms), "
+          f"medians of {len(runs)} runs")
+    print(f"{'measure':<58}{'target':>10}{'median':>10}{'min':>8}{'max':>8}  verdict")
+    labels = {
+        "first": "(1) first visit after server start, to the page heading",
+        "deep": f"(2) deep link ?email= x{len(EMAILS)}, new session, to all tabs with content",
+        "dialog": "(3) subscription dialog, click to its checkboxes",
+    }
+    for key, label in labels.items():
+        values = [r[key] * 1000 for r in runs]
+        med = statistics.median(values)
+        target = TARGETS_MS[key]
+        print(f"{label:<58}{f'≤ {target:.0f} ms':>10}{med:>7.0f} ms{min(values):>6.0f}{max(values):>8.0f}  "
+              f"{'met' if med <= target else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
