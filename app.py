@@ -21,6 +21,7 @@ PAGES = [
     ("pages/bulk.py", "Bulk lookup", ":material/table_view:", "bulk"),
     ("pages/settings.py", "Settings", ":material/settings:", "settings"),
     ("pages/audit.py", "Audit log", ":material/history:", "audit"),
+    ("pages/panel.py", "Helpdesk panel", ":material/view_sidebar:", "panel"),
 ]
 
 pages = [

@@ -9,7 +9,8 @@
     sandbox answering every request after --latency-ms: LookupService.lookup_many on a fresh
     connection with the app's HTTP cache (sqlite) emptied first, the same without any cache
     layer, and the page's whole first run (AppTest, emptied cache, new connection).
-    Target: under four round trips, 4 x latency (400 ms at 100 ms).
+    Target (issue 15): the whole first page run <= 3.5 x latency (350 ms at 100 ms), the lookup
+    itself (with the suppression list and the client's zone, as the page asks) <= 2.5 round trips.
 
 The sandbox runs in this process on 127.0.0.1. Prints measured vs target; no assertion, exit 0
 (``make bench`` reports, it does not gate). Medians over --repeats runs.
@@ -81,7 +82,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     args, _ = ap.parse_known_args(argv)
     repeats = 3 if args.quick else max(1, args.repeats)
-    cold_target = 4 * args.latency_ms
+    cold_target = 3.5 * args.latency_ms  # issue 15: whole first page run <= 350 ms at 100 ms
+    trips_target = 2.5  # issue 15: a cold lookup in at most 2.5 round trips
 
     data = tempfile.mkdtemp(prefix="bench-lookup-")
     os.environ.update(CM_DATA_DIR=data, CM_SECRETS_PATH=os.path.join(data, "no-secrets.toml"))
@@ -101,7 +103,8 @@ def main(argv: list[str]) -> int:
                 conn = runtime.connect(creds, cache=cached)
                 before = sb.requests_served
                 t0 = time.perf_counter()
-                profiles = conn.lookup_service().lookup_many(EMAILS)
+                # as the page asks: suppression list and client time zone in the first wave too
+                profiles = conn.lookup_service().lookup_many(EMAILS, suppression=True, time_zone=True)
                 engine[cached].append(time.perf_counter() - t0)
                 requests_per_lookup = sb.requests_served - before
                 conn.client.close()
@@ -138,7 +141,7 @@ def main(argv: list[str]) -> int:
           f"{engine_ms:>9.0f} ms  "
           f"{verdict(engine_ms, cold_target)} ({requests_per_lookup} requests, {trips(engine_ms)})")
     print(f"{'    same, client without any cache layer':<52}{f'< {cold_target:.0f} ms':>12}{bare_ms:>9.0f} ms  "
-          f"{verdict(bare_ms, cold_target)} ({trips(bare_ms)})")
+          f"{verdict(bare_ms, cold_target)} ({trips(bare_ms)}; target <= {trips_target} round trips)")
     print(f"{'(b) cold lookup, whole first page run (AppTest)':<52}{f'< {cold_target:.0f} ms':>12}{page_ms:>9.0f} ms  "
           f"{verdict(page_ms, cold_target)} (includes the script and drawing the tabs)")
     return 0

@@ -17,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from .assembly import as_cm, assemble, describe_error
 from .client import CampaignMonitor
-from .concurrency import map_all
+from .concurrency import map_all, run_many
 from .deadline import call_deadline
-from .errors import AuthenticationError, CMError, ConfigurationError, NotInListError, describe
-from .models import Campaign, HistoryItem, ListDetail, ListMembership, SubscriberDetail
+from .errors import AuthenticationError, CMError, ConfigurationError, describe
+from .models import Campaign, ListMembership
 from .profiles import (
     CASCADE_TOLERANCE,
     CASE_FAILED,
@@ -53,11 +54,6 @@ CLIENT_DETAILS_TTL = 600.0  # seconds the client's time zone is kept (as the HTT
 CLIENT_DETAILS_RETRY = 60.0  # seconds before a zone that could not be read is asked for again
 
 CLOSED_REASON = "the connection was replaced after a settings change; try again"
-
-
-def _describe_error(err: BaseException, what: str, email: str, list_name: str | None = None) -> str:
-    where = f" on list “{list_name}”" if list_name else ""
-    return f"{what} for {email}{where} failed: {describe(err)}"
 
 
 class LookupService:
@@ -220,14 +216,16 @@ class LookupService:
         return self.lookup_many([email], fresh=[email] if fresh else ())[0]
 
     def lookup_many(self, emails: Sequence[str], *, fresh: Iterable[str] = (), suppression: bool = False,
-                    time_zone: bool = False) -> list[Profile]:
+                    time_zone: bool = False, on_profile: Callable[[Profile], None] | None = None) -> list[Profile]:
         """One Profile per email, in input order. Raises AuthenticationError, and ConfigurationError
         once the service is closed; anything else is a Problem.
 
         ``suppression``: also say which addresses are on the client's suppression list
         (:attr:`Profile.suppression`), from one index for all of them, read alongside the
         memberships (fresh when any address is looked up fresh). ``time_zone``: read the client's
-        zone alongside too, so :meth:`client_time_zone` answers from memory afterwards."""
+        zone alongside too, so :meth:`client_time_zone` answers from memory afterwards.
+        ``on_profile``: called (in this thread) with each address's finished profile as soon as it
+        is complete, before the others are, so a page can show each address as it arrives."""
         with self._lock:
             if self._closed:
                 raise ConfigurationError(CLOSED_REASON)
@@ -239,14 +237,24 @@ class LookupService:
             missing = [e for e in emails if known.get(e) is None]
             fetched: dict[str, Profile] = {}
             index: SuppressionIndex | BaseException | None = None
+
+            def ready(p: Profile, idx: SuppressionIndex | BaseException | None) -> None:
+                if on_profile is not None:
+                    on_profile(with_suppression(p, idx) if suppression else p)
+
             with call_deadline(self.deadline):
                 if missing:
-                    got, index = self._fetch(missing, fresh_keys, suppression, time_zone)
+                    got, index = self._fetch(missing, fresh_keys, suppression, time_zone,
+                                             on_ready=ready if on_profile is not None else None,
+                                             known=[p for p in known.values() if p is not None])
                     fetched = {p.email: p for p in got}
                 else:
                     index = self._read_suppression(bool(fresh_keys)) if suppression else None
                     if time_zone:
                         self.client_time_zone()
+                    for p in known.values():
+                        if p is not None:
+                            ready(p, index)
             self._remember(fetched.values())  # without the suppression entry: the index has its own memo
             profiles = [known.get(e) or fetched[e] for e in emails]
             return [with_suppression(p, index) for p in profiles] if suppression else profiles
@@ -265,7 +273,9 @@ class LookupService:
             return exc
 
     def _fetch(self, emails: list[str], fresh_keys: set[str], suppression: bool = False,
-               time_zone: bool = False) -> tuple[list[Profile], SuppressionIndex | BaseException | None]:
+               time_zone: bool = False, *,
+               on_ready: Callable[[Profile, SuppressionIndex | BaseException | None], None] | None = None,
+               known: Sequence[Profile] = ()) -> tuple[list[Profile], SuppressionIndex | BaseException | None]:
         # Wave 1: memberships of every address and the client's campaigns (and suppression list and
         # zone when asked), concurrently.
         extras = [kind for kind, wanted in (("suppression", suppression), ("time_zone", time_zone)) if wanted]
@@ -294,7 +304,7 @@ class LookupService:
         if camp_outcome.error is not None:
             campaign_problem = Problem("campaigns", "Could not load the client's sent campaigns, so subjects and "
                                        f"dates may be missing: {describe(camp_outcome.error)}",
-                                       error=_cm(camp_outcome.error))
+                                       error=as_cm(camp_outcome.error))
         memberships: dict[str, list[ListMembership] | BaseException] = {}
         for o in results1[1:]:
             memberships[o.item[1]] = o.error if o.error is not None else list(o.result or ())
@@ -319,78 +329,47 @@ class LookupService:
                 return self.client.history(list_id, email, fresh=f)
             return self.client.list_details(list_id)
 
-        got = {o.item: o for o in map_all(wave2, per_list, executor=self._executor())}
-        for outcome in got.values():
-            if isinstance(outcome.error, AuthenticationError):
-                raise outcome.error
-
+        # Each address is assembled as soon as its own calls (and its lists' settings) are in, so
+        # ``on_ready`` hears of it before slower addresses finish.
+        waiting: dict[str, set[tuple[str, str, str]]] = {e: set() for e in emails}
+        for task in per_list:
+            if task[0] != "list":
+                waiting[task[1]].add(task)
+        for email, m in memberships.items():
+            if isinstance(m, list):
+                waiting[email].update(("list", "", ms.list_id) for ms in m)
         now = datetime.now(UTC)
-        profiles = []
-        for email in emails:
+        got: dict[tuple[str, str, str], Any] = {}
+        done: dict[str, Profile] = {}
+
+        def finish(email: str) -> None:
             m = memberships[email]
             if not isinstance(m, list):
-                profiles.append(Profile(
+                done[email] = Profile(
                     email=email, lists=(), campaigns=(), activity=Activity.of(()), fetched_at=now,
-                    problems=(Problem("address", _describe_error(m, "Looking up the lists", email), error=_cm(m)),),
+                    problems=(Problem("address", describe_error(m, "Looking up the lists", email), error=as_cm(m)),),
                     failed=True,
-                ))
-                continue
-            profiles.append(self._assemble(email, m, got, index, campaign_problem, now))
+                )
+            else:
+                done[email] = assemble(email, m, got, index, campaign_problem, now)
+            if on_ready is not None:
+                on_ready(done[email], suppression_index)
+
+        if on_ready is not None:
+            for p in known:  # remembered addresses first: they cost nothing
+                on_ready(p, suppression_index)
+        for email in emails:
+            if not waiting[email]:  # failed, or on no list: nothing more to wait for
+                finish(email)
+        for outcome in run_many(wave2, per_list, executor=self._executor(), window=max(len(per_list), 1)):
+            if isinstance(outcome.error, AuthenticationError):
+                raise outcome.error
+            got[outcome.item] = outcome
+            for email in emails:
+                left = waiting[email]
+                if outcome.item in left:
+                    left.discard(outcome.item)
+                    if not left:
+                        finish(email)
+        profiles = [done[e] for e in emails]
         return profiles, suppression_index
-
-    def _assemble(self, email: str, memberships: list[ListMembership], got: dict, index: dict[str, Campaign],
-                  campaign_problem: Problem | None, now: datetime) -> Profile:
-        names = {m.list_id: m.list_name for m in memberships}
-        histories: dict[str, tuple[HistoryItem, ...]] = {}
-        details: dict[str, SubscriberDetail | None] = {}
-        list_problems: dict[str, list[Problem]] = {m.list_id: [] for m in memberships}
-        for m in memberships:
-            h = got.get(("history", email, m.list_id))
-            if h is not None and h.error is None:
-                histories[m.list_id] = tuple(h.result or ())
-            elif h is not None and not isinstance(h.error, NotInListError):
-                list_problems[m.list_id].append(Problem(
-                    "list", _describe_error(h.error, "Loading the history", email, m.list_name),
-                    m.list_id, m.list_name, _cm(h.error)))
-            s = got.get(("subscriber", email, m.list_id))
-            if s is not None and s.error is None:
-                details[m.list_id] = s.result
-            elif s is not None and not isinstance(s.error, NotInListError):
-                list_problems[m.list_id].append(Problem(
-                    "list", _describe_error(s.error, "Loading the subscriber details", email, m.list_name),
-                    m.list_id, m.list_name, _cm(s.error)))
-        statuses = []
-        for m in memberships:
-            d = details.get(m.list_id)
-            ld_o = got.get(("list", "", m.list_id))
-            ld: ListDetail | None = ld_o.result if ld_o is not None and ld_o.error is None else None
-            if ld_o is not None and ld_o.error is not None:
-                list_problems[m.list_id].append(Problem(
-                    "list", f"Loading the settings of list “{m.list_name}” failed: {describe(ld_o.error)}",
-                    m.list_id, m.list_name, _cm(ld_o.error)))
-            state = m.state or (d.state if d else "")
-            statuses.append(ListStatus(
-                list_id=m.list_id,
-                list_name=m.list_name,
-                state=state,
-                date_added=m.date_added,
-                state_changed=d.state_changed if d else None,
-                joined=(d.joined if d and d.joined else m.date_added),
-                consent_to_track=d.consent_to_track if d else None,
-                subscriber_name=d.name if d else "",
-                custom_fields=d.custom_fields if d else (),
-                unsubscribes_from_all=ld.unsubscribes_from_all if ld else None,
-                confirmed_opt_in=ld.confirmed_opt_in if ld else None,
-                reason=find_reason(state, m.list_id, histories, names, d.state_changed if d else None),
-                history=histories.get(m.list_id, ()),
-                problems=tuple(list_problems[m.list_id]),
-            ))
-        campaigns = received_campaigns(histories, index)
-        problems = (campaign_problem,) if campaign_problem and campaigns else ()
-        return Profile(email=email, lists=tuple(statuses), campaigns=campaigns,
-                       activity=Activity.of(campaigns), fetched_at=now, problems=problems)
-
-
-def _cm(err: BaseException | None) -> CMError | None:
-    return err if isinstance(err, CMError) else None
-

@@ -12,6 +12,12 @@ and the dialog's "who is acting?" prompt both write to it through their change c
 the sidebar field is set from it before it is drawn, so a name given in the dialog (a fragment
 run that does not redraw the sidebar) shows in the sidebar on the next full run.
 
+Inside a helpdesk the panel's URL may carry ``operator=<name>`` (the helpdesk fills in the
+agent's name). The panel hands it over with :func:`use_link_operator`; it ranks below a login and
+above the typed name, is never written to the cookie (the helpdesk says it on every opening), and
+is a convenience, not authentication: whoever edits a link can write any name, which is why its
+audit rows say "helpdesk link".
+
 Where the name came from is an :class:`~cmlib.audit.ActorSource`, recorded with every audit row.
 """
 from __future__ import annotations
@@ -28,6 +34,7 @@ from cmlib.audit import ActorSource, Secret, SecretFinding, find_secrets
 
 OPERATOR_KEY = "operator_name"  # the sidebar field's widget key
 NAME_KEY = "identity.operator"  # the typed name this session acts under ("" when none)
+LINK_KEY = "identity.link_operator"  # ``operator=`` of the helpdesk panel URL this session shows ("" when none)
 _WRITTEN_KEY = "identity.cookie_written"  # the value this session last put into the cookie
 COOKIE = "cm_operator"
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie (Chromium caps at 400 days)
@@ -44,7 +51,8 @@ class Actor:
 
     def describe(self) -> str:
         """"Dana (typed in this browser)" -- for "Acting as …"."""
-        how = {ActorSource.SIGNED_IN: "signed in", ActorSource.TYPED: "typed in this browser"}
+        how = {ActorSource.SIGNED_IN: "signed in", ActorSource.TYPED: "typed in this browser",
+               ActorSource.HELPDESK_LINK: "from the helpdesk link"}
         return f"{self.name} ({how.get(self.source, str(self.source))})"
 
 
@@ -90,11 +98,28 @@ def set_typed_name(value: object) -> None:
     st.session_state[NAME_KEY] = clean_name(value)
 
 
+def use_link_operator(value: object) -> None:
+    """The panel's ``operator=`` for this session (None or "" forgets it): the panel calls this on
+    every run with what its URL says, so a link without the parameter never acts under an older
+    link's name."""
+    st.session_state[LINK_KEY] = clean_name(value) if value else ""
+
+
+def link_operator() -> str:
+    """The name the helpdesk link gave (:func:`use_link_operator`), or ""."""
+    value = st.session_state.get(LINK_KEY)
+    return value if isinstance(value, str) else ""
+
+
 def acting() -> Actor | None:
-    """Who a write is made by; None when nobody is signed in and no name was given (ask first)."""
+    """Who a write is made by: the signed-in user, else the helpdesk link's ``operator=``, else the
+    typed (remembered) name; None when there is none of them (ask first)."""
     user = oidc_user()
     if user:
         return Actor(user, ActorSource.SIGNED_IN)
+    linked = link_operator()
+    if linked:
+        return Actor(linked, ActorSource.HELPDESK_LINK)
     name = typed_name()
     return Actor(name, ActorSource.TYPED) if name else None
 

@@ -15,16 +15,22 @@ so it can be edited and sent again. Every time on the page is in one zone, named
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
+import queue
+import sys
+import threading
+from collections.abc import Callable
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from cmlib.breaker import not_answering
 from cmlib.emails import ParsedInput, parse_addresses
-from cmlib.errors import AuthenticationError, CMError, RateLimitedError, TransportError
+from cmlib.errors import AuthenticationError, CMError, ConfigurationError, RateLimitedError, TransportError
 from cmlib.lookup import CASE_NO_CAMPAIGNS, CASE_NO_LISTS, ListStatus, Problem, Profile
 from cmlib.presenters import (
     CAMPAIGN_COLUMNS,
@@ -62,6 +68,9 @@ RETRY_KEY = "lookup.retry"  # "Try again" after a failed lookup (read once)
 FOCUS_KEY = "lookup.focus"  # address whose tab the tab bar selects when its labels change
 CAMPAIGNS_SHOWN = 3
 MAX_ADDRESSES = 20  # one customer; a longer list belongs on the Bulk page
+TABLE_MODULES = ("pandas", "pyarrow")  # what drawing the campaigns table imports (~0.3 s the first time)
+_warm_lock = threading.Lock()
+_warm_started = False
 
 
 @dataclass
@@ -178,13 +187,64 @@ def _input_feedback(parsed: ParsedInput) -> None:
         st.caption("Looked up once (repeated): " + ", ".join(md_escape(d) for d in parsed.duplicates))
 
 
+# --------------------------------------------------------------------------- first paint
+def _import_table_modules() -> None:
+    for name in TABLE_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def warm_up_tables(conn: Connection | None) -> None:
+    """Import what the campaigns table needs on the connection's pool, once per process.
+
+    The page itself imports pandas only where it builds that table, so a first visit paints
+    without it; this loads it after the paint (or while a first lookup waits on the network), so
+    the first table does not pay for it either. Best effort: a closed connection just skips it.
+    """
+    global _warm_started
+    if conn is None or all(name in sys.modules for name in TABLE_MODULES):
+        return
+    with _warm_lock:
+        if _warm_started:
+            return
+        _warm_started = True
+    with contextlib.suppress(ConfigurationError, RuntimeError):  # closed connection / pool shut down
+        conn.executor.submit(_import_table_modules)
+
+
+@dataclass
+class Stage:
+    """Where the page draws a lookup: its status line, and the body (tabs, or the failure) that
+    is drawn at once with a placeholder per address and filled as each address arrives."""
+
+    status: DeltaGenerator
+    body: DeltaGenerator
+
+
+def _draw_preview(stage: Stage, conn: Connection, emails: list[str], arrived: dict[str, Profile]) -> None:
+    """The tabs while a lookup runs: the addresses that arrived, read-only (their buttons come
+    with the finished page, drawn once), the others a placeholder."""
+    times, zone_note = display_times(conn) if arrived else (TimeDisplay(), "")  # zone read in the first wave
+    labels = [tab_label(arrived[e.lower()]) if e.lower() in arrived else f"{md_escape(e)} · …" for e in emails]
+    with stage.body.container():
+        for email, tab in zip(emails, st.tabs(labels), strict=True):
+            with tab:
+                profile = arrived.get(email.lower())
+                if profile is None:
+                    st.caption(f":material/hourglass_top: Looking up {md_escape(email)}…")
+                else:
+                    render_profile(conn, profile, times, zone_note, interactive=False)
+
+
 # --------------------------------------------------------------------------- fetching
 def _connection_identity(conn: Connection) -> tuple:
     return (conn.credentials.source, conn.client_id, conn.credentials.api_url, id(conn))
 
 
-def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profile]:
-    """lookup_many on the connection's pool while the page says what it is waiting for.
+def _fetch(conn: Connection, emails: list[str], fresh: list[str], stage: Stage,
+           preview: Callable[[list[Profile]], None] | None = None) -> list[Profile]:
+    """lookup_many on the connection's pool while the page says what it is waiting for, and
+    hands each address to ``preview`` as it arrives (a new lookup; a refresh of one tab does not).
 
     The client retries 429s itself; when it does, the status line says so instead of looking
     stuck, and likewise when Campaign Monitor stops answering (the client's breaker opened; the
@@ -195,14 +255,21 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profil
     what = md_escape(emails[0]) if len(emails) == 1 else f"{len(emails)} addresses"
     started = datetime.now(UTC)
     # On the connection's pool (which the connection owns and closes), not a thread per lookup.
+    arrived: queue.SimpleQueue[Profile] = queue.SimpleQueue()
     job = conn.executor.submit(service.lookup_many, emails, fresh=fresh, suppression=True,
-                                 time_zone=True)
-    slot = st.empty()
+                               time_zone=True, on_profile=arrived.put if preview is not None else None)
+    warm_up_tables(conn)  # while the lookup waits on the network
+    slot = stage.status
     with slot.status(f"Looking up {what}…") as status:
         limited = silent = False
         breaker = getattr(conn.client, "breaker", None)
         while not job.done():
-            wait_for([job], timeout=0.05)
+            if preview is None:
+                wait_for([job], timeout=0.05)
+            else:
+                batch = _take(arrived, timeout=0.05)
+                if batch and not job.done():  # when all are in, the finished page is drawn instead
+                    preview(batch)
             last = conn.client.last_call
             if not limited and last is not None and last.status == 429 and last.at >= started:
                 limited = True
@@ -214,7 +281,20 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profil
     return job.result()  # raises what lookup_many raised
 
 
-def _results_for(conn: Connection, emails: list[str]) -> Results:
+def _take(arrived: queue.SimpleQueue[Profile], timeout: float) -> list[Profile]:
+    """What arrived: waits up to ``timeout`` for the first, then takes all that are there."""
+    try:
+        batch = [arrived.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            batch.append(arrived.get_nowait())
+        except queue.Empty:
+            return batch
+
+
+def _results_for(conn: Connection, emails: list[str], stage: Stage) -> Results:
     """The session's results for these addresses, fetching only what changed.
 
     A refresh also makes that address the tab bar's ``default``: the frontend falls back to the
@@ -239,8 +319,17 @@ def _results_for(conn: Connection, emails: list[str]) -> Results:
         return res
 
     res.keys = keys
+    preview = None
+    if refreshed is None:  # a new lookup: the tabs at once, each filled as its address arrives
+        shown: dict[str, Profile] = {}
+
+        def preview(batch: list[Profile]) -> None:
+            shown.update((p.email.lower(), p) for p in batch)
+            _draw_preview(stage, conn, emails, shown)
+
+        _draw_preview(stage, conn, emails, shown)
     try:
-        got = _fetch(conn, todo, fresh)
+        got = _fetch(conn, todo, fresh, stage, preview)
     except (CMError, OSError) as exc:  # OSError: the worker could not even reach the network stack
         res.failure = exc
         res.profiles = {}
@@ -280,6 +369,7 @@ def render_lookup_page() -> None:
     if not emails:
         st.info("Enter one or more email addresses of a customer to see every list they are on, "
                 "the last emails they received and how they engage.", icon=":material/person_search:")
+        warm_up_tables(conn)  # after the first paint, for the first lookup's table
         return
 
     if conn is None:
@@ -287,19 +377,21 @@ def render_lookup_page() -> None:
         settings_link()
         return
 
-    res = _results_for(conn, emails)
-    if res.failure is not None:
-        _render_failure(res.failure)
-        return
-    profiles = [res.profiles[e.lower()] for e in emails]
-    _outage_notice(conn, profiles)
-    times, zone_note = display_times(conn)
-    labels = [tab_label(p) for p in profiles]
-    focus = st.session_state.get(FOCUS_KEY)
-    default = next((lbl for p, lbl in zip(profiles, labels, strict=True) if p.email.lower() == focus), None)
-    for tab, profile in zip(st.tabs(labels, default=default), profiles, strict=True):
-        with tab:
-            render_profile(conn, profile, times, zone_note)
+    stage = Stage(status=st.empty(), body=st.empty())
+    res = _results_for(conn, emails, stage)
+    with stage.body.container():  # replaces the placeholders a new lookup drew
+        if res.failure is not None:
+            _render_failure(res.failure)
+            return
+        profiles = [res.profiles[e.lower()] for e in emails]
+        _outage_notice(conn, profiles)
+        times, zone_note = display_times(conn)
+        labels = [tab_label(p) for p in profiles]
+        focus = st.session_state.get(FOCUS_KEY)
+        default = next((lbl for p, lbl in zip(profiles, labels, strict=True) if p.email.lower() == focus), None)
+        for tab, profile in zip(st.tabs(labels, default=default), profiles, strict=True):
+            with tab:
+                render_profile(conn, profile, times, zone_note)
 
 
 def display_times(conn: Connection) -> tuple[TimeDisplay, str]:
@@ -352,21 +444,23 @@ def _render_failure(err: BaseException) -> None:
 
 # --------------------------------------------------------------------------- one address
 def render_profile(conn: Connection, profile: Profile, times: TimeDisplay | None = None,
-                   zone_note: str = "") -> None:
+                   zone_note: str = "", *, interactive: bool = True) -> None:
     """One tab: what must be known before acting (suppression), actions and freshness, then the
-    sections product.md asks for in this case."""
+    sections product.md asks for in this case. ``interactive=False`` while the lookup's other
+    addresses still load: the same tab without its buttons (widgets are drawn once per run)."""
     times = times or TimeDisplay()
     if profile.suppression is not None and not profile.failed:
         st.warning(md_escape(suppression_notice(profile.email, profile.suppression, times)), icon=":material/block:")
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        if not profile.failed:
-            subscription_entry(conn, profile)  # "Manage subscriptions" / "Subscribe…" + its dialog
-        st.button("Refresh", key=f"lookup.refresh.{profile.email.lower()}", icon=":material/refresh:",
-                  on_click=request_refresh, args=(profile.email,),
-                  help="Fetch this address again from Campaign Monitor, bypassing the cache.")
+        if interactive:
+            if not profile.failed:
+                subscription_entry(conn, profile)  # "Manage subscriptions" / "Subscribe…" + its dialog
+            st.button("Refresh", key=f"lookup.refresh.{profile.email.lower()}", icon=":material/refresh:",
+                      on_click=request_refresh, args=(profile.email,),
+                      help="Fetch this address again from Campaign Monitor, bypassing the cache.")
         st.caption(md_escape(as_of(profile.fetched_at, times)), width="content", help=md_escape(zone_note) or None)
 
-    _rate_limit_notice(profile)
+    _rate_limit_notice(profile, interactive)
     if profile.failed:
         for problem in profile.problems:
             _problem(problem)
@@ -398,7 +492,7 @@ def _problem(problem: Problem) -> None:
         st.warning(md_escape(problem.message), icon=":material/warning:")
 
 
-def _rate_limit_notice(profile: Profile) -> None:
+def _rate_limit_notice(profile: Profile, interactive: bool = True) -> None:
     """Said once per tab when any part ran into 429s after the client's own retries."""
     limited = [p for p in profile.all_problems() if isinstance(p.error, RateLimitedError)]
     if not limited:
@@ -409,8 +503,9 @@ def _rate_limit_notice(profile: Profile) -> None:
     with st.container(horizontal=True, vertical_alignment="center"):
         st.warning(f"Campaign Monitor is rate-limiting requests, so {parts} of this lookup could not be "
                    f"loaded even after retrying. Wait {wait} and retry.", icon=":material/hourglass_top:")
-        st.button("Retry", key=f"lookup.retry.{profile.email.lower()}", icon=":material/refresh:",
-                  on_click=request_refresh, args=(profile.email,))
+        if interactive:
+            st.button("Retry", key=f"lookup.retry.{profile.email.lower()}", icon=":material/refresh:",
+                      on_click=request_refresh, args=(profile.email,))
 
 
 def _lists_section(profile: Profile, times: TimeDisplay) -> None:
@@ -442,6 +537,8 @@ def _campaigns_section(profile: Profile, times: TimeDisplay, zone_note: str) -> 
     st.subheader("Campaigns")
     shown = min(CAMPAIGNS_SHOWN, len(profile.campaigns))
     st.caption(f"The last {shown} of {len(profile.campaigns)} emails received, newest first.")
+    import pandas as pd  # here, not at the top: a page without a table paints without it (~0.3 s)
+
     frame = pd.DataFrame(campaign_rows(profile, CAMPAIGNS_SHOWN, times), columns=list(CAMPAIGN_COLUMNS))
     st.dataframe(
         frame,
