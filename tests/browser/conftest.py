@@ -7,6 +7,7 @@ CM_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure, never a silent 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -58,51 +59,54 @@ def chromium_executable() -> str:
     return CHROMIUM
 
 
+@contextlib.contextmanager
+def serve_app(tmp: Path, sandbox: object, env_extra: dict[str, str]) -> Iterator[RunningApp]:
+    """``streamlit run app.py`` on a free port with no ``CM_*`` from our environment but
+    ``env_extra``; waits for the server's health endpoint, stops the process (by pid) on exit."""
+    log = tmp / "streamlit.log"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
+    env.update(CM_DATA_DIR=str(tmp / "data"), CM_SECRETS_PATH=str(tmp / "no-secrets.toml"),
+               CM_CACHE_BACKEND="memory", PYTHONUNBUFFERED="1")
+    env.update(env_extra)
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:  # polling the server's own health endpoint until it is up (startup, not a timing assert)
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                if requests.get(f"{base}/_stcore/health", timeout=2).text.strip() == "ok":
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy after {STARTUP_TIMEOUT:.0f}s:\n"
+                            f"{log.read_text(errors='replace')}")
+            time.sleep(0.25)
+        yield RunningApp(url=base, sandbox=sandbox, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def streamlit_app(chromium_executable, tmp_path_factory) -> Iterator[RunningApp]:
-    """``streamlit run app.py`` against a fresh sandbox; stopped (by pid) at the end of the module."""
+    """The app configured by environment for a fresh sandbox; stopped at the end of the module."""
     tmp = tmp_path_factory.mktemp("streamlit")
-    log = tmp / "streamlit.log"
-    with make_sandbox() as sb:
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
-        env.update(
-            CM_API_KEY=sb.client_api_key,
-            CM_CLIENT_ID=sb.main_client_id,
-            CM_API_URL=sb.base_url,
-            CM_DATA_DIR=str(tmp / "data"),
-            CM_SECRETS_PATH=str(tmp / "no-secrets.toml"),
-            CM_CACHE_BACKEND="memory",
-            PYTHONUNBUFFERED="1",
-        )
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-                try:
-                    if requests.get(f"{base}/_stcore/health", timeout=2).text.strip() == "ok":
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"streamlit not healthy after {STARTUP_TIMEOUT:.0f}s:\n"
-                                f"{log.read_text(errors='replace')}")
-                time.sleep(0.25)
-            yield RunningApp(url=base, sandbox=sb, log=log)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    with make_sandbox() as sb, serve_app(tmp, sb, {"CM_API_KEY": sb.client_api_key,
+                                                   "CM_CLIENT_ID": sb.main_client_id,
+                                                   "CM_API_URL": sb.base_url}) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")

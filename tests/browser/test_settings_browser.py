@@ -14,19 +14,14 @@ and Tab goes from field to field, never to a help icon or the key's show-passwor
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from cmlib.config import SettingsStore
-from tests.browser.conftest import ROOT, STARTUP_TIMEOUT, RunningApp, _free_port
+from tests.browser.conftest import RunningApp, serve_app
 from tests.key_listener import Listener, start_listener, stop_listener
 from tests.sandbox_fixtures import make_sandbox
 
@@ -35,45 +30,14 @@ pytestmark = pytest.mark.browser
 
 @contextlib.contextmanager
 def _serve(tmp: Path, *, save_pair: bool) -> Iterator[RunningApp]:
-    """``streamlit run app.py`` with no credentials in its environment: only the pair saved in its
-    settings.json (``save_pair``), or none at all (demo data until an admin enters a key)."""
-    log = tmp / "streamlit.log"
+    """The app with no credentials in its environment: only the pair saved in its settings.json
+    (``save_pair``), or none at all (demo data until an admin enters a key)."""
     with make_sandbox() as sb:
-        data = tmp / "data"
         if save_pair:
-            SettingsStore(data / "settings.json").save_credentials(sb.client_api_key, sb.main_client_id,
-                                                                   sb.base_url)
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
-        env.update(CM_DATA_DIR=str(data), CM_SECRETS_PATH=str(tmp / "no-secrets.toml"), CM_CACHE_BACKEND="memory",
-                   PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT
-            while True:  # polling the server's own health endpoint until it is up (startup, not a timing assert)
-                if proc.poll() is not None:
-                    pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-                try:
-                    if requests.get(f"{base}/_stcore/health", timeout=2).text.strip() == "ok":
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"streamlit not healthy after {STARTUP_TIMEOUT:.0f}s")
-                time.sleep(0.25)
-            yield RunningApp(url=base, sandbox=sb, log=log)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            SettingsStore(tmp / "data" / "settings.json").save_credentials(sb.client_api_key, sb.main_client_id,
+                                                                           sb.base_url)
+        with serve_app(tmp, sb, {}) as app:
+            yield app
 
 
 @pytest.fixture(scope="module")
