@@ -9,6 +9,7 @@ from cmlib.errors import CMError, describe
 from ui.access import require_login
 from ui.connection import get_connection
 from ui.demo import demo_banner
+from ui.identity import use_link_operator
 from ui.shell import resume_deep_link
 from ui.sidebar import render_sidebar
 
@@ -42,6 +43,8 @@ except CMError as err:  # e.g. a configured API URL that cannot be used at all
     connection_error = f"Cannot connect to Campaign Monitor: {describe(err)}"
 except OSError as err:  # the demo sandbox could not bind its loopback port
     connection_error = f"Cannot start the demo sandbox: {type(err).__name__}"
+# Only the panel's own link names who acts (before the sidebar, which shows who acts).
+use_link_operator(st.query_params.get("operator") if nav.url_path == "panel" else None)
 render_sidebar(conn, connection_error)
 demo_banner(conn)
 nav.run()

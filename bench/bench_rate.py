@@ -15,6 +15,9 @@ scenario to the next (as in a fresh process).
 (c) No limit: bounded only by the in-flight cap -- at least 90% of the same run with pacing
     switched off (``--rate off``), measured here too; no 429s.
     Every row accounted for in all three (a result for every distinct address, no errors).
+    Baseline, same run, same no-limit sandbox: the official createsend wrapper, sequential
+    (``Client.lists_for_email`` per address, as a script would), measured on --baseline
+    addresses (at least 300, never extrapolated from fewer) and printed beside (a) and (c).
 (d) Lookup latency: the three-address demo customer looked up (LookupService.lookup_many, no
     cache: every lookup cold; half a second apart, as a person reads the result) on the app's
     interactive connection, idle and then while a bulk run of the same credential saturates
@@ -42,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench_sandbox import CountingHTTPConnection, point_createsend_at  # noqa: E402
 from sandbox_proc import sandbox_process  # noqa: E402
 
 from cmlib import runtime  # noqa: E402
@@ -126,6 +130,38 @@ def run_bulk(url: str, emails: Sequence[str], label: str, rate: RateSetting = LE
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """The official wrapper, one call after another: what a script without our engine gets."""
+
+    n: int
+    seconds: float
+    calls: int
+    rows: int  # addresses answered (an unknown address answers an empty list: still a row)
+    errors: int
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / self.seconds
+
+
+def run_createsend(url: str, emails: Sequence[str]) -> Baseline:
+    """createsend, sequential, pointed at the sandbox as bench_sandbox does (plain HTTP, counted)."""
+    import createsend  # only this scenario needs it
+
+    client = createsend.Client(point_createsend_at(url), MAIN_CLIENT_ID)
+    calls0 = CountingHTTPConnection.calls
+    rows = errors = 0
+    t0 = time.perf_counter()
+    for email in emails:
+        try:
+            client.lists_for_email(email)
+            rows += 1
+        except Exception:  # a baseline counts failures, it does not stop on them
+            errors += 1
+    return Baseline(len(emails), time.perf_counter() - t0, CountingHTTPConnection.calls - calls0, rows, errors)
+
+
+@dataclass(frozen=True)
 class Latency:
     idle: list[float]
     busy: list[float]
@@ -185,6 +221,8 @@ def lookup_latency(url: str, bulk_size: int, repeats: int) -> Latency:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller runs, fewer lookups")
+    ap.add_argument("--baseline", type=int, default=300,
+                    help="addresses the createsend baseline looks up for real (at least 300)")
     args = ap.parse_args(argv)
     size_a, size_b, size_c = (1_500, 600, 1_500) if args.quick else (5_000, 2_000, 4_000)
     repeats = 3 if args.quick else 7
@@ -209,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(c) {size_c:,} addresses, no limit: default flags, then --rate off ...", flush=True)
         c = run_bulk(url, addresses(size_c), "(c)")
         c_off = run_bulk(url, addresses(size_c), "(c, off)", rate=None)
+        n_base = max(300, args.baseline)
+        print(f"baseline: createsend, sequential, {n_base} addresses ...", flush=True)
+        base = run_createsend(url, addresses(n_base))
 
     def line(name: str, r: Run, limit: float | None) -> str:
         share = f" = {r.calls_per_s / limit:.0%} of {limit:g}/s" if limit else ""
@@ -221,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     print(line("(b) 60/s, no headers", b, 60))
     print(line("(c) no limit, learn", c, None))
     print(line("(c) no limit, --rate off", c_off, None))
+    print(f"baseline: createsend, sequential: {base.n:,} addresses in {base.seconds:.1f} s, "
+          f"{base.calls_per_s:.1f} calls/s ({base.calls:,} calls); {base.rows:,}/{base.n:,} rows, "
+          f"{base.errors} errors; "
+          f"(a) is {a.calls_per_s / base.calls_per_s:.1f}x, (c) {c.calls_per_s / base.calls_per_s:.1f}x its pace")
     print(f"(d) lookup of {len(LOOKUP_EMAILS)} addresses ({d.calls_per_lookup} calls): idle "
           f"{', '.join(f'{x * 1000:.0f}' for x in d.idle)} ms; during bulk "
           f"{', '.join(f'{x * 1000:.0f}' for x in d.busy)} ms; meanwhile {d.busy_calls_per_s:.1f} useful calls/s "

@@ -138,6 +138,24 @@ def build_session(settings: CacheSettings | None) -> requests.Session:
     )
 
 
+def cached_answer(session: requests.Session, url: str, params: dict | None = None) -> Any | None:
+    """The stored, unexpired answer to ``GET url`` or ``None``: the cache probe of
+    :meth:`cmlib.client.CampaignMonitor._once`, done as one key computation and one read.
+
+    Same key as requests-cache computes (the session's headers, our partition) and the same rule
+    as it applies with our settings (an entry is served until its ``expires``; cache headers are
+    not honoured). Going through ``session.request(only_if_cached=True)`` instead cost a whole
+    second request preparation and cache-policy pass per request, measured ~1 ms CPU each."""
+    cache = getattr(session, "cache", None)
+    if cache is None:
+        return None
+    request = session.prepare_request(requests.Request("GET", url, params=params))
+    answer = cache.get_response(cache.create_key(request))
+    if answer is None or answer.is_expired:
+        return None
+    return answer
+
+
 def emails_in_url(url: str) -> list[str]:
     q = parse_qs(urlsplit(url).query)
     return [v.lower() for v in q.get("email", [])]

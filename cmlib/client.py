@@ -183,12 +183,13 @@ class CampaignMonitor(Endpoints):
         resp = None
         if method == "GET" and not kw.get("force_refresh") and hasattr(self.session, "cache"):
             # A cache hit costs the API nothing: serve it without waiting for a rate slot.
-            # (only_if_cached is a requests-cache keyword, which requests' own stubs do not know.)
-            hit = self.session.request(method, url, timeout=timeout, only_if_cached=True, **kw)  # type: ignore[call-arg]
-            # A miss is a synthetic 504; only 200s are ever stored, so 504 always means "not cached".
-            if getattr(hit, "from_cache", False) and hit.status_code != 504:
+            hit = cache_mod.cached_answer(self.session, url, kw.get("params"))
+            if hit is not None:
                 self._record(endpoint, hit, started)
                 return self._body(hit, method, endpoint, ctx)
+            # A miss was just seen: the request below need not read the cache a second time
+            # (it still stores the answer). One SQLite read per miss instead of two.
+            kw["force_refresh"] = True
         refused = self.breaker.check()  # fail fast, before queueing for a rate slot
         if refused is not None:
             raise self._unavailable(refused, endpoint, ctx)

@@ -91,7 +91,7 @@ def test_repeated_and_comma_separated_addresses_each_get_a_switcher_entry(app_en
     # "Open in the full dashboard": the Lookup page with the same addresses
     [link] = [m.value for m in at.markdown if m.value.startswith("[Open in the full dashboard](")]
     target = link[link.index("(") + 1:-1]
-    assert target.startswith("lookup?") and parse_qs(target.split("?", 1)[1])["email"] == IVAN
+    assert target.startswith("./?") and parse_qs(target.split("?", 1)[1])["email"] == IVAN
 
 
 def test_every_address_is_reachable_from_the_switcher(app_env, monkeypatch):

@@ -71,6 +71,24 @@ def click(at: AppTest, key: str) -> AppTest:
     return at
 
 
+def _dialog_ids(node) -> list[str]:
+    found = [node.proto.dialog.id] if getattr(node, "type", "") == "dialog" and node.proto.dialog.id else []
+    for child in getattr(node, "children", {}).values():
+        found += _dialog_ids(child)
+    return found
+
+
+def dismiss(at: AppTest) -> AppTest:
+    """Close the dialog the way the browser does -- its X or Escape -- which fires the dialog's
+    ``on_dismiss`` (AppTest has no dialog element to click, so the trigger is sent as the frontend sends it)."""
+    [dialog_id] = _dialog_ids(at._tree)
+    states = at._tree.get_widget_states()
+    states.widgets.add(id=dialog_id, trigger_value=True)
+    at._run(states)
+    assert not at.exception, at.exception
+    return at
+
+
 def save(at: AppTest, email: str) -> AppTest:
     return click(at, button_key("save", email))
 
@@ -99,17 +117,54 @@ def audit_rows():
 
 
 # ----------------------------------------------------------------------------- opening
-def test_button_opens_dialog_with_fresh_snapshot(sb):
+def test_button_opens_dialog_from_the_lookup_without_reading_states_again(sb):
+    """Issue 15: opening the dialog right after the lookup reuses the states it just read (younger
+    than the cache's subscriber expiry): no request for states, and the caption says so."""
     at = open_dialog(ANNA, flag=False)
     assert at.button(key=button_key("open", ANNA)).label == "Manage subscriptions"
     assert state_key(ANNA) not in at.session_state
     sb.reset_counts()
     click(at, button_key("open", ANNA))
     assert at.session_state[SUBSCRIPTION_DIALOG] == ANNA
-    assert sb.request_counts["listsforemail"] >= 1  # read fresh at open, not from the lookup's cache
+    assert sb.request_counts["listsforemail"] == 0  # the lookup's states, not read again
+    assert sb.request_counts["subscriber"] == 0
     assert ticks(at, sb, ANNA) == {
         "Newsletter": True, "Product updates": False, "Webinars": True, "Offers": True, "Events Moscow": False,
         "Partners": False, "Beta testers": False, "<img src=x onerror=alert(1)> **VIP** :red[x]": False}
+    caption = texts(at.caption)
+    assert "from the lookup; re-read before any change is written." in caption
+    assert "read fresh" not in caption
+
+
+def test_opening_from_the_lookup_still_rereads_right_before_apply(sb):
+    """The seeded dialog never writes on the lookup's word: Apply re-reads the states first, and a
+    change made since the lookup is a conflict (nothing written)."""
+    at = open_dialog(ANNA, flag=False)
+    sb.data.set_state(lid(sb, "Newsletter"), ANNA, "Unsubscribed")  # after the lookup, before the dialog
+    click(at, button_key("open", ANNA))
+    assert box(at, sb, ANNA, "Newsletter").value is True  # the lookup's word, as its caption says
+    box(at, sb, ANNA, "Beta testers").check()
+    save(at, ANNA)
+    p = plan(at, ANNA)
+    at.radio(key=consent_key(p.token)).set_value("Yes").run()
+    sb.reset_counts()
+    click(at, apply_key(p.token))
+    assert sb.request_counts["listsforemail"] >= 1  # re-read right before writing
+    assert writes(sb) == (0, 0)
+    assert "Newsletter: subscribed → unsubscribed" in texts(at.error)
+    assert "read fresh from Campaign Monitor" in texts(at.caption)  # the new baseline is the re-read
+
+
+def test_a_lookup_older_than_the_subscriber_expiry_is_read_fresh(sb, monkeypatch):
+    import ui.subscriptions as dialog
+
+    monkeypatch.setattr(dialog, "seed_max_age", lambda settings: 0.0)  # every lookup is too old
+    at = open_dialog(ANNA, flag=False)
+    sb.reset_counts()
+    click(at, button_key("open", ANNA))
+    assert sb.request_counts["listsforemail"] >= 1
+    assert "read fresh from Campaign Monitor" in texts(at.caption)
+    assert ticks(at, sb, ANNA)["Webinars"] is True
 
 
 def test_every_opening_reads_on_the_connections_own_pool(sb, monkeypatch):
@@ -119,13 +174,13 @@ def test_every_opening_reads_on_the_connections_own_pool(sb, monkeypatch):
     used = []
     real = dialog.read_for_editing
 
-    def recording(client, client_id, email, *, executor=None):
+    def recording(client, client_id, email, *, executor=None, seed=None):
         used.append(executor)
-        return real(client, client_id, email, executor=executor)
+        return real(client, client_id, email, executor=executor, seed=seed)
 
     monkeypatch.setattr(dialog, "read_for_editing", recording)
     at = open_dialog(ANNA)
-    click(at, button_key("close", ANNA))
+    dismiss(at)
     click(at, button_key("open", ANNA))
     assert ticks(at, sb, ANNA)["Webinars"] is True
     assert len(used) == 2 and used[0] is used[1]
@@ -148,8 +203,24 @@ def test_list_names_are_escaped_in_labels(sb):
 
 def test_close_forgets_the_dialog(sb):
     at = open_dialog(ANNA)
-    click(at, button_key("close", ANNA))
+    dismiss(at)
     assert SUBSCRIPTION_DIALOG not in at.session_state and state_key(ANNA) not in at.session_state
+
+
+def test_the_dialog_has_one_close_control_and_announces_its_review(sb):
+    """Issue 13: no "Close" button beside the dialog's own X (also when the read failed), and the
+    review step is a focusable heading the page's script moves focus to (ui.a11y)."""
+    at = open_dialog(ANNA)
+    assert "Close" not in [b.label for b in at.button]
+    box(at, sb, ANNA, "Webinars").uncheck()
+    save(at, ANNA)
+    token = plan(at, ANNA).token
+    [heading] = [h.proto.body for h in at.get("html") if "cm-announce" in h.proto.body]
+    assert 'tabindex="-1"' in heading and f'data-step="review-{token}"' in heading and "Review the change" in heading
+    sb.set_faults(down=True)
+    failed = open_dialog("ivan@example.com")
+    assert "Could not read the subscriptions of ivan@example.com" in texts(failed.error)
+    assert "Try again" in [b.label for b in failed.button] and "Close" not in [b.label for b in failed.button]
 
 
 # ----------------------------------------------------------------------------- reset & no-op
@@ -587,7 +658,7 @@ def test_lost_answer_with_failed_read_back_says_unknown_and_what_to_check(sb, mo
     sb.reset_counts()
     at.run()
     assert sb.request_counts["listsforemail"] == 0 and at.session_state[SUBSCRIPTION_DIALOG] == ANNA
-    click(at, button_key("close", ANNA))
+    dismiss(at)
     assert SUBSCRIPTION_DIALOG not in at.session_state
     assert sb.request_counts["listsforemail"] >= 1  # refetched fresh now
     assert ":red-badge[unsubscribed]" not in texts(at.tabs[0].markdown)  # down: the change never applied

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 import responses
 
 from cmlib import cache as cache_mod
 from cmlib.cache import CacheSettings, EmailKeyIndex, email_horizon
 from cmlib.client import CampaignMonitor, ClientOptions
+from cmlib.errors import UnexpectedResponseError
 
 BASE = "https://api.test/api/v3.3"
 CID = "c1"
@@ -181,3 +183,64 @@ def test_an_address_pushed_out_of_the_index_is_not_served_stale(tmp_path, monkey
     assert a.lists_for_email(CID, "one@x.com")[0].list_name == "v2"  # asked again, not stale
     a.invalidate_email("two@x.com")  # found through the index, without a scan
     assert a.lists_for_email(CID, "two@x.com")[0].list_name == "v2"
+
+
+def _spy(monkeypatch, cache, name):
+    """Count calls of one cache backend method, still doing what it does."""
+    calls: list[tuple] = []
+    real = getattr(cache, name)
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cache, name, spy)
+    return calls
+
+
+@responses.activate
+def test_a_cold_get_reads_the_cache_once_and_deletes_nothing(tmp_path, monkeypatch):
+    """Issue 15: the cache layer's cost on a cold lookup. The probe that lets a hit skip the rate
+    slot is the only cache read of a miss (the request that follows does not read again), and a
+    miss writes nothing but the answer (no delete of the absent key under the write lock)."""
+    c = client(KEY_A, tmp_path)
+    cache = c.session.cache
+    reads = _spy(monkeypatch, cache, "get_response")
+    deletes = _spy(monkeypatch, cache, "delete")
+    saves = _spy(monkeypatch, cache, "save_response")
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=membership("Newsletter"))
+    assert c.lists_for_email(CID, "p@x.com")[0].list_name == "Newsletter"
+    assert (len(reads), len(deletes), len(saves)) == (1, 0, 1)
+    # ...and the stored answer is served from the cache, without a request
+    assert c.lists_for_email(CID, "p@x.com")[0].list_name == "Newsletter"
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_non_json_200_is_still_never_kept(tmp_path):
+    """The filter still drops a truncated/HTML 200 (only the probe's synthetic miss is exempt)."""
+    c = client(KEY_A, tmp_path)
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", body="<html>oops</html>", status=200)
+    with pytest.raises(UnexpectedResponseError):  # every try malformed; what matters is what is kept
+        c.lists_for_email(CID, "p@x.com")
+    responses.replace(responses.GET, f"{BASE}/clients/{CID}/listsforemail.json", json=membership("Newsletter"))
+    assert c.lists_for_email(CID, "p@x.com")[0].list_name == "Newsletter"
+
+
+@responses.activate
+def test_the_probe_never_serves_an_expired_answer(tmp_path, monkeypatch):
+    """The cache probe reads the entry itself (one key, one read): it must apply the expiry just
+    as requests-cache does. The clock requests-cache reads is moved past the entry's expiry."""
+    from datetime import timedelta
+
+    import requests_cache.models.response as rc_response
+
+    c = client(KEY_A, tmp_path, listsforemail=60)
+    responses.get(f"{BASE}/clients/{CID}/listsforemail.json", json=membership("first"))
+    assert c.lists_for_email(CID, "p@x.com")[0].list_name == "first"
+    responses.replace(responses.GET, f"{BASE}/clients/{CID}/listsforemail.json", json=membership("second"))
+    assert c.lists_for_email(CID, "p@x.com")[0].list_name == "first"  # within 60 s: the cached answer
+    real_now = rc_response.utcnow
+    monkeypatch.setattr(rc_response, "utcnow", lambda: real_now() + timedelta(seconds=61))
+    assert c.lists_for_email(CID, "p@x.com")[0].list_name == "second"
+    assert len(responses.calls) == 2

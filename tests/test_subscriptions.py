@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -516,3 +516,67 @@ def test_api_key_never_reaches_the_audit_log(sb, client, tmp_path):
 
 def test_snapshot_taken_at_is_utc():
     assert snap({}).taken_at.tzinfo is UTC
+
+
+# ------------------------------------------------------------------------- seeding from the lookup
+def _counting(client):
+    """Count the requests the client sends, per path (read-through: each still goes out)."""
+    sent: list[str] = []
+    real = client._once
+
+    def once(method, path, *args, **kwargs):
+        sent.append(path)
+        return real(method, path, *args, **kwargs)
+
+    client._once = once
+    return sent
+
+
+def test_a_young_lookup_seeds_the_dialog_without_reading_states(sb, client):
+    """Issue 15: the dialog's first display from what the lookup just read: no listsforemail or
+    subscriber request, only the lists (reference data) and the settings the lookup did not read."""
+    from cmlib.lookup import LookupService
+    from cmlib.subscriptions import SnapshotSource, snapshot_from_lookup
+
+    [profile] = LookupService(client, sb.main_client_id).lookup_many([EMAIL], suppression=True)
+    seed = snapshot_from_lookup(profile, sb.main_client_id, max_age=60,
+                                now=profile.fetched_at + timedelta(seconds=59))
+    assert seed is not None and seed.snapshot.source == SnapshotSource.LOOKUP
+    assert seed.snapshot.taken_at == profile.fetched_at  # the caption tells the lookup's time
+    sent = _counting(client)
+    lists, snapshot = read_for_editing(client, sb.main_client_id, EMAIL, seed=seed)
+    assert not [p for p in sent if "listsforemail" in p or "/subscribers/" in p]
+    own = {ls.list_id for ls in profile.lists}
+    assert not [p for p in sent if any(f"/lists/{lid}.json" in p for lid in own)]  # settings already known
+    assert snapshot.states == take_snapshot(client, sb.main_client_id, EMAIL).states
+    fresh_lists, _ = read_for_editing(client, sb.main_client_id, EMAIL)
+    assert lists == fresh_lists  # same lists, same settings, same order as a full read
+
+
+def test_an_old_or_troubled_lookup_is_read_fresh(sb, client):
+    from dataclasses import replace as dc_replace
+
+    from cmlib.lookup import LookupService
+    from cmlib.profiles import Problem
+    from cmlib.subscriptions import snapshot_from_lookup
+
+    [profile] = LookupService(client, sb.main_client_id).lookup_many([EMAIL])
+    at = profile.fetched_at
+    assert snapshot_from_lookup(profile, "C", max_age=60, now=at + timedelta(seconds=60)) is None  # too old
+    assert snapshot_from_lookup(profile, "C", max_age=0, now=at) is None  # no expiry: nothing reused
+    for problem in (Problem("address", "timed out"), Problem("suppression", "500")):
+        assert snapshot_from_lookup(dc_replace(profile, problems=(problem,)), "C", max_age=60, now=at) is None
+    assert snapshot_from_lookup(dc_replace(profile, failed=True), "C", max_age=60, now=at) is None
+    assert snapshot_from_lookup(profile, "C", max_age=60, now=at) is not None
+
+
+def test_a_seed_without_a_suppression_entry_checks_the_suppression_list(sb, client):
+    from cmlib.lookup import LookupService
+    from cmlib.subscriptions import snapshot_from_lookup
+
+    suppressed = "suppressed@example.com"  # on the suppression list, on no list
+    [profile] = LookupService(client, sb.main_client_id).lookup_many([suppressed])  # did not check it
+    seed = snapshot_from_lookup(profile, sb.main_client_id, max_age=60, now=profile.fetched_at)
+    assert seed is not None and seed.snapshot.suppressed is None
+    _, snapshot = read_for_editing(client, sb.main_client_id, suppressed, seed=seed)
+    assert snapshot.suppressed is not None

@@ -13,7 +13,9 @@ the sidebar field is set from it before it is drawn, so a name given in the dial
 run that does not redraw the sidebar) shows in the sidebar on the next full run.
 
 Inside a helpdesk the panel's URL may carry ``operator=<name>`` (the helpdesk fills in the
-agent's name). The panel hands it over with :func:`use_link_operator`; it ranks below a login and
+agent's name). ``app.py`` hands it over with :func:`use_link_operator` before the sidebar is drawn
+(so the sidebar shows who acts; on any other page it is forgotten), and the panel page does so
+again when it runs on its own (AppTest); it ranks below a login and
 above the typed name, is never written to the cookie (the helpdesk says it on every opening), and
 is a convenience, not authentication: whoever edits a link can write any name, which is why its
 audit rows say "helpdesk link".

@@ -46,6 +46,7 @@ from cmlib.presenters import (
 )
 from cmlib.runtime import Connection
 from cmlib.states import state_style
+from ui import a11y
 from ui.connection import get_connection
 from ui.identity import use_link_operator
 from ui.profile import MAX_ADDRESSES, display_times, linked_addresses
@@ -78,27 +79,6 @@ _PANEL_CSS = """<style>
 .cm-sr {position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap;}
 </style>"""
 
-# Streamlit 1.67 names a checkbox by its label's markdown *source* (``aria-label`` on the input), so
-# a list name escaped for display (``md_escape``) is announced with its backslashes. This constant
-# script (no data in it) names every checkbox by the text its label shows instead, now and whenever
-# Streamlit redraws one (the dialog's form included); once per browser tab.
-_A11Y_NAMES_JS = """<script>(function () {
-  if (window.__cmAccessibleNames) return;
-  window.__cmAccessibleNames = true;
-  function fix() {
-    document.querySelectorAll('[data-testid="stCheckbox"]').forEach(function (box) {
-      var input = box.querySelector('input[aria-label]');
-      var label = box.querySelector('[data-testid="stWidgetLabel"] [data-testid="stMarkdownContainer"]');
-      if (!input || !label) return;
-      var text = label.textContent.replace(/\u2060/g, '').trim();
-      if (text && input.getAttribute('aria-label') !== text) input.setAttribute('aria-label', text);
-    });
-  }
-  new MutationObserver(fix).observe(document.body,
-    {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['aria-label']});
-  fix();
-})();</script>"""
-
 
 @dataclass
 class PanelResults:
@@ -120,8 +100,11 @@ def is_embedded() -> bool:
 
 
 def dashboard_link(emails: list[str]) -> str:
-    """The Lookup page with the same addresses, relative to the panel (works under a base path)."""
-    return "lookup?" + urlencode([("email", e) for e in emails])
+    """The Lookup page with the same addresses, relative to the panel (works under a base path).
+
+    Lookup is the default page, so a running server serves it at the app's root: ``/lookup``
+    would answer "page not found" there."""
+    return "./?" + urlencode([("email", e) for e in emails])
 
 
 # --------------------------------------------------------------------------- fetching
@@ -169,7 +152,7 @@ def render_panel_page() -> None:
     use_link_operator(st.query_params.get("operator"))
     embedded = is_embedded()
     st.html(_PANEL_CSS + (_EMBED_CSS if embedded else ""))
-    st.html(_A11Y_NAMES_JS, unsafe_allow_javascript=True)
+    a11y.install()  # accessible names, focus back to the dialog's opener, the review announced
     conn: Connection | None = None
     conn_error = ""
     try:

@@ -51,6 +51,7 @@ from cmlib.presenters import (
 from cmlib.runtime import Connection
 from cmlib.sandbox.demo import DEMO_CUSTOMERS
 from cmlib.timezones import parse_cm_time_zone
+from ui import a11y
 from ui.badges import render_state_badge
 from ui.connection import get_connection
 from ui.display_zone import browser_time_zone, zone_choice
@@ -348,6 +349,7 @@ def _results_for(conn: Connection, emails: list[str], stage: Stage) -> Results:
 # --------------------------------------------------------------------------- page
 def render_lookup_page() -> None:
     st.title("Customer lookup")
+    a11y.install()  # accessible names, focus back to the dialog's opener, the review announced
     _follow_link()
     conn: Connection | None = None
     conn_error = ""

@@ -9,10 +9,10 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from cmlib.audit import configured_secrets
+from cmlib.audit import configured_secrets, find_secrets
 from cmlib.errors import AuthenticationError, CMError
 from cmlib.runtime import Connection
-from ui.identity import oidc_user, operator_field, remember_in_browser
+from ui.identity import link_operator, oidc_user, operator_field, remember_in_browser
 from ui.text import md_escape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,22 +76,39 @@ def connection_panel(conn: Connection) -> None:
 
 
 def operator_panel(conn: Connection | None = None) -> None:
-    """Who is acting. With a login the name comes from it; otherwise the operator types it once
-    and this browser remembers it (``ui.identity``), in new tabs and deep links too."""
+    """Who is acting. With a login the name comes from it; on the helpdesk panel with ``operator=``
+    it is the link's name (shown, not editable here: the helpdesk sets it); otherwise the operator
+    types it once and this browser remembers it (``ui.identity``), in new tabs and deep links too."""
     sb = st.sidebar
     user = oidc_user()
     if user:
         sb.markdown(f":material/badge: Signed in as **{md_escape(user)}**")
         return
+    api_key = conn.credentials.api_key if conn is not None else None
+    linked = link_operator()
+    if linked:
+        _link_operator_note(linked, api_key)
+        return
     # Drawn by app.py on every run of every page, so Streamlit never drops the widget's state.
     operator_field(sb)
-    api_key = conn.credentials.api_key if conn is not None else None
     with sb:
         leaks = remember_in_browser("sidebar", lambda: configured_secrets(api_key))
     for leak in leaks:
         what = leak.describe()
         sb.error(md_escape(what[:1].upper() + what[1:] + ": remove it. It is not remembered in this browser, "
                            "and no change can be made under it."), icon=":material/key_off:")
+
+
+def _link_operator_note(name: str, api_key: str | None) -> None:
+    """Who acts on the panel opened with ``operator=``: the link's name, not the typed one (which
+    stays remembered for the other pages). A name holding a credential is never shown."""
+    sb = st.sidebar
+    if find_secrets({"operator_name": name}, configured_secrets(api_key)):
+        sb.error("The helpdesk link's operator name contains a credential, so no change can be made under it: "
+                 "fix the operator= part of the panel URL in the helpdesk.", icon=":material/key_off:")
+        return
+    sb.markdown(f":material/badge: Acting as **{md_escape(name)}**")
+    sb.caption("Set by the helpdesk link (operator=): a convenience, not a sign-in.")
 
 
 def demo_banner(conn: Connection | None) -> None:

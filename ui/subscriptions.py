@@ -55,13 +55,17 @@ from cmlib.subscriptions import (
     PlanNotReady,
     Rebased,
     Snapshot,
+    SnapshotSource,
     apply_plan,
     plan_changes,
     read_for_editing,
     rebase_choices,
+    seed_max_age,
+    snapshot_from_lookup,
     unsubscribe_all_desired,
 )
 from cmlib.timezones import format_time
+from ui.a11y import announce_heading
 from ui.access import require_admin
 from ui.badges import render_state_badge
 from ui.connection import get_connection
@@ -123,7 +127,8 @@ def apply_key(token: str) -> str:
 
 
 def button_key(what: str, email: str) -> str:
-    """``what``: open, save, reset, unsub_all, back, close, retry."""
+    """``what``: open, save, reset, unsub_all, back, retry. (Closing is the dialog's own X or Escape,
+    which calls :func:`close_dialog`: one close control, and the frontend puts focus back on the opener.)"""
     return f"subs_{what}|{email.lower()}"
 
 
@@ -143,7 +148,15 @@ def _open(email: str) -> None:
 
 
 def subscription_entry(conn: Connection, profile: Profile) -> None:
-    """The button at the top of an address tab, and the dialog when it is open for this address."""
+    """The button at the top of an address tab, and the dialog when it is open for this address.
+
+    A fragment: a click on the button reruns only this (opening the dialog at once) rather than
+    the whole page with every tab; Close and Apply rerun the page (``st.rerun``)."""
+    _entry(conn, profile)
+
+
+@st.fragment
+def _entry(conn: Connection, profile: Profile) -> None:
     email = profile.email
     if profile.case == CASE_NO_LISTS:
         # A suppressed address is not an easy add (the tab says why up front): no primary button.
@@ -156,12 +169,13 @@ def subscription_entry(conn: Connection, profile: Profile) -> None:
                   icon=":material/checklist:")
     flagged = st.session_state.get(SUBSCRIPTION_DIALOG)
     if flagged and flagged.lower() == email.lower():
-        manage_dialog(conn, email)
+        manage_dialog(conn, email, profile)
 
 
-def manage_dialog(conn: Connection, email: str) -> None:
-    """Open the editor for ``email`` (the flag must already name it)."""
-    _dialog(conn, email)
+def manage_dialog(conn: Connection, email: str, profile: Profile | None = None) -> None:
+    """Open the editor for ``email`` (the flag must already name it); ``profile``, the lookup just
+    shown, may seed its first display (see ``_load``)."""
+    _dialog(conn, email, profile)
 
 
 def close_dialog() -> None:
@@ -177,17 +191,22 @@ def close_dialog() -> None:
 
 
 @st.dialog("Manage subscriptions", width="large", on_dismiss=close_dialog)
-def _dialog(conn: Connection, email: str) -> None:
+def _dialog(conn: Connection, email: str, profile: Profile | None = None) -> None:
     flagged = st.session_state.get(SUBSCRIPTION_DIALOG)
     if not flagged or flagged.lower() != email.lower():
-        # "Close" cleared the flag during this fragment rerun; only a full rerun closes a dialog.
+        # The flag was cleared (closed meanwhile, e.g. by its X in another run); only a full rerun closes a dialog.
         st.rerun()
-    render_editor(conn, email)
+    render_editor(conn, email, profile)
 
 
 # ---------------------------------------------------------------- the editor
-def _load(conn: Connection, email: str) -> EditorState:
-    lists, snapshot = read_for_editing(conn.client, conn.client_id, email, executor=conn.executor)
+def _load(conn: Connection, email: str, profile: Profile | None = None) -> EditorState:
+    """The lookup's states when it is younger than the cache's subscriber expiry (no request for
+    states: the dialog opens at once), else a fresh read. Apply re-reads before writing either way."""
+    seed = None
+    if profile is not None and profile.email.lower() == email.lower():
+        seed = snapshot_from_lookup(profile, conn.client_id, max_age=seed_max_age(conn.client.cache_settings))
+    lists, snapshot = read_for_editing(conn.client, conn.client_id, email, executor=conn.executor, seed=seed)
     return EditorState(email=email, snapshot=snapshot, lists=lists)
 
 
@@ -257,15 +276,11 @@ def _on_back(email: str) -> None:
         ed.plan = None
 
 
-def _on_close() -> None:
-    close_dialog()
-
-
 def _on_name_given() -> None:
     set_typed_name(st.session_state.get(NAME_PROMPT_KEY))
 
 
-def render_editor(conn: Connection, email: str) -> None:
+def render_editor(conn: Connection, email: str, profile: Profile | None = None) -> None:
     """The dialog's content (also usable inline, e.g. by a test harness)."""
     st.markdown(f"**{md_escape(email)}**")
     key = state_key(email)
@@ -273,11 +288,10 @@ def render_editor(conn: Connection, email: str) -> None:
     if ed is None:
         try:
             with st.spinner("Reading the current subscriptions…"):
-                ed = _load(conn, email)
+                ed = _load(conn, email, profile)
         except CMError as err:
             st.error(md_escape(f"Could not read the subscriptions of {email}: {err.reason}. Nothing was changed."))
-            st.button("Try again", key=button_key("retry", email))
-            st.button("Close", key=button_key("close", email), on_click=_on_close)
+            st.button("Try again", key=button_key("retry", email))  # closing: the dialog's own X (or Escape)
             return
         st.session_state[key] = ed
         _init_ticks(ed)
@@ -293,15 +307,17 @@ def render_editor(conn: Connection, email: str) -> None:
     snap = ed.snapshot
     if not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()) and not ed.plan:
         st.caption("Not subscribed to any list: tick the lists to add the address to, then Save changes.")
-    st.caption(f"States as of {_clock_time(snap.taken_at)}, read fresh from Campaign Monitor.")
+    if snap.source == SnapshotSource.LOOKUP:
+        st.caption(f"States as of {_clock_time(snap.taken_at)}, from the lookup; re-read before any change is written.")
+    else:
+        st.caption(f"States as of {_clock_time(snap.taken_at)}, read fresh from Campaign Monitor.")
     _render_form(ed)
-    c1, c2, c3 = st.columns(3)
+    c1, c2 = st.columns(2)
     c1.button("Reset to original values", key=button_key("reset", email), on_click=_on_reset, args=(email,),
               icon=":material/undo:", help="Put every checkbox back to the states read from Campaign Monitor.")
     c2.button("Unsubscribe from all lists", key=button_key("unsub_all", email), on_click=_on_unsubscribe_all,
               args=(email,), icon=":material/unsubscribe:",
               disabled=ed.plan is not None or not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()))
-    c3.button("Close", key=button_key("close", email), on_click=_on_close)
     if ed.plan is not None:
         _render_review(conn, ed)
 
@@ -343,7 +359,8 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
     assert plan is not None
     token = plan.token
     with st.container(border=True):
-        st.markdown("**Review the change**")
+        # Focused when it appears (ui.a11y): a keyboard or screen-reader user is told the plan is here.
+        announce_heading("Review the change", step=f"review-{token}")
         st.info(md_escape("Plan: " + plan.describe()))
         st.caption("This is the plan for the ticks as saved. To change it, change the ticks and Save again.")
         confirmed: set[str] = set()
@@ -387,6 +404,15 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
         _apply(conn, ed, plan, options)
 
 
+# Where a name holding a credential came from, and so where to fix it (the name itself is never shown).
+_CREDENTIAL_IN_NAME: dict[ActorSource | None, str] = {
+    ActorSource.TYPED: "the name given holds a credential — change it in the sidebar.",
+    ActorSource.HELPDESK_LINK: ("the name from the helpdesk link holds a credential — fix the operator= part "
+                                "of the panel URL in the helpdesk."),
+    None: "the name given holds a credential — it cannot be recorded.",
+}
+
+
 def _render_actor(conn: Connection) -> Actor | None:
     """"Acting as …" -- or, with nobody signed in and no name typed yet, ask for one (asked once:
     the name is remembered in this browser and shows in the sidebar from then on)."""
@@ -400,7 +426,7 @@ def _render_actor(conn: Connection) -> Actor | None:
     if actor.source == ActorSource.TYPED:
         remember_in_browser("dialog", lambda: configured_secrets(conn.credentials.api_key))
     if audit_log(conn).find_secrets({"operator_name": actor.name}):  # said below; never shown
-        st.caption(":material/badge: Acting as: the name given holds a credential — change it in the sidebar.")
+        st.caption(":material/badge: Acting as: " + _CREDENTIAL_IN_NAME.get(actor.source, _CREDENTIAL_IN_NAME[None]))
     else:
         st.caption(":material/badge: Acting as **" + md_escape(actor.describe()) + "**"
                    + (" — change it in the sidebar." if actor.source == ActorSource.TYPED else "."))

@@ -3,24 +3,29 @@ the states of one address.
 
 Every change is measured against the snapshot taken when the dialog opened (see
 :mod:`cmlib.subscriptions.plan`), and the conflict check compares it with a re-read right before
-writing (:func:`diff_states`). Reads that can run side by side are handed to the caller's
-``executor`` as single requests only: the waiting happens in the caller's thread, so a small
-shared pool (``Connection.executor``) can never fill up with tasks that wait on tasks queued
-behind them.
+writing (:func:`diff_states`). Because of that re-read, the first display may start from what
+the lookup just read (:func:`snapshot_from_lookup`) while it is younger than the cache's
+subscriber expiry: opening the dialog right after a lookup then sends no request for states.
+Reads that can run side by side are handed to the caller's ``executor`` as single requests
+only: the waiting happens in the caller's thread, so a small shared pool
+(``Connection.executor``) can never fill up with tasks that wait on tasks queued behind them.
 """
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import ParamSpec, TypeVar
 
+from ..cache import DEFAULT_EXPIRY, CacheSettings
 from ..client import CampaignMonitor
 from ..concurrency import map_all
 from ..errors import AuthenticationError, CMError, describe
 from ..models import ListMembership, SuppressedAddress
+from ..profiles import Profile
 from ..states import SUBSCRIBED_STATES, state_word
 
 T = TypeVar("T")
@@ -48,16 +53,25 @@ class ListInfo:
 
 
 def load_lists(client: CampaignMonitor, client_id: str, *, executor: Executor | None = None,
-               max_workers: int = 8) -> tuple[ListInfo, ...]:
+               max_workers: int = 8, known: Mapping[str, ListInfo] | None = None) -> tuple[ListInfo, ...]:
     """Every list of the client with its opt-in and unsubscribe settings, details fetched concurrently
     (on ``executor`` when given, else on a pool of ``max_workers`` for this call).
 
+    Lists and their settings are reference data (cached like any read); ``known`` settings (e.g.
+    what the lookup just read for the address's own lists) are used as they are, not fetched.
     A list whose details fail still appears (settings unknown, ``problem`` says why): the plan
     then warns that an unsubscribe there might reach every list.
     """
     refs = client.lists(client_id)
+    known = known or {}
     out: list[ListInfo] = []
-    for o in map_all(lambda r: client.list_details(r.list_id), refs, max_workers=max_workers, executor=executor):
+    for ref in refs:
+        have = known.get(ref.list_id)
+        if have is not None:
+            out.append(ListInfo(ref.list_id, ref.name or have.name, confirmed_opt_in=have.confirmed_opt_in,
+                                unsubscribes_from_all=have.unsubscribes_from_all))
+    missing = [r for r in refs if r.list_id not in known]
+    for o in map_all(lambda r: client.list_details(r.list_id), missing, max_workers=max_workers, executor=executor):
         ref = o.item
         if o.error is not None:
             if isinstance(o.error, AuthenticationError):
@@ -68,10 +82,18 @@ def load_lists(client: CampaignMonitor, client_id: str, *, executor: Executor | 
             d = o.result
             out.append(ListInfo(ref.list_id, ref.name or d.title, confirmed_opt_in=d.confirmed_opt_in,
                                 unsubscribes_from_all=d.unsubscribes_from_all))
-    return tuple(out)
+    order = {r.list_id: i for i, r in enumerate(refs)}
+    return tuple(sorted(out, key=lambda li: order[li.list_id]))  # the client's order, known or fetched
 
 
 # --------------------------------------------------------------------------- the snapshot
+class SnapshotSource(StrEnum):
+    """Where a snapshot's states came from (the dialog says it beside their time)."""
+
+    FRESH = "fresh"  # read for the dialog, bypassing every cache
+    LOOKUP = "lookup"  # what the lookup just read, young enough to show first
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The states of one address as read at one moment; the baseline every change is measured from."""
@@ -83,11 +105,12 @@ class Snapshot:
     taken_at: datetime
     suppressed: SuppressedAddress | None = None
     suppression_problem: str = ""  # the suppression list could not be read
+    source: SnapshotSource = SnapshotSource.FRESH
 
     @classmethod
     def of(cls, email: str, client_id: str, memberships: Iterable[ListMembership], *,
            suppressed: SuppressedAddress | None = None, suppression_problem: str = "",
-           taken_at: datetime | None = None) -> Snapshot:
+           taken_at: datetime | None = None, source: SnapshotSource = SnapshotSource.FRESH) -> Snapshot:
         ms = list(memberships)
         return cls(
             email=email,
@@ -97,6 +120,7 @@ class Snapshot:
             taken_at=taken_at or datetime.now(UTC),
             suppressed=suppressed,
             suppression_problem=suppression_problem,
+            source=source,
         )
 
     @property
@@ -154,17 +178,65 @@ def take_snapshot(client: CampaignMonitor, client_id: str, email: str, *, check_
     return Snapshot.of(email, client_id, memberships, suppressed=suppressed, suppression_problem=problem)
 
 
-def read_for_editing(client: CampaignMonitor, client_id: str, email: str, *,
-                     executor: Executor | None = None) -> tuple[tuple[ListInfo, ...], Snapshot]:
-    """What the editor needs when it opens: the client's lists and a fresh snapshot of ``email``.
+@dataclass(frozen=True)
+class LookupSeed:
+    """What a lookup just read about one address, for the dialog's first display."""
 
-    The address's states and suppression entry are read while the lists load; raises what the
-    states read raises first (without them there is nothing to edit), then what the lists raise.
+    snapshot: Snapshot
+    lists: Mapping[str, ListInfo]  # the settings of the address's own lists, as the lookup read them
+
+
+def seed_max_age(settings: CacheSettings | None) -> float:
+    """How old a lookup's states may be to seed the dialog: the cache's subscriber expiry (the
+    shorter of ``listsforemail`` and ``subscriber``), its defaults when no cache is configured."""
+    expiry = settings.expiry if settings is not None and settings.enabled else DEFAULT_EXPIRY
+    return float(min(expiry.get(n, DEFAULT_EXPIRY[n]) for n in ("listsforemail", "subscriber")))
+
+
+def snapshot_from_lookup(profile: Profile, client_id: str, *, max_age: float,
+                         now: datetime | None = None) -> LookupSeed | None:
+    """The lookup's states as the dialog's first baseline, or ``None`` when they must be read fresh:
+    the lookup failed or has a problem with the address itself or a list, its suppression check
+    failed, or it is ``max_age`` seconds old or older (the cache's subscriber expiry: no older than
+    what a cached read could show). Safe because every write re-reads first (the conflict check)."""
+    now = now or datetime.now(UTC)
+    if profile.failed or max_age <= 0 or now - profile.fetched_at >= timedelta(seconds=max_age):
+        return None
+    if any(p.where in ("address", "suppression") for p in profile.problems) or any(ls.problems for ls in profile.lists):
+        return None
+    memberships = [ListMembership(ls.list_id, ls.list_name, ls.state, ls.date_added) for ls in profile.lists]
+    snapshot = Snapshot.of(profile.email, client_id, memberships, suppressed=profile.suppression,
+                           taken_at=profile.fetched_at, source=SnapshotSource.LOOKUP)
+    known = {ls.list_id: ListInfo(ls.list_id, ls.list_name, confirmed_opt_in=ls.confirmed_opt_in,
+                                  unsubscribes_from_all=ls.unsubscribes_from_all)
+             for ls in profile.lists if ls.confirmed_opt_in is not None and ls.unsubscribes_from_all is not None}
+    return LookupSeed(snapshot, known)
+
+
+def read_for_editing(client: CampaignMonitor, client_id: str, email: str, *,
+                     executor: Executor | None = None,
+                     seed: LookupSeed | None = None) -> tuple[tuple[ListInfo, ...], Snapshot]:
+    """What the editor needs when it opens: the client's lists and a snapshot of ``email``.
+
+    Without a ``seed`` the address's states and suppression entry are read fresh while the lists
+    load; raises what the states read raises first (without them there is nothing to edit), then
+    what the lists raise. With one (:func:`snapshot_from_lookup`) no state is read: only the
+    lists and the settings the lookup did not read (reference data, from the cache when there).
+    A seed without a suppression entry is checked against the (cached) suppression list.
     """
+    if seed is not None:
+        f_supp = (_start(executor, client.is_suppressed, client_id, email)
+                  if seed.snapshot.suppressed is None else None)
+        lists = load_lists(client, client_id, executor=executor, known=seed.lists)
+        snapshot = seed.snapshot
+        if f_supp is not None:
+            suppressed, problem = _suppression(f_supp)
+            snapshot = replace(snapshot, suppressed=suppressed, suppression_problem=problem)
+        return lists, snapshot
     f_states = _start(executor, client.lists_for_email, client_id, email, fresh=True)
     f_supp = _start(executor, client.is_suppressed, client_id, email, fresh=True)
     lists_error: BaseException | None = None
-    lists: tuple[ListInfo, ...] = ()
+    lists = ()
     try:
         lists = load_lists(client, client_id, executor=executor)
     except BaseException as exc:  # raised below, after the states' own error if there is one

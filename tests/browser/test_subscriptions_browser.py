@@ -75,7 +75,7 @@ def test_manage_subscriptions_end_to_end(page, streamlit_app, screenshot_dir):
     assert sb.data.state_of(webinars, EMAIL) == "Unsubscribed"
 
     # close: the tab underneath shows the new state
-    dialog.locator('[data-testid^="stBaseButton"]').filter(has_text="Close").click()
+    dialog.get_by_role("button", name="Close").click()  # the dialog's X: its one close control
     expect(page.get_by_role("dialog")).to_have_count(0)
     wait_idle(page)
     panel = page.locator('[role="tabpanel"]:visible')
