@@ -111,14 +111,6 @@ def _link_operator_note(name: str, api_key: str | None) -> None:
     sb.caption("Set by the helpdesk link (operator=): a convenience, not a sign-in.")
 
 
-def demo_banner(conn: Connection | None) -> None:
-    """One line above every page's content, so demo data is never mistaken for the real account
-    even with the sidebar collapsed."""
-    if conn is not None and conn.is_demo:
-        st.markdown(":orange-badge[:material/science: Demo data] sandbox customers, not a real "
-                    "Campaign Monitor account — configure one in Settings.")
-
-
 def render_sidebar(conn: Connection | None, connection_error: str | None = None) -> None:
     if conn is not None:
         connection_panel(conn)
