@@ -4,7 +4,6 @@ and the product's state words."""
 from __future__ import annotations
 
 import json
-import re
 from datetime import date
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cmlib.audit import AuditEntry, AuditLog
+from tests.apptest_helpers import open_page, shown
 from ui.audit_view import TABLE_KEY
-from ui.text import WORD_JOINER
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "audit.py")
 
@@ -32,20 +31,8 @@ def entry(**kw) -> AuditEntry:
     return AuditEntry(**{**base, **kw})
 
 
-def shown(md: str) -> str:
-    """What a markdown string displays: backslash escapes resolved, word joiners dropped."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md).replace(WORD_JOINER, "")
-
-
 def page(browser_zone: str | None = "Asia/Tokyo", **session) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    if browser_zone is not None:
-        at.context["timezone"] = browser_zone
-    for k, v in session.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(PAGE, browser_zone, **session)
 
 
 def select_row(at: AppTest, index: int) -> AppTest:

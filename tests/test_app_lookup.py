@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from cmlib import ratelimit
 from cmlib.sandbox import DEMO_CUSTOMERS, VIP_LIST_NAME
+from tests.apptest_helpers import shown
 from ui.state import LOOKUP_REFRESH
-from ui.text import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOKUP_PAGE = str(ROOT / "pages" / "lookup.py")
@@ -30,11 +30,6 @@ BADGE = {
     "Bounced": ("violet", "bounced"),
 }
 EMAIL_AUTOLINK = re.compile(r"([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)")
-
-
-def shown(md: str) -> str:
-    """What a markdown string displays: escapes resolved, invisible word joiners dropped."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md).replace(WORD_JOINER, "")
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -3,19 +3,15 @@ used or listed with its true reason, invisible characters do not matter, and an 
 domain is looked up in its ASCII form instead of failing with "Code 1: Invalid Email Address"."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest_helpers import shown
 from ui.text import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOKUP_PAGE = str(ROOT / "pages" / "lookup.py")
-
-
-def shown(md: str) -> str:
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md).replace(WORD_JOINER, "")
 
 
 def typed(text: str) -> AppTest:

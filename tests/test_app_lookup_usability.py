@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from streamlit.testing.v1 import AppTest
 
 from cmlib.sandbox import DEMO_CUSTOMERS
+from tests.apptest_helpers import shown
 from tests.sandbox_fixtures import make_client
-from ui.text import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOKUP_PAGE = str(ROOT / "pages" / "lookup.py")
@@ -25,10 +25,6 @@ APP = str(ROOT / "app.py")
 MOSCOW = timezone(timedelta(hours=3))  # the sandbox client's "(GMT+03:00) Moscow, St. Petersburg"
 CLIENT_ZONE = "UTC+03:00"
 DATE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)?")
-
-
-def shown(md: str) -> str:
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md).replace(WORD_JOINER, "")
 
 
 def lookup(query=None, path=LOOKUP_PAGE) -> AppTest:

@@ -19,6 +19,7 @@ from cmlib.lookup import Activity, Profile
 from cmlib.profiles import ReceivedCampaign
 from cmlib.sandbox import VIP_LIST_NAME
 from cmlib.states import state_word
+from tests.apptest_helpers import shown
 from ui.identity import LINK_KEY, NAME_KEY
 from ui.panel import ADDRESS_KEY, BOX_KEY, campaigns_html
 from ui.state import SUBSCRIPTION_DIALOG
@@ -30,11 +31,6 @@ PANEL = str(ROOT / "pages" / "panel.py")
 IDENTITY = str(ROOT / "tests" / "apps" / "identity_harness.py")
 IVAN = ["ivan@example.com", "ivan.work@example.org", "ivan.old@example.com"]
 COLOURS = {"Active": "green", "Unsubscribed": "red", "Unconfirmed": "orange", "Deleted": "gray", "Bounced": "violet"}
-
-
-def shown(md: str) -> str:
-    """What a markdown string displays: escapes resolved, invisible word joiners dropped."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md).replace(WORD_JOINER, "")
 
 
 def panel(monkeypatch, emails: list[str] | None = None, *, embed: bool = True, operator: str | None = None,

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from cmlib import access, runtime
 from cmlib.config import SettingsStore
+from tests.apptest_helpers import open_page
 from ui.text import WORD_JOINER
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "settings.py")
@@ -41,14 +42,7 @@ BROWSER_ZONE = "Europe/Berlin"
 
 def run_page(browser_zone: str | None = BROWSER_ZONE, **session) -> AppTest:
     """The page as a browser opens it: Streamlit knows the browser's time zone (None: it does not)."""
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    if browser_zone is not None:
-        at.context["timezone"] = browser_zone
-    for k, v in session.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(PAGE, browser_zone, **session)
 
 
 def fill(at: AppTest, key: str = "", client_id: str | None = None, url: str | None = None) -> None:

@@ -21,11 +21,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cmlib.sandbox import DEMO_CUSTOMERS
+from tests.apptest_helpers import shown
 from ui.bulk_view import JOB_KEY, PASTE_KEY, START_KEY, registry
 from ui.identity import NAME_KEY
 from ui.state import SUBSCRIPTION_DIALOG
 from ui.subscriptions import apply_key, button_key, checkbox_key, confirm_key, reason_key, state_key
-from ui.text import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOKUP_PAGE = str(ROOT / "pages" / "lookup.py")
@@ -40,11 +40,6 @@ PRODUCT_WORDS = ("subscribed", "unsubscribed", "pending", "bounced", "deleted")
 API_WORDS = re.compile(r"\b(active|unconfirmed)\b", re.IGNORECASE)
 API_STATE_COLUMN = " (API state)"
 _TEXT_ATTRS = ("label", "value", "body", "help", "placeholder", "caption")
-
-
-def shown(text: str) -> str:
-    """Markdown source as read: backslash escapes resolved, word joiners dropped."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text).replace(WORD_JOINER, "")
 
 
 def _shown_columns(node) -> list[str]:
