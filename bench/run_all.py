@@ -1,5 +1,6 @@
 """``make bench``: run every bench/bench_*.py in turn and print their reports (bench_bulk,
-bench_lookup_page, bench_rate, bench_sandbox: any new bench_*.py is picked up by its name).
+bench_lookup_page, bench_rate, bench_sandbox, bench_team -- two replicas' bulk runs on one Redis
+rate budget, needs redis-server: any new bench_*.py is picked up by its name).
 
 Benchmarks compare ratios within one run (ours vs. a baseline measured now, on this
 machine), never absolute times baked into tests. Pass ``--quick`` for smaller sizes.

@@ -9,6 +9,8 @@ commands:
   lookup EMAIL [EMAIL ...] [--json]   show lists, last campaigns and activity per address
   bulk IN.csv -o OUT.csv [...]        membership of every address in a CSV (see --help)
   sandbox [--port 8765] [...]         run the local Campaign Monitor emulator (demo data)
+  worker [--concurrency 2] [...]      run durable bulk jobs (needs CM_DATABASE_URL on Postgres)
+  team [--app-ports 8501,8502] [...]  Redis, Postgres, sandbox, two app replicas and a worker (make team)
 """
 
 
@@ -24,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from .bulk_cli import main as run
     elif cmd == "sandbox":
         from .sandbox.cli import main as run
+    elif cmd == "worker":
+        from .bulk.worker import main as run
+    elif cmd == "team":
+        from .team.cli import main as run
     else:
         print(f"unknown command: {cmd}\n\n{USAGE}", file=sys.stderr)
         return 2

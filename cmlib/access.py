@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from . import lazy_text as later
 from .config import load_secrets
 
 log = logging.getLogger("cmlib.access")
@@ -220,25 +221,27 @@ class GateResult:
     @staticmethod
     def _seconds(value: float) -> str:
         secs = max(1, int(value + 0.999))
-        return f"{secs} more second{'s' if secs != 1 else ''}"
+        return later.nt("{n} more second", "{n} more seconds", secs)
 
     @property
     def message(self) -> str:
+        """What the admin reads (a :class:`~cmlib.lazy_text.LazyText`: English as the string, the
+        page says it in the reader's language)."""
         if self.status == OK:
-            return "Unlocked."
+            return later.t("Unlocked.")
         if self.status == LOCKED:
-            return f"Too many wrong passwords: locked for {self._seconds(self.seconds_left)}."
+            return later.t("Too many wrong passwords: locked for {seconds}.", seconds=self._seconds(self.seconds_left))
         if self.status == SLOWED:
-            return (f"Too many wrong passwords recently: wait {self._seconds(self.seconds_left)} "
-                    "before the next try.")
+            return later.t("Too many wrong passwords recently: wait {seconds} before the next try.",
+                           seconds=self._seconds(self.seconds_left))
         if self.shared:
             if self.seconds_left > 0:
-                return (f"Wrong admin password. Wait {self._seconds(self.seconds_left)} before the next try "
-                        "(tries slow down after repeated misses).")
-            tries = "try" if self.tries_left == 1 else "tries"
-            return f"Wrong admin password ({self.tries_left} {tries} left before tries slow down)."
-        tries = "try" if self.tries_left == 1 else "tries"
-        return f"Wrong admin password ({self.tries_left} {tries} left before a one-minute lock)."
+                return later.t("Wrong admin password. Wait {seconds} before the next try (tries slow down after "
+                               "repeated misses).", seconds=self._seconds(self.seconds_left))
+            return later.nt("Wrong admin password ({n} try left before tries slow down).",
+                            "Wrong admin password ({n} tries left before tries slow down).", self.tries_left)
+        return later.nt("Wrong admin password ({n} try left before a one-minute lock).",
+                        "Wrong admin password ({n} tries left before a one-minute lock).", self.tries_left)
 
 
 @dataclass

@@ -2,20 +2,39 @@
 
 Kept apart from the fetching so the lookup can assemble each address the moment its own calls
 are in (a page shows it while the others are still loading), and so the rules for which failure
-becomes which :class:`~cmlib.profiles.Problem` live in one place.
+becomes which :class:`~cmlib.profiles.Problem` live in one place. A problem's sentence is a
+:class:`~cmlib.lazy_text.LazyText`: it is made here, on a worker thread that knows no reader, and
+said in the reader's language where it is shown.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from .errors import CMError, NotInListError, describe
+from . import lazy_text as later
+from .errors import CMError, NotInListError
+from .lazy_text import LazyText
 from .models import Campaign, HistoryItem, ListDetail, ListMembership, SubscriberDetail
 from .profiles import Activity, ListStatus, Problem, Profile, find_reason, received_campaigns
 
 
-def describe_error(err: BaseException, what: str, email: str, list_name: str | None = None) -> str:
-    where = f" on list “{list_name}”" if list_name else ""
-    return f"{what} for {email}{where} failed: {describe(err)}"
+def lists_failed(err: BaseException, email: str) -> LazyText:
+    """The address itself could not be looked up (its lists)."""
+    return later.t("Looking up the lists for {email} failed: {reason}", email=email, reason=later.error_text(err))
+
+
+def history_failed(err: BaseException, email: str, list_name: str) -> LazyText:
+    return later.t("Loading the history for {email} on list “{list}” failed: {reason}",
+                   email=email, list=list_name, reason=later.error_text(err))
+
+
+def details_failed(err: BaseException, email: str, list_name: str) -> LazyText:
+    return later.t("Loading the subscriber details for {email} on list “{list}” failed: {reason}",
+                   email=email, list=list_name, reason=later.error_text(err))
+
+
+def settings_failed(err: BaseException, list_name: str) -> LazyText:
+    return later.t("Loading the settings of list “{list}” failed: {reason}", list=list_name,
+                   reason=later.error_text(err))
 
 
 def as_cm(err: BaseException | None) -> CMError | None:
@@ -36,14 +55,14 @@ def assemble(email: str, memberships: list[ListMembership], got: dict, index: di
             histories[m.list_id] = tuple(h.result or ())
         elif h is not None and not isinstance(h.error, NotInListError):
             list_problems[m.list_id].append(Problem(
-                "list", describe_error(h.error, "Loading the history", email, m.list_name),
+                "list", history_failed(h.error, email, m.list_name),
                 m.list_id, m.list_name, as_cm(h.error)))
         s = got.get(("subscriber", email, m.list_id))
         if s is not None and s.error is None:
             details[m.list_id] = s.result
         elif s is not None and not isinstance(s.error, NotInListError):
             list_problems[m.list_id].append(Problem(
-                "list", describe_error(s.error, "Loading the subscriber details", email, m.list_name),
+                "list", details_failed(s.error, email, m.list_name),
                 m.list_id, m.list_name, as_cm(s.error)))
     statuses = []
     for m in memberships:
@@ -52,7 +71,7 @@ def assemble(email: str, memberships: list[ListMembership], got: dict, index: di
         ld: ListDetail | None = ld_o.result if ld_o is not None and ld_o.error is None else None
         if ld_o is not None and ld_o.error is not None:
             list_problems[m.list_id].append(Problem(
-                "list", f"Loading the settings of list “{m.list_name}” failed: {describe(ld_o.error)}",
+                "list", settings_failed(ld_o.error, m.list_name),
                 m.list_id, m.list_name, as_cm(ld_o.error)))
         state = m.state or (d.state if d else "")
         statuses.append(ListStatus(

@@ -1,14 +1,22 @@
 """An append-only record of every subscription change attempted through the dashboard.
 
-SQLite because it is embedded (no server to run next to a Streamlit app), safe across the
-threads of several sessions (one short-lived connection per operation, WAL journal) and
-queryable for the Audit page's filters. The file lives in the app's data folder unless
-``CM_AUDIT_DB`` points elsewhere, e.g. to a volume that outlives the container.
+One table, through SQLAlchemy Core (:mod:`cmlib.database` owns the engines), in one of two places:
+
+- by default an embedded SQLite file (no server to run next to a Streamlit app), in the app's
+  data folder unless ``CM_AUDIT_DB`` points elsewhere, e.g. to a volume that outlives the container;
+- with ``CM_DATABASE_URL`` set, that database (Postgres for a team deployment), so every replica
+  writes the same log and the Audit page of any replica shows every row. It then takes precedence
+  over ``CM_AUDIT_DB`` (rows already in that file stay there).
+
+Behaviour is the same on both: filters are case-insensitive for any script (they search
+case-folded copies written in Python, :func:`cmlib.db_schema.fold`, because SQLite's ``lower()``
+only folds ASCII), times are UTC, and ids are unique however many processes write at once.
 
 Only what a reviewer needs is stored: who, where that name came from (:class:`ActorSource`),
 when, which address and list, the state before, the requested action, the reason given and what
-happened. A file written before a column existed is brought up to date when it is opened
-(``ALTER TABLE ... ADD COLUMN``); its old rows read as "not recorded" there.
+happened. A table written before a column existed is brought up to date on first use
+(``ALTER TABLE ... ADD COLUMN``, found by inspection; no manual step); its old rows read as
+"not recorded" there, and their case-folded copies are filled in.
 
 Never credentials: no field takes them, and :func:`AuditLog.record` refuses a row whose text
 contains a configured secret (the API key, the admin password, secrets.toml credentials). The
@@ -18,17 +26,33 @@ pasted into a reason is refused up front instead of leaving a change without its
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
-import sqlite3
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    RowMapping,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from .audit_secrets import (
     MIN_SECRET_LENGTH,
@@ -41,6 +65,10 @@ from .audit_secrets import (
     find_secrets,
 )
 from .config import data_dir
+from .database import Backend, Database, DatabaseUrlError, database, sqlite_url
+from .db_schema import UtcDateTime, as_utc, ensure_table, fold, iso_utc
+from .deployment import database_url
+from .i18n import N_
 from .spreadsheet import neutralise
 
 __all__ = [
@@ -71,6 +99,12 @@ class Outcome(StrEnum):
 
 
 RESULTS = tuple(o.value for o in Outcome)  # the Audit page's filter choices, as stored
+# How each outcome is shown to people (translate with cmlib.i18n.t where shown; stored values stay English).
+OUTCOME_WORDS: dict[Outcome, str] = {
+    Outcome.DONE: N_("done"), Outcome.ALREADY: N_("already"), Outcome.QUEUED: N_("queued"),
+    Outcome.FAILED: N_("failed"), Outcome.CONFLICT: N_("conflict"), Outcome.SENT: N_("sent"),
+    Outcome.UNKNOWN: N_("unknown"), Outcome.NOT_SENT: N_("not sent"),
+}
 
 
 class ActorSource(StrEnum):
@@ -95,28 +129,45 @@ class ActorSource(StrEnum):
         except ValueError:
             return cls.NOT_RECORDED
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    email TEXT NOT NULL,
-    list_id TEXT NOT NULL,
-    list_name TEXT NOT NULL,
-    state_before TEXT NOT NULL,
-    action TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    result TEXT NOT NULL,
-    plan_token TEXT NOT NULL DEFAULT '',
-    actor_source TEXT NOT NULL DEFAULT 'not recorded'
-);
-CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
-CREATE INDEX IF NOT EXISTS audit_email ON audit(email);
-"""
 
-# Columns added after the first release, with their definition: a file without one gets it on open.
-_ADDED_COLUMNS = {"actor_source": "TEXT NOT NULL DEFAULT 'not recorded'"}
+# How each source is shown to people (translate with cmlib.i18n.t where shown).
+ACTOR_SOURCE_WORDS: dict[ActorSource, str] = {
+    ActorSource.SIGNED_IN: N_("signed-in user"), ActorSource.TYPED: N_("typed"),
+    ActorSource.HELPDESK_LINK: N_("helpdesk link"), ActorSource.NOT_RECORDED: N_("not recorded"),
+}
+
+# The table as every version of the app has written it, plus the columns added since. An existing
+# SQLite file keeps its types (``at`` is text there); :func:`_prepare` adds what it lacks.
+_METADATA = MetaData()
+AUDIT_TABLE = Table(
+    "audit", _METADATA,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("list_id", Text, nullable=False),
+    Column("list_name", Text, nullable=False),
+    Column("state_before", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("plan_token", Text, nullable=False, server_default=""),
+    Column("actor_source", Text, nullable=False, server_default=str(ActorSource.NOT_RECORDED)),
+    # Case-folded copies (cmlib.db_schema.fold) the filters search; NULL only in rows written by a
+    # version that did not have them, until _prepare fills them in.
+    Column("email_folded", Text),
+    Column("actor_folded", Text),
+    Column("list_name_folded", Text),
+    Column("list_id_folded", Text),
+    Index("audit_at", "at"),
+    Index("audit_email", "email"),
+    sqlite_autoincrement=True,  # as before: an id is never reused, even after the newest row is deleted
+)
+_T = AUDIT_TABLE.c
+_FOLDED = {"email_folded": "email", "actor_folded": "actor", "list_name_folded": "list_name",
+           "list_id_folded": "list_id"}
+_BACKFILL_BATCH = 1000
 
 # New columns go at the end, so a script reading the export by position keeps working.
 CSV_COLUMNS = ("at", "actor", "client_id", "email", "list_id", "list_name", "state_before", "action",
@@ -145,7 +196,7 @@ class AuditEntry:
     action: str  # "subscribe", "resubscribe", "unsubscribe", "unsubscribe (via …)"
     reason: str
     result: str  # "done", "already", "queued", "failed: <reason>", "conflict — not written", ...
-    at: str = ""  # UTC ISO 8601; filled by record() when empty
+    at: str = ""  # UTC ISO 8601 (``2026-03-01T09:30:00Z``); filled by record() when empty
     plan_token: str = ""
     actor_source: ActorSource = ActorSource.NOT_RECORDED
     id: int | None = None
@@ -159,10 +210,22 @@ class AuditEntry:
                 return kind
         return text.split(":", 1)[0].split(" ", 1)[0]
 
+    @property
+    def timestamp(self) -> datetime | None:
+        """``at`` as an aware UTC datetime; None when empty or unreadable."""
+        try:
+            return as_utc(self.at) if self.at else None
+        except ValueError:
+            return None
+
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """What the Audit page asks for; every field is optional and they combine with AND."""
+    """What the Audit page asks for; every field is optional and they combine with AND.
+
+    Text filters are case-insensitive for every script ("élodie" finds "Élodie", "ёлка" finds
+    "Ёлка") and literal (``%`` and ``_`` are characters, not wildcards).
+    """
 
     email_contains: str = ""
     list_text: str = ""  # matches list name or list id, substring
@@ -173,38 +236,54 @@ class AuditFilter:
     limit: int = 10_000
 
 
-class AuditLog:
-    """The audit database. Cheap to construct; the file is created on the first write or read."""
+def _resolve_url(path: str | Path | None, url: str | None) -> tuple[str, Path | None]:
+    """(URL, SQLite file or None): an explicit path, else an explicit URL, else ``CM_DATABASE_URL``,
+    else the file at :func:`default_path` (``CM_AUDIT_DB`` or the data folder)."""
+    if path:
+        return sqlite_url(path), Path(path)
+    chosen = url or database_url()
+    if chosen:
+        try:
+            return chosen, database(chosen).sqlite_path
+        except DatabaseUrlError:  # reported by the first read or write, where callers handle errors
+            return chosen, None
+    file = default_path()
+    return sqlite_url(file), file
 
-    def __init__(self, path: str | Path | None = None, *, secrets: Sequence[Secret | str] = ()) -> None:
-        self.path = Path(path) if path else default_path()
+
+class AuditLog:
+    """The audit table of one database. Cheap to construct: nothing is opened or created before
+    the first write or read, which also creates or migrates the table.
+
+    ``AuditLog(path)`` is a SQLite file; ``AuditLog(url=...)`` any supported URL; ``AuditLog()``
+    follows the configuration (``CM_DATABASE_URL``, else ``CM_AUDIT_DB``, else the data folder).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, url: str | None = None,
+                 secrets: Sequence[Secret | str] = ()) -> None:
+        if path and url:
+            raise ValueError("give the audit log a file path or a database URL, not both")
+        self._url, self.path = _resolve_url(path, url)
         self._secrets = tuple(as_secret(s) for s in secrets
                               if s and len(as_secret(s).value.strip()) >= MIN_SECRET_LENGTH)
-        self._init_lock = threading.Lock()
-        self._ready = False
 
     def __repr__(self) -> str:
-        return f"AuditLog({str(self.path)!r})"
+        return f"AuditLog({self.location!r})"
 
-    def _connect(self) -> sqlite3.Connection:
-        if not self._ready:
-            with self._init_lock:
-                if not self._ready:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    con = sqlite3.connect(self.path, timeout=10)
-                    try:
-                        con.execute("PRAGMA journal_mode=WAL")
-                        con.executescript(_SCHEMA)
-                        con.commit()
-                        _migrate(con)
-                    finally:
-                        con.close()
-                    with contextlib.suppress(OSError):  # e.g. a volume that does not keep modes
-                        os.chmod(self.path, 0o600)
-                    self._ready = True
-        con = sqlite3.connect(self.path, timeout=10)
-        con.row_factory = sqlite3.Row
-        return con
+    @property
+    def location(self) -> str:
+        """Where the rows are, for messages: the file, or the database URL without its password."""
+        if self.path is not None:
+            return str(self.path)
+        try:
+            return database(self._url).location
+        except DatabaseUrlError:
+            return "the configured database URL (not usable)"
+
+    def _database(self) -> Database:
+        db = database(self._url)
+        db.prepare("audit", _prepare)
+        return db
 
     def find_secrets(self, values: Mapping[str, object]) -> list[SecretFinding]:
         """The secrets this log refuses, found in ``values`` (field name → text)."""
@@ -224,103 +303,107 @@ class AuditLog:
             raise SecretInTextError(found)
 
     def ensure_writable(self) -> None:
-        """Raise if a row could not be stored now; called before any change is sent."""
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            con.execute("ROLLBACK")
-        finally:
-            con.close()
+        """Raise if a row could not be stored now; called before any change is sent.
+
+        SQLite: the write lock can be taken. Postgres: the server answers and this user may insert.
+        """
+        db = self._database()
+        with db.write() as conn:
+            if db.backend is Backend.POSTGRES and not conn.scalar(
+                    select(func.has_table_privilege(AUDIT_TABLE.name, "INSERT"))):
+                raise PermissionError(f"the database user may not add rows to the audit table at {db.location}")
 
     def record(self, entry: AuditEntry) -> AuditEntry:
         return self.record_many([entry])[0]
 
     def record_many(self, entries: Iterable[AuditEntry]) -> list[AuditEntry]:
-        """Append rows in one transaction; returns them with ``id`` and ``at`` filled."""
+        """Append rows in one transaction; returns them with ``id`` and ``at`` filled.
+
+        ``at`` is stored in UTC (whole seconds): a given time with another offset is converted.
+        """
         rows = list(entries)
         for e in rows:
             self._check_no_secret(e)
+        stamped = [(e, as_utc(e.at) if e.at else as_utc(datetime.now(UTC))) for e in rows]
         out: list[AuditEntry] = []
-        con = self._connect()
-        try:
-            with con:
-                for e in rows:
-                    at = e.at or utc_now_iso()
-                    cur = con.execute(
-                        "INSERT INTO audit (at, actor, client_id, email, list_id, list_name, state_before,"
-                        " action, reason, result, plan_token, actor_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (at, e.actor, e.client_id, e.email, e.list_id, e.list_name, e.state_before,
-                         e.action, e.reason, e.result, e.plan_token, str(e.actor_source)),
-                    )
-                    out.append(replace(e, id=cur.lastrowid, at=at))
-        finally:
-            con.close()
+        with self._database().write() as conn:
+            for e, at in stamped:
+                row_id = conn.execute(insert(AUDIT_TABLE).values(_values(e, at)).returning(_T.id)).scalar_one()
+                out.append(replace(e, id=int(row_id), at=iso_utc(at)))
         return out
 
     def query(self, flt: AuditFilter | None = None) -> list[AuditEntry]:
         """Rows matching the filter, newest first."""
         flt = flt or AuditFilter()
-        where: list[str] = []
-        args: list[object] = []
+        where: list[ColumnElement[bool]] = []
         if flt.email_contains.strip():
-            where.append("instr(lower(email), ?) > 0")
-            args.append(flt.email_contains.strip().lower())
+            where.append(_contains(_T.email_folded, flt.email_contains))
         if flt.list_text.strip():
-            where.append("(instr(lower(list_name), ?) > 0 OR instr(lower(list_id), ?) > 0)")
-            args += [flt.list_text.strip().lower()] * 2
+            where.append(or_(_contains(_T.list_name_folded, flt.list_text),
+                             _contains(_T.list_id_folded, flt.list_text)))
         if flt.actor.strip():
-            where.append("instr(lower(actor), ?) > 0")
-            args.append(flt.actor.strip().lower())
+            where.append(_contains(_T.actor_folded, flt.actor))
         if flt.result.strip():
             kind = flt.result.strip().lower()
-            where.append("(lower(result) = ? OR lower(result) LIKE ? OR lower(result) LIKE ?)")
-            args += [kind, kind + ":%", kind + " %"]
+            result = func.lower(_T.result)
+            where.append(or_(result == kind, result.startswith(kind + ":", autoescape=True),
+                             result.startswith(kind + " ", autoescape=True)))
         if flt.since:
-            where.append("at >= ?")
-            args.append(flt.since.strftime("%Y-%m-%dT00:00:00Z"))
+            where.append(_T.at >= _midnight_utc(flt.since))
         if flt.until:
-            where.append("at < ?")
-            args.append((flt.until + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z"))
-        sql = "SELECT * FROM audit"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at DESC, id DESC LIMIT ?"
-        args.append(max(1, int(flt.limit)))
-        con = self._connect()
-        try:
-            return [_entry(r) for r in con.execute(sql, args)]
-        finally:
-            con.close()
+            where.append(_T.at < _midnight_utc(flt.until + timedelta(days=1)))
+        stmt = (select(AUDIT_TABLE).where(*where).order_by(_T.at.desc(), _T.id.desc())
+                .limit(max(1, int(flt.limit))))
+        with self._database().read() as conn:
+            return [_entry(r) for r in conn.execute(stmt).mappings()]
 
     def count(self) -> int:
-        con = self._connect()
-        try:
-            return int(con.execute("SELECT COUNT(*) FROM audit").fetchone()[0])
-        finally:
-            con.close()
+        with self._database().read() as conn:
+            return int(conn.scalar(select(func.count()).select_from(AUDIT_TABLE)) or 0)
 
 
-def _migrate(con: sqlite3.Connection) -> None:
-    """Add the columns a file from an older version lacks. Under ``BEGIN IMMEDIATE`` so two
-    processes opening the same old file do not both add a column (the second sees it there)."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        have = {row[1] for row in con.execute("PRAGMA table_info(audit)")}
-        for name, definition in _ADDED_COLUMNS.items():
-            if name not in have:
-                con.execute(f"ALTER TABLE audit ADD COLUMN {name} {definition}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+def _values(e: AuditEntry, at: datetime) -> dict[str, object]:
+    return {
+        "at": at, "actor": e.actor, "client_id": e.client_id, "email": e.email, "list_id": e.list_id,
+        "list_name": e.list_name, "state_before": e.state_before, "action": e.action, "reason": e.reason,
+        "result": e.result, "plan_token": e.plan_token, "actor_source": str(e.actor_source),
+        **{folded: fold(getattr(e, source)) for folded, source in _FOLDED.items()},
+    }
 
 
-def _entry(r: sqlite3.Row) -> AuditEntry:
+def _contains(column: ColumnElement[str], needle: str) -> ColumnElement[bool]:
+    """Substring match on a folded column: the same folding on both sides, ``%``/``_`` literal."""
+    return column.contains(fold(needle.strip()), autoescape=True)
+
+
+def _midnight_utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _prepare(conn: Connection) -> None:
+    """Create the table, or add what an older file lacks (``actor_source``, the folded columns),
+    then fill the folded columns of rows written before they existed (in batches)."""
+    ensure_table(conn, AUDIT_TABLE)
+    missing = or_(*(AUDIT_TABLE.c[name].is_(None) for name in _FOLDED))
+    sources = [AUDIT_TABLE.c[source] for source in _FOLDED.values()]
+    while True:
+        batch = conn.execute(select(_T.id, *sources).where(missing).limit(_BACKFILL_BATCH)).mappings().all()
+        if not batch:
+            return
+        conn.execute(
+            update(AUDIT_TABLE).where(_T.id == bindparam("row_id")),
+            [{"row_id": r["id"], **{folded: fold(r[source] or "") for folded, source in _FOLDED.items()}}
+             for r in batch],
+        )
+
+
+def _entry(r: RowMapping) -> AuditEntry:
+    at = r["at"]
     return AuditEntry(
-        id=r["id"], at=r["at"], actor=r["actor"], client_id=r["client_id"], email=r["email"],
-        list_id=r["list_id"], list_name=r["list_name"], state_before=r["state_before"],
+        id=int(r["id"]), at=iso_utc(at) if at is not None else "", actor=r["actor"], client_id=r["client_id"],
+        email=r["email"], list_id=r["list_id"], list_name=r["list_name"], state_before=r["state_before"],
         action=r["action"], reason=r["reason"], result=r["result"], plan_token=r["plan_token"],
-        actor_source=ActorSource.parse(r["actor_source"]),  # present: _migrate adds it to old files
+        actor_source=ActorSource.parse(r["actor_source"]),  # present: _prepare adds it to old files
     )
 
 

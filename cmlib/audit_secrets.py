@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import load_secrets
+from .i18n import N_
 
 MIN_SECRET_LENGTH = 8  # shorter values would refuse ordinary words
 _SECRET_KEY_WORDS = ("secret", "password", "api_key", "apikey", "token")
@@ -23,7 +24,7 @@ _SECRET_KEY_WORDS = ("secret", "password", "api_key", "apikey", "token")
 class Secret:
     """A configured credential and what to call it in a message (the value is never shown)."""
 
-    label: str  # "the API key", "the admin password", "secrets.toml auth.client_secret"
+    label: str  # "the API key", "the admin password", ...: English (N_-marked), translate with t() where shown
     value: str = field(repr=False)
 
 
@@ -48,7 +49,7 @@ class SecretInTextError(ValueError):
 
 
 def as_secret(s: Secret | str) -> Secret:
-    return s if isinstance(s, Secret) else Secret("a configured credential", s)
+    return s if isinstance(s, Secret) else Secret(N_("a configured credential"), s)
 
 
 def api_key_secrets(api_key: str | None) -> tuple[Secret, ...]:
@@ -56,7 +57,7 @@ def api_key_secrets(api_key: str | None) -> tuple[Secret, ...]:
     if not api_key:
         return ()
     basic = base64.b64encode(f"{api_key}:x".encode()).decode("ascii")
-    return (Secret("the API key", api_key), Secret("the API key (as an Authorization header)", basic))
+    return (Secret(N_("the API key"), api_key), Secret(N_("the API key (as an Authorization header)"), basic))
 
 
 def configured_secrets(api_key: str | None = None, *, env: Mapping[str, str] | None = None,
@@ -72,7 +73,7 @@ def configured_secrets(api_key: str | None = None, *, env: Mapping[str, str] | N
     toml = load_secrets() if secrets_toml is None else secrets_toml
     password = admin_password(env=env, secrets=toml)
     if password:
-        out.append(Secret("the admin password", password))
+        out.append(Secret(N_("the admin password"), password))
 
     def walk(node: Mapping[str, Any], path: str) -> None:
         for k, v in node.items():

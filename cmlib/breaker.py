@@ -35,6 +35,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from . import lazy_text as later
+from .lazy_text import LazyText
+
 DEFAULT_THRESHOLD = 5
 DEFAULT_PROBE_INTERVAL = 10.0
 
@@ -45,11 +48,12 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
-def not_answering(since: datetime | None) -> str:
-    """The one sentence every surface uses for an outage."""
+def not_answering(since: datetime | None) -> LazyText:
+    """The one sentence every surface uses for an outage, in the reader's language when shown
+    (a bulk run's pause is written on a worker thread and read by whoever watches)."""
     if since is None:
-        return "Campaign Monitor is not answering"
-    return f"Campaign Monitor is not answering since {since.astimezone(UTC):%H:%M} UTC"
+        return later.t("Campaign Monitor is not answering")
+    return later.t("Campaign Monitor is not answering since {time} UTC", time=since.astimezone(UTC).strftime("%H:%M"))
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,10 @@ class BreakerStatus:
         """True while calls are refused (open, or half-open with its probe in flight)."""
         return self.state is not BreakerState.CLOSED
 
-    def describe(self) -> str:
+    def describe(self) -> LazyText:
         text = not_answering(self.down_since)
         if self.last_failure:
-            text += f" ({self.last_failure})"
+            return later.t("{outage} ({detail})", outage=text, detail=self.last_failure)
         return text
 
 

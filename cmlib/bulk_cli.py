@@ -18,6 +18,11 @@ N rows waiting" at once, one probe goes out every few seconds, and the run conti
 API is back. After ``--patience`` seconds without an answer (``CM_BULK_PATIENCE``, default 5
 minutes) it stops, writes every row (the rest as "not looked up", never as failed) and exits 3
 with the reason on stderr.
+
+``--lang ru`` speaks Russian: the messages on stderr, the file's headers, state and status words
+and reasons, and a ``;``-separated file with decimal commas (what Excel with Russian regional
+settings opens as numbers). English is the default, whatever ``CM_LANGUAGE`` says: scripts that
+read the output keep working.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import lazy_text as later
 from .bulk.cli_output import ProgressLine, Tally, count_outcome
 from .bulk.control import Pause, RunControl, format_duration, patience_from_env
 from .bulk.engine import BULK_CONCURRENCY, BULK_RATE, BulkLookup, BulkRun, LookupResult, bulk_client_options
@@ -39,6 +45,8 @@ from .bulk.streaming import FileInfo, inspect_file, iter_file_rows
 from .bulk.table import DELIMITER_NAMES, BulkInputError
 from .bulk.validate import InputRow, Validator, extra_column_names
 from .errors import AuthenticationError, CMError
+from .i18n import Language, csv_dialect, nt, t, use_language
+from .lazy_text import text_of
 from .logs import cli_logging
 from .pacing import LEARN, RateSetting
 from .retry import RetryPolicy
@@ -50,6 +58,7 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = BULK_CONCURRENCY
 DEFAULT_RATE = BULK_RATE
 DEFAULT_CHUNK = 2000
+CTRL_C_REASON = later.t("Not looked up: the run was cancelled (Ctrl-C)")
 _DELIMS = {"input": None, "comma": ",", "semicolon": ";", "tab": "\t"}
 
 
@@ -75,6 +84,22 @@ def _rate(text: str) -> RateSetting:
     if v <= 0:
         raise argparse.ArgumentTypeError("must be above 0 (or 'off')")
     return v
+
+
+def _language(text: str) -> Language:
+    lang = Language.parse(text)
+    if lang is None:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(lang.value for lang in Language)}, got {text!r}")
+    return lang
+
+
+def output_format(args: argparse.Namespace, input_delimiter: str) -> tuple[str, str]:
+    """(separator, decimal mark) of OUT.csv: ``--output-delimiter``, else the input's (English) or
+    the language's (Russian: ``;``); a decimal comma where the language has one, unless the
+    separator is a comma."""
+    sep, decimal = csv_dialect(args.lang)
+    chosen = _DELIMS.get(args.output_delimiter or "input") or (sep if args.lang is not Language.EN else input_delimiter)
+    return chosen, ("." if chosen == "," else decimal)
 
 
 def _patience(text: str) -> float | None:
@@ -109,8 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "limit, from its X-RateLimit headers or found by probing; 'off': no pacing)")
     p.add_argument("--with-activity", action="store_true",
                    help="also the last campaign and open/click rates: one extra call per list membership")
-    p.add_argument("--output-delimiter", choices=sorted(_DELIMS), default="input",
-                   help="separator of OUT.csv (default: the same as the input's)")
+    p.add_argument("--output-delimiter", choices=sorted(_DELIMS), default=None,
+                   help="separator of OUT.csv (default: the same as the input's; with --lang ru a semicolon)")
+    p.add_argument("--lang", type=_language, default=Language.EN, metavar="LANG",
+                   help="language of the messages and of OUT.csv's headers and words: en (default) or ru "
+                        "(Russian: semicolon-separated, decimal comma)")
     p.add_argument("--chunk-size", type=_positive_int, default=DEFAULT_CHUNK, help=argparse.SUPPRESS)
     p.add_argument("--max-rows", type=_positive_int, default=None, metavar="N",
                    help="refuse inputs with more than N rows (default: no limit)")
@@ -167,7 +195,7 @@ class Tuning:
 
 
 def run(args: argparse.Namespace, tuning: Tuning = Tuning()) -> int:
-    with cli_logging(args.verbose):
+    with cli_logging(args.verbose), use_language(getattr(args, "lang", Language.EN)):
         return _run(args, tuning)
 
 
@@ -176,15 +204,17 @@ def _inspect(args: argparse.Namespace) -> FileInfo | None:
     try:
         info = inspect_file(args.input, email_column=args.column)
     except BulkInputError as exc:
-        _err(str(exc))
+        _err(exc.text())
         return None
     det = info.detected
     if det.email_column is None:
-        cols = ", ".join(repr(c) for c in det.columns)
-        _err(f"no column with email addresses found in {args.input} (columns: {cols}); name it with --column")
+        cols = ", ".join(repr(text_of(c)) for c in det.columns)
+        _err(t("no column with email addresses found in {path} (columns: {columns}); name it with --column",
+               path=args.input, columns=cols))
         return None
     if args.max_rows is not None and info.data_rows > args.max_rows:
-        _err(f"{args.input} has {info.data_rows:,} rows; --max-rows is {args.max_rows:,}")
+        _err(t("{path} has {rows} rows; --max-rows is {limit}", path=args.input, rows=info.data_rows,
+               limit=args.max_rows))
         return None
     problem = output_problem(args.output, args.input)
     if problem:
@@ -204,6 +234,7 @@ class _Writer:
     progress: ProgressLine
     control: RunControl
     suppression: SuppressionIndex | None = None  # the client's suppression list, read once for the run
+    lang: Language = Language.EN  # worker threads call on_pause/on_resume: they say it in the run's language
     memo: _Memo = field(default_factory=_Memo)
     tally: Tally = field(default_factory=Tally)
     lookups: int = 0
@@ -217,7 +248,7 @@ class _Writer:
         self.progress.update(self.tally.rows + self.in_chunk, self.lookups)
 
     def on_chunk(self, chunk: Sequence[InputRow]) -> None:
-        reason = self.control.not_looked_up("Not looked up: the run was cancelled (Ctrl-C)")
+        reason = self.control.not_looked_up(CTRL_C_REASON)
         for r in chunk:
             outcome = resolve_row(r, self.memo, reason)
             suppressed = suppression_of(self.suppression, r)
@@ -231,10 +262,11 @@ class _Writer:
 
     def on_pause(self, pause: Pause) -> None:
         waiting = max(0, self.info.data_rows - self.tally.rows - self.in_chunk)
-        self.progress.note(f"cmlib bulk: {pause.message(waiting, 'rows')}")
+        self.progress.note(f"cmlib bulk: {pause.message(waiting, 'rows', lang=self.lang)}")
 
     def on_resume(self) -> None:
-        self.progress.note("cmlib bulk: Campaign Monitor is answering again; the run continues")
+        self.progress.note("cmlib bulk: " + t("Campaign Monitor is answering again; the run continues",
+                                              lang=self.lang))
 
 
 class _CtrlC:
@@ -267,10 +299,10 @@ def _connect(args: argparse.Namespace, retry: RetryPolicy | None) -> Connection 
     try:
         conn = connect(cache=False, options=bulk_client_options(args.rate, args.concurrency, retry))
     except CMError as exc:  # e.g. an API URL the key must not be sent to (cmlib.urls)
-        _err(f"cannot connect: {exc.message}")
+        _err(t("cannot connect: {reason}", reason=text_of(exc.message)))
         return None
     for note in conn.notes:  # e.g. "CM_API_URL is ignored: the saved key only goes to its own URL"
-        _err(note)
+        _err(text_of(note))
     return conn
 
 
@@ -289,9 +321,12 @@ def _run_on(args: argparse.Namespace, info: FileInfo, conn: Connection, tuning: 
     det = info.detected
     assert det.email_column is not None  # _inspect refused the file otherwise
     if not args.quiet:
-        where = "the local demo sandbox (no credentials configured)" if conn.is_demo else conn.credentials.api_url
-        print(f"Reading {args.input}: {det.describe()}; email column “{det.columns[det.email_column]}” "
-              f"({det.email_column_reason}); {info.data_rows:,} rows. Looking up in {where}.", file=sys.stderr)
+        where = (t("the local demo sandbox (no credentials configured)") if conn.is_demo
+                 else conn.credentials.api_url)
+        print(nt("Reading {path}: {how}; email column “{column}” ({why}); {n} row. Looking up in {where}.",
+                 "Reading {path}: {how}; email column “{column}” ({why}); {n} rows. Looking up in {where}.",
+                 info.data_rows, path=args.input, how=det.describe(), column=det.column_name(det.email_column),
+                 why=text_of(det.email_column_reason), where=where), file=sys.stderr)
     control = RunControl(patience=args.patience)
     loop = BulkRun(BulkLookup(conn.client, conn.client_id, with_activity=args.with_activity), control,
                    max_workers=args.concurrency, repass=not args.no_repass, repass_delay=tuning.repass_delay)
@@ -299,63 +334,81 @@ def _run_on(args: argparse.Namespace, info: FileInfo, conn: Connection, tuning: 
     try:
         loop.prepare()
     except AuthenticationError as exc:
-        _err(f"authentication failed: {exc.reason}. Check CM_API_KEY / CM_CLIENT_ID.")
+        _err(t("authentication failed: {reason}. Check CM_API_KEY / CM_CLIENT_ID.", reason=exc.describe()))
         return 1
     for note in loop.lookup.notes:
-        _err(note)
+        _err(text_of(note))
 
+    lang = args.lang
     layout = Layout(dict(loop.lookup.list_names), extra_column_names(det), with_activity=args.with_activity,
-                    other_lists_column=True)
-    delimiter = _DELIMS[args.output_delimiter] or det.delimiter
-    progress = ProgressLine(info.data_rows, sys.stderr, enabled=not args.quiet)
+                    other_lists_column=True, lang=lang)
+    delimiter, decimal = output_format(args, det.delimiter)
+    progress = ProgressLine(info.data_rows, sys.stderr, enabled=not args.quiet, lang=lang)
     started = time.monotonic()
     try:
-        with _CtrlC(control), open_csv_output(args.output, layout.headers, delimiter) as sink:
-            writer = _Writer(info, layout, sink, progress, control, loop.lookup.suppression)
+        with _CtrlC(control), open_csv_output(args.output, layout.headers, delimiter, decimal) as sink:
+            writer = _Writer(info, layout, sink, progress, control, loop.lookup.suppression, lang=lang)
             control.on_pause, control.on_resume = writer.on_pause, writer.on_resume
             rows = Validator().iter_rows(iter_file_rows(info), det.email_column)
             loop.run(_chunks(rows, args.chunk_size), writer.on_result, writer.on_chunk)
     except OSError as exc:
         progress.finish()
-        _err(f"could not write {args.output}: {exc.strerror or exc}")
+        _err(t("could not write {path}: {reason}", path=args.output, reason=exc.strerror or str(exc)))
         return 2
     except CMError as exc:  # defensive: run_lookups captures per-address errors
         progress.finish()
-        _err(f"lookup failed: {exc}")
+        _err(t("lookup failed: {reason}", reason=exc.describe()))
         return 3
     tally = writer.tally
     progress.update(tally.rows, writer.lookups, force=True)
     progress.finish()
     if not args.quiet:
-        print(f"Wrote {tally.rows:,} rows to {args.output} in {format_duration(time.monotonic() - started)}: "
-              f"{tally.looked_up:,} addresses looked up ({tally.on_no_list:,} on no list), "
-              f"{tally.duplicates:,} duplicate rows, {tally.invalid:,} invalid, {tally.failed:,} failed, "
-              f"{tally.partial:,} with incomplete activity, {tally.not_run:,} not looked up, "
-              f"{writer.suppressed_rows:,} on the suppression list; "
-              f"{conn.client.calls_made - calls_before:,} API calls; "
-              f"separator: {DELIMITER_NAMES.get(delimiter, delimiter)}.", file=sys.stderr)
+        print(_summary(tally, writer.suppressed_rows, conn.client.calls_made - calls_before, args.output,
+                       format_duration(time.monotonic() - started), delimiter), file=sys.stderr)
     if control.fatal:
-        _err(f"the run stopped: authentication failed ({control.fatal})")
+        _err(t("the run stopped: authentication failed ({reason})", reason=control.fatal))
     elif control.gave_up:
-        _err(f"{control.gave_up}. {tally.not_run:,} rows were not looked up (written with that reason); run them "
-             "again when it answers.")
+        _err(nt("{reason}. {n} row was not looked up (written with that reason); run it again when it answers.",
+                "{reason}. {n} rows were not looked up (written with that reason); run them again when it answers.",
+                tally.not_run, reason=text_of(control.gave_up)))
     return 3 if tally.errors else 0
 
 
+def _summary(tally: Tally, suppressed: int, calls: int, output: str, took: str, delimiter: str) -> str:
+    """The closing line on stderr, in the current language: what was written, and the outcome of the rows."""
+    counts = [
+        nt("{n} address looked up ({no_list} on no list)", "{n} addresses looked up ({no_list} on no list)",
+           tally.looked_up, no_list=tally.on_no_list),
+        nt("{n} duplicate row", "{n} duplicate rows", tally.duplicates),
+        nt("{n} invalid", "{n} invalid", tally.invalid),
+        nt("{n} failed", "{n} failed", tally.failed),
+        nt("{n} with incomplete activity", "{n} with incomplete activity", tally.partial),
+        nt("{n} not looked up", "{n} not looked up", tally.not_run),
+        nt("{n} on the suppression list", "{n} on the suppression list", suppressed),
+    ]
+    return nt("Wrote {n} row to {path} in {duration}: {counts}; {calls}; separator: {separator}.",
+              "Wrote {n} rows to {path} in {duration}: {counts}; {calls}; separator: {separator}.", tally.rows,
+              path=output, duration=took, counts=", ".join(counts),
+              calls=nt("{n} API call", "{n} API calls", calls),
+              separator=t(DELIMITER_NAMES.get(delimiter, delimiter)))
+
+
 def output_problem(output: str, input_path: str) -> str | None:
-    """Why OUT.csv cannot be written, found before any lookup (not after a long run)."""
+    """Why OUT.csv cannot be written, found before any lookup (not after a long run), in the
+    current language."""
     if os.path.isdir(output):
-        return f"{output} is a folder: give the name of the file to write, e.g. {os.path.join(output, 'out.csv')}"
+        return t("{path} is a folder: give the name of the file to write, e.g. {example}", path=output,
+                 example=os.path.join(output, "out.csv"))
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):
-        return f"the folder of {output} does not exist"
+        return t("the folder of {path} does not exist", path=output)
     if os.path.exists(output):
         if os.path.samefile(output, input_path):
-            return "the output file must not be the input file"
+            return t("the output file must not be the input file")
         if not os.access(output, os.W_OK):
-            return f"cannot write {output}: permission denied"
+            return t("cannot write {path}: permission denied", path=output)
     elif not os.access(out_dir, os.W_OK | os.X_OK):
-        return f"cannot create {output}: the folder is not writable"
+        return t("cannot create {path}: the folder is not writable", path=output)
     return None
 
 

@@ -13,20 +13,26 @@ import hmac
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 import requests_cache
 from requests_cache.cache_keys import create_key
 
+from . import deployment
 from .config import data_dir
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .redis_cache import RedisAddressIndex
 
 # Default expiry per endpoint, in seconds. Lists and campaigns change rarely; a subscriber's
 # state is what support leads act on, so it is kept short.
@@ -117,23 +123,52 @@ def _is_json_body(response: requests.Response) -> bool:
         return False
 
 
+REDIS_BACKEND = "redis"
+
+
+def effective_backend(configured: str) -> str:
+    """The backend to use for ``configured`` (``CM_CACHE_BACKEND`` or the saved setting).
+
+    With ``CM_REDIS_URL`` set, several replicas serve the same account: a cache of their own
+    (sqlite, memory, filesystem) would keep serving what another replica just changed, so the
+    cache is the shared Redis one unless caching is off.
+    """
+    if configured != "off" and deployment.redis_url() is not None:
+        return REDIS_BACKEND
+    return configured
+
+
 def build_session(settings: CacheSettings | None) -> requests.Session:
-    """A plain Session when caching is off, else a CachedSession with our key and expiries."""
+    """A plain Session when caching is off, else a CachedSession with our key and expiries
+    (on the shared Redis cache for the ``redis`` backend, :mod:`cmlib.redis_cache`)."""
     if settings is None or not settings.enabled:
         return requests.Session()
     extra: dict[str, Any] = {}
-    if settings.backend == "sqlite":
+    backend: Any = settings.backend
+    if backend == "sqlite":
         extra["wal"] = True  # concurrent lookups write many responses at once
         extra["fast_save"] = True  # no fsync per response: losing a cache entry on a crash is harmless
+        salt = _salt(settings.salt_path)
+    elif backend == REDIS_BACKEND:
+        from .redis_cache import SharedRedisCache, partition_salt
+
+        client = deployment.shared_redis()
+        if client is None:
+            raise ConfigurationError("the redis cache backend needs CM_REDIS_URL")
+        salt = partition_salt(client)
+        backend = SharedRedisCache(client, horizon=email_horizon(settings))
+    else:
+        salt = _salt(settings.salt_path)
+    if isinstance(backend, str):
+        extra["cache_name"] = settings.cache_name()
     return requests_cache.CachedSession(
-        cache_name=settings.cache_name(),
-        backend=settings.backend,
+        backend=backend,
         **extra,
         expire_after=60,
         urls_expire_after=settings.urls_expire_after(),
         allowable_codes=(200,),
         allowable_methods=("GET",),
-        key_fn=make_key_fn(_salt(settings.salt_path)),
+        key_fn=make_key_fn(salt),
         filter_fn=_is_json_body,
     )
 
@@ -235,6 +270,23 @@ class EmailKeyIndex:
             self._keys.clear()
 
 
+def is_shared(session: requests.Session) -> bool:
+    """Whether the session's cache is the one every replica shares (Redis)."""
+    shared = sys.modules.get(f"{__package__}.redis_cache")  # never imported: no shared cache (and no redis import)
+    return shared is not None and isinstance(getattr(session, "cache", None), shared.SharedRedisCache)
+
+
+def address_index(session: requests.Session, settings: CacheSettings | None, *,
+                  clock: Callable[[], float] = time.monotonic) -> EmailKeyIndex | RedisAddressIndex:
+    """Where a client indexes its cached keys per address: in Redis for the shared cache (so a
+    write on any replica finds what every replica cached), else in the process."""
+    cache = getattr(session, "cache", None)
+    index = getattr(cache, "address_index", None)
+    if index is not None and is_shared(session):
+        return index
+    return EmailKeyIndex(email_horizon(settings), clock=clock)
+
+
 def delete_keys(session: requests.Session, keys: list[str]) -> None:
     cache = getattr(session, "cache", None)
     if cache is not None and keys:
@@ -246,7 +298,8 @@ def invalidate_email(session: requests.Session, email: str, known_keys: set[str]
 
     ``known_keys`` (indexed by the client as it cached them) go at once; entries cached by an
     earlier process are found by a scan, skipped for very large caches whose short subscriber
-    expiries make them stale-proof anyway.
+    expiries make them stale-proof anyway. The shared Redis cache is never scanned: its index
+    (:class:`cmlib.redis_cache.RedisAddressIndex`) holds what every replica cached.
     """
     cache = getattr(session, "cache", None)
     if cache is None:
@@ -254,7 +307,7 @@ def invalidate_email(session: requests.Session, email: str, known_keys: set[str]
     target = email.strip().lower()
     keys = set(known_keys or ())
     try:
-        small = len(cache.responses) <= SCAN_LIMIT
+        small = not is_shared(session) and len(cache.responses) <= SCAN_LIMIT
     except Exception:
         small = True
     if small:

@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 
 from . import cache as cache_mod
 from .breaker import DEFAULT_PROBE_INTERVAL, DEFAULT_THRESHOLD, BreakerStatus, CircuitBreaker, breaker_for
-from .cache import CacheSettings, EmailKeyIndex
+from .cache import CacheSettings
 from .config import DEFAULT_API_URL
 from .deadline import INTERACTIVE_DEADLINE, Deadline, call_deadline, current_deadline
 from .endpoints import CONSENT_VALUES, Endpoints
@@ -138,8 +138,9 @@ class CampaignMonitor(Endpoints):
         self.last_rate_limit: CallStats | None = None
         self._stats_lock = threading.Lock()
         self.calls_made = 0  # real HTTP exchanges (cache hits excluded)
-        # Cached keys per address, bounded (see EmailKeyIndex): invalidation never scans the cache.
-        self._email_keys = EmailKeyIndex(cache_mod.email_horizon(cache), clock=clock)
+        # Cached keys per address, bounded (see EmailKeyIndex; in Redis for the cache every replica
+        # shares): invalidation never scans the cache.
+        self._email_keys = cache_mod.address_index(self.session, cache, clock=clock)
         self._invalidation_listeners: list[Callable[[str], None]] = []
 
     def __repr__(self) -> str:
@@ -325,8 +326,8 @@ class CampaignMonitor(Endpoints):
         target = email.strip().lower()
         for listener in list(self._invalidation_listeners):
             listener(target)
-        known = self._email_keys.pop(target)
         try:
+            known = self._email_keys.pop(target)
             return cache_mod.invalidate_email(self.session, target, known_keys=known)
         except Exception as exc:  # a cache problem must never turn a done write into an error
             log.warning("cache invalidation failed: %s", type(exc).__name__)

@@ -2,7 +2,8 @@
 
 1. the environment (``CM_API_KEY``, ``CM_CLIENT_ID``, ``CM_API_URL``),
 2. ``.streamlit/secrets.toml`` section ``[campaign_monitor]`` (``api_key``, ``client_id``, ``api_url``),
-3. what an admin saved on the Settings page (a 0600 JSON file in the data folder),
+3. what an admin saved on the Settings page (a 0600 JSON file in the data folder; with
+   ``CM_DATABASE_URL`` set, a table in that database, shared by every replica),
 4. nothing: demo mode on the local sandbox.
 
 Credentials are (key, URL) pairs per source: the first source with a key supplies the key and
@@ -25,8 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from . import lazy_text as later
 from .urls import display_url, normalize_api_url, require_api_url, same_api_url
 
 DEFAULT_API_URL = "https://api.createsend.com/api/v3.3"
@@ -99,11 +101,24 @@ class Credentials:
                 f"source={str(self.source)!r})")
 
 
-class SettingsStore:
-    """The admin-saved settings: one JSON file, owner-only (0600), replaced atomically."""
+class SettingsBackend(Protocol):
+    """Where the saved settings are kept: a JSON file, or a table (:mod:`cmlib.settings_db`)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else data_dir() / "settings.json"
+    def load(self) -> dict[str, Any]: ...
+
+    def save(self, data: Mapping[str, Any]) -> None: ...
+
+    def update(self, values: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class JsonFileSettings:
+    """One JSON file, owner-only (0600), replaced atomically: the single-process default."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"JsonFileSettings({str(self.path)!r})"
 
     def load(self) -> dict[str, Any]:
         try:
@@ -128,7 +143,7 @@ class SettingsStore:
                 os.unlink(tmp)
             raise
 
-    def update(self, **values: Any) -> dict[str, Any]:
+    def update(self, values: Mapping[str, Any]) -> dict[str, Any]:
         data = self.load()
         for k, v in values.items():
             if v is None:
@@ -137,6 +152,50 @@ class SettingsStore:
                 data[k] = v
         self.save(data)
         return data
+
+
+class SettingsStore:
+    """The admin-saved settings.
+
+    By default a 0600 JSON file in the data folder (or the ``path`` given). With
+    ``CM_DATABASE_URL`` set (or ``url`` given) and no path, a ``settings`` table in that database
+    instead, so every replica of a team deployment sees what an admin saved on any of them; a
+    database that cannot be reached then raises
+    :class:`cmlib.settings_db.SettingsUnavailableError` rather than reading as "nothing saved".
+    """
+
+    def __init__(self, path: str | Path | None = None, *, url: str | None = None) -> None:
+        self.path: Path | None
+        self._backend: SettingsBackend
+        if path:
+            self.path = Path(path)
+            self._backend = JsonFileSettings(self.path)
+            return
+        if url is None:
+            from .deployment import database_url
+
+            url = database_url()
+        if url:
+            from .settings_db import DatabaseSettings  # SQLAlchemy only when a database is configured
+
+            self.path = None
+            self._backend = DatabaseSettings(url)
+        else:
+            self.path = data_dir() / "settings.json"
+            self._backend = JsonFileSettings(self.path)
+
+    def __repr__(self) -> str:
+        return f"SettingsStore({self._backend!r})"
+
+    def load(self) -> dict[str, Any]:
+        return self._backend.load()
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        self._backend.save(data)
+
+    def update(self, **values: Any) -> dict[str, Any]:
+        """Set the given settings (None removes one); the others stay as they are."""
+        return self._backend.update(values)
 
     def forget_credentials(self) -> None:
         self.update(api_key=None, client_id=None, api_url=None)
@@ -210,10 +269,14 @@ def ignored_env_url(creds: Credentials | None, env: Mapping[str, str] | None = N
         return None
     if same_api_url(env_url, creds.api_url) or env_url == creds.api_url:
         return None
-    where = "saved on the Settings page" if creds.source == CredentialSource.SETTINGS else "in secrets.toml"
-    return (f"CM_API_URL ({display_url(env_url)}) is ignored: the API key {where} is only sent to its own URL "
-            f"({display_url(creds.api_url)}). To use another server, set CM_API_KEY (and CM_CLIENT_ID) together "
-            "with CM_API_URL.")
+    # A LazyText: the Settings page says it in the reader's language, the log in English.
+    if creds.source == CredentialSource.SETTINGS:
+        return later.t("CM_API_URL ({env_url}) is ignored: the API key saved on the Settings page is only sent to "
+                       "its own URL ({url}). To use another server, set CM_API_KEY (and CM_CLIENT_ID) together with "
+                       "CM_API_URL.", env_url=display_url(env_url), url=display_url(creds.api_url))
+    return later.t("CM_API_URL ({env_url}) is ignored: the API key in secrets.toml is only sent to its own URL "
+                   "({url}). To use another server, set CM_API_KEY (and CM_CLIENT_ID) together with CM_API_URL.",
+                   env_url=display_url(env_url), url=display_url(creds.api_url))
 
 
 class KeyOrigin(StrEnum):
@@ -246,13 +309,18 @@ def choose_key(typed_key: str | None, api_url: str, saved: Credentials | None) -
     if typed:
         return KeyChoice(KeyOrigin.TYPED, typed)
     if saved is None or not saved.api_key:
-        return KeyChoice(KeyOrigin.MISSING, message="Enter an API key first.")
+        return KeyChoice(KeyOrigin.MISSING, message=later.t("Enter an API key first."))
     if same_api_url(api_url, saved.api_url):
         return KeyChoice(KeyOrigin.SAVED, saved.api_key)
-    return KeyChoice(KeyOrigin.OTHER_URL, message=(
-        f"The saved key {saved.masked_key} is only sent to the URL it was saved with "
-        f"({display_url(normalize_api_url(saved.api_url) or saved.api_url)}). To use "
-        f"{display_url(api_url) or 'another URL'}, type the API key again."))
+    own = display_url(normalize_api_url(saved.api_url) or saved.api_url)
+    other = display_url(api_url)
+    if other:
+        return KeyChoice(KeyOrigin.OTHER_URL, message=later.t(
+            "The saved key {key} is only sent to the URL it was saved with ({url}). To use {other}, type the API "
+            "key again.", key=saved.masked_key, url=own, other=other))
+    return KeyChoice(KeyOrigin.OTHER_URL, message=later.t(
+        "The saved key {key} is only sent to the URL it was saved with ({url}). To use another URL, type the API "
+        "key again.", key=saved.masked_key, url=own))
 
 
 def managed_by_environment(env: Mapping[str, str] | None = None,

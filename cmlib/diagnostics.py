@@ -3,7 +3,9 @@
 Kept pure (no Streamlit) so the messages can be unit-tested against canned API answers and the
 CLI can print the same diagnosis. Every message names what is wrong in the admin's terms
 (wrong key, wrong client ID, no network) and never contains the key itself: the only thing a
-report may say about the key is its last four characters.
+report may say about the key is its last four characters. Messages are
+:class:`~cmlib.lazy_text.LazyText`: English as strings (logs, tests), said in the reader's
+language where the Settings page shows them, even after the language was switched.
 
 Nothing here raises for bad input: a URL the key must not go to (see :mod:`cmlib.urls`) is a
 ``BAD_URL`` report before any connection is made, and an unexpected exception from the HTTP
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import lazy_text as later
 from .cache import DEFAULT_EXPIRY
 from .client import CampaignMonitor, ClientOptions
 from .errors import (
@@ -32,9 +35,10 @@ from .errors import (
     TransportError,
     UnexpectedResponseError,
 )
+from .i18n import N_, Language, format_number, nt, t
 from .models import ClientDetails, ClientRef
 from .retry import RetryPolicy
-from .urls import ApiUrlError, Resolver, check_api_url, display_url, system_resolver
+from .urls import EXAMPLE_URL, ApiUrlError, Resolver, check_api_url, display_url, system_resolver
 
 log = logging.getLogger("cmlib.diagnostics")
 
@@ -92,54 +96,73 @@ def _host(api_url: str) -> str:
 
 def describe_error(err: CMError, *, client_id: str = "", api_url: str = "") -> tuple[Problem, str]:
     """The problem kind and an admin-facing sentence for an error from a credential check."""
-    where = f" at {_host(api_url)}" if api_url else ""
+    host = _host(api_url) if api_url else ""
     if isinstance(err, AuthenticationError):
         code = err.code
         if code == 100:
-            return Problem.INVALID_KEY, (
+            return Problem.INVALID_KEY, later.t(
                 "Invalid API key (Code 100): Campaign Monitor does not recognise this key. Copy it again "
                 "from Account settings → API keys; a key that was regenerated or deleted stops working.")
         if code == 50:
-            return Problem.BAD_AUTH_HEADER, (
+            return Problem.BAD_AUTH_HEADER, later.t(
                 "Bad authorisation header (Code 50): the API did not receive a usable key. Check that the "
                 "key was pasted whole, without spaces or line breaks.")
         if code == 102:
-            return Problem.CLIENT_NOT_FOUND, (
-                f"Client ID not found or not yours (Code 102): the key is valid, but client {client_id!r} does "
-                "not exist or this key may not access it. A client-level key only sees its own client.")
+            return Problem.CLIENT_NOT_FOUND, later.t(
+                "Client ID not found or not yours (Code 102): the key is valid, but client {client} does "
+                "not exist or this key may not access it. A client-level key only sees its own client.",
+                client=repr(client_id))
         if code in (60, 120, 121, 122):
-            return Problem.OAUTH, f"OAuth problem ({err.reason}). Use an API key instead of an OAuth token."
-        return Problem.AUTH_OTHER, f"The API refused the credentials ({err.reason})."
+            return Problem.OAUTH, later.t("OAuth problem ({reason}). Use an API key instead of an OAuth token.",
+                                          reason=err)
+        return Problem.AUTH_OTHER, later.t("The API refused the credentials ({reason}).", reason=err)
     if isinstance(err, TimeoutError):
-        return Problem.TIMEOUT, (
-            f"Timed out{where} ({err.message}). The API may be slow or a firewall may be dropping the "
-            "connection; try again, or check the API URL.")
+        if host:
+            return Problem.TIMEOUT, later.t(
+                "Timed out at {host} ({reason}). The API may be slow or a firewall may be dropping the "
+                "connection; try again, or check the API URL.", host=host, reason=err)
+        return Problem.TIMEOUT, later.t(
+            "Timed out ({reason}). The API may be slow or a firewall may be dropping the "
+            "connection; try again, or check the API URL.", reason=err)
     if isinstance(err, TransportError):
-        return Problem.NETWORK, (
-            f"Cannot reach the API{where} ({err.message}). Check the network, proxy settings and the API URL.")
+        if host:
+            return Problem.NETWORK, later.t("Cannot reach the API at {host} ({reason}). Check the network, proxy "
+                                            "settings and the API URL.", host=host, reason=err)
+        return Problem.NETWORK, later.t("Cannot reach the API ({reason}). Check the network, proxy settings and "
+                                        "the API URL.", reason=err)
     if isinstance(err, RateLimitedError):
-        wait = f" for about {err.reset_seconds:g} s" if err.reset_seconds is not None else ""
-        return Problem.RATE_LIMITED, f"Rate limited by the API (HTTP 429); wait{wait} and try again."
+        if err.reset_seconds is not None:
+            return Problem.RATE_LIMITED, later.t("Rate limited by the API (HTTP 429); wait for about {seconds} s and "
+                                                 "try again.", seconds=err.reset_seconds)
+        return Problem.RATE_LIMITED, later.t("Rate limited by the API (HTTP 429); wait and try again.")
     if isinstance(err, ServerError):
-        return Problem.SERVER, f"Campaign Monitor had a server error ({err.reason}); try again later."
+        return Problem.SERVER, later.t("Campaign Monitor had a server error ({reason}); try again later.", reason=err)
     if isinstance(err, UnexpectedResponseError):
-        return Problem.UNEXPECTED, (
-            f"The answer{where} was not Campaign Monitor JSON ({err.message}). Check the API URL "
-            "(it should end in /api/v3.3).")
+        if host:
+            return Problem.UNEXPECTED, later.t(
+                "The answer at {host} was not Campaign Monitor JSON ({reason}). Check the API URL "
+                "(it should end in /api/v3.3).", host=host, reason=err.message)
+        return Problem.UNEXPECTED, later.t(
+            "The answer was not Campaign Monitor JSON ({reason}). Check the API URL "
+            "(it should end in /api/v3.3).", reason=err.message)
     if isinstance(err, ApiUrlError):
         return Problem.BAD_URL, err.message
     if isinstance(err, ConfigurationError):
         return Problem.MISSING_KEY, err.message
-    return Problem.UNEXPECTED, f"The API answered with an error ({err.reason})."
+    return Problem.UNEXPECTED, later.t("The API answered with an error ({reason}).", reason=err)
 
 
 def unexpected_failure(exc: BaseException, api_url: str = "") -> tuple[Problem, str]:
     """A sentence for an exception the HTTP stack should not have raised (logged with its type only)."""
-    where = f" at {_host(api_url)}" if api_url else ""
-    log.warning("unexpected %s while checking the API%s", type(exc).__name__, where)
-    return Problem.UNEXPECTED, (
-        f"The check of the API{where} failed unexpectedly ({type(exc).__name__}). Check the API URL "
-        "(expected e.g. https://api.createsend.com/api/v3.3) and try again.")
+    host = _host(api_url) if api_url else ""
+    log.warning("unexpected %s while checking the API%s", type(exc).__name__, f" at {host}" if host else "")
+    if host:
+        return Problem.UNEXPECTED, later.t(
+            "The check of the API at {host} failed unexpectedly ({kind}). Check the API URL "
+            "(expected e.g. {example}) and try again.", host=host, kind=type(exc).__name__, example=EXAMPLE_URL)
+    return Problem.UNEXPECTED, later.t(
+        "The check of the API failed unexpectedly ({kind}). Check the API URL "
+        "(expected e.g. {example}) and try again.", kind=type(exc).__name__, example=EXAMPLE_URL)
 
 
 def make_check_client(api_key: str, api_url: str, timeout: float = DEFAULT_TIMEOUT) -> CampaignMonitor:
@@ -175,7 +198,7 @@ def check_connection(
     if not url_check.ok:
         return ConnectionReport(False, Problem.BAD_URL, url_check.message)
     if not api_key:
-        return ConnectionReport(False, Problem.MISSING_KEY, "Enter an API key first.")
+        return ConnectionReport(False, Problem.MISSING_KEY, later.t("Enter an API key first."))
     try:
         cm = client or make_check_client(api_key, api_url, timeout)
     except CMError as err:
@@ -209,16 +232,18 @@ def _run_checks(cm: CampaignMonitor, client_id: str, api_url: str) -> Connection
         except CMError as err:
             problem, message = describe_error(err, api_url=api_url)
             if problem in (Problem.INVALID_KEY, Problem.BAD_AUTH_HEADER, Problem.AUTH_OTHER):
-                message += (" (A client-level key may not be allowed to list clients: enter its client ID "
-                            "and test again.)")
+                message = later.t("{message} (A client-level key may not be allowed to list clients: enter its "
+                                  "client ID and test again.)", message=message)
             return ConnectionReport(False, problem, message, error_code=err.code)
         if not clients:
             return ConnectionReport(False, Problem.MISSING_CLIENT_ID,
-                                    "The key is valid but sees no clients. Enter the client ID.")
+                                    later.t("The key is valid but sees no clients. Enter the client ID."))
         if len(clients) > 1:
             return ConnectionReport(
                 False, Problem.MISSING_CLIENT_ID,
-                f"The key is valid: it is an account-level key that sees {len(clients)} clients. Choose one.",
+                later.nt("The key is valid: it is an account-level key that sees {n} client. Choose one.",
+                         "The key is valid: it is an account-level key that sees {n} clients. Choose one.",
+                         len(clients)),
                 clients=clients)
         client_id = clients[0].client_id  # the key sees exactly one client: that is the one
 
@@ -232,10 +257,12 @@ def _run_checks(cm: CampaignMonitor, client_id: str, api_url: str) -> Connection
                 clients = _clients_or_none(cm) or ()
             except CMError:
                 clients = ()
-            if clients:
-                n = len(clients)
-                message += (f" This key sees {n} clients: choose one of them." if n > 1
-                            else " This key sees one client: choose it.")
+            if len(clients) > 1:
+                message = later.nt("{message} This key sees {n} client: choose one of them.",
+                                   "{message} This key sees {n} clients: choose one of them.", len(clients),
+                                   message=message)
+            elif clients:
+                message = later.t("{message} This key sees one client: choose it.", message=message)
         return ConnectionReport(False, problem, message, client_id=client_id, clients=clients, error_code=err.code)
     latency = cm.last_call.latency_ms if cm.last_call else (time.perf_counter() - started) * 1000
 
@@ -243,7 +270,8 @@ def _run_checks(cm: CampaignMonitor, client_id: str, api_url: str) -> Connection
         lists = cm.lists(client_id)
     except CMError as err:
         problem, message = describe_error(err, client_id=client_id, api_url=api_url)
-        return ConnectionReport(False, problem, f"The client was found but its lists could not be read: {message}",
+        return ConnectionReport(False, problem, later.t("The client was found but its lists could not be read: "
+                                                        "{message}", message=message),
                                 client_id=client_id, client=details, clients=clients, latency_ms=latency,
                                 error_code=err.code)
     if not clients:
@@ -253,13 +281,18 @@ def _run_checks(cm: CampaignMonitor, client_id: str, api_url: str) -> Connection
             clients = ()
 
     name = details.company_name or client_id
-    plural = "s" if len(lists) != 1 else ""
     # the client's zone is named as such: the dashboard may show times in another one (the browser's)
-    bits = [b for b in (details.country, f"client time zone {details.time_zone}" if details.time_zone else "") if b]
-    extra = f" ({', '.join(bits)})" if bits else ""
-    message = f"Connected to {name}{extra}: {len(lists)} list{plural}."
+    zone = later.t("client time zone {zone}", zone=details.time_zone) if details.time_zone else ""
+    bits = [b for b in (details.country, zone) if b]
+    if bits:
+        message = later.nt("Connected to {name} ({details}): {n} list.", "Connected to {name} ({details}): {n} lists.",
+                           len(lists), name=name, details=later.join(", ", bits))
+    else:
+        message = later.nt("Connected to {name}: {n} list.", "Connected to {name}: {n} lists.", len(lists), name=name)
     if len(clients) > 1:
-        message += f" This is an account-level key that sees {len(clients)} clients."
+        message = later.nt("{message} This is an account-level key that sees {n} client.",
+                           "{message} This is an account-level key that sees {n} clients.", len(clients),
+                           message=message)
     return ConnectionReport(True, Problem.NONE, message, client_id=client_id, client=details,
                             list_count=len(lists), clients=clients, latency_ms=latency)
 
@@ -280,17 +313,21 @@ class RateLimitHeadroom:
             return max(0.0, min(1.0, self.remaining / self.limit))
         return None
 
-    def describe(self) -> str:
+    def describe(self, *, lang: Language | str | None = None) -> str:
+        """The figures in ``lang`` (default: the current language)."""
         parts = []
         if self.remaining is not None and self.limit is not None:
-            parts.append(f"{self.remaining} of {self.limit} requests left")
+            # the API's figures as it sent them (no thousands separator: "250 of 1000")
+            parts.append(nt("{remaining} of {n} request left", "{remaining} of {n} requests left", self.limit,
+                            lang=lang, remaining=str(self.remaining), n=str(self.limit)))
         elif self.remaining is not None:
-            parts.append(f"{self.remaining} requests left")
+            parts.append(nt("{n} request left", "{n} requests left", self.remaining, lang=lang,
+                            n=str(self.remaining)))
         elif self.limit is not None:
-            parts.append(f"limit {self.limit}")
+            parts.append(t("limit {limit}", lang=lang, limit=str(self.limit)))
         if self.reset_seconds is not None:
-            parts.append(f"window resets in {self.reset_seconds:g} s")
-        return ", ".join(parts) or "no rate-limit figures"
+            parts.append(t("window resets in {seconds} s", lang=lang, seconds=self.reset_seconds))
+        return ", ".join(parts) or t("no rate-limit figures", lang=lang)
 
 
 @dataclass(frozen=True)
@@ -308,7 +345,7 @@ class HealthReport:
 
     @property
     def mode(self) -> str:
-        return "Demo data (local sandbox)" if self.is_demo else "Real Campaign Monitor account"
+        return later.t("Demo data (local sandbox)") if self.is_demo else later.t("Real Campaign Monitor account")
 
 
 def _headroom(cm: CampaignMonitor) -> RateLimitHeadroom | None:
@@ -324,7 +361,7 @@ def health(client: CampaignMonitor, client_id: str, *, is_demo: bool = False) ->
     ``fresh=True`` so "reachable" means reachable now, not "a cached answer exists".
     """
     if not client_id:
-        return HealthReport(False, Problem.MISSING_CLIENT_ID, "No client ID is configured.", is_demo,
+        return HealthReport(False, Problem.MISSING_CLIENT_ID, later.t("No client ID is configured."), is_demo,
                             rate_limit=_headroom(client))
     try:
         details = client.client_details(client_id, fresh=True)
@@ -340,7 +377,7 @@ def health(client: CampaignMonitor, client_id: str, *, is_demo: bool = False) ->
                             rate_limit=_headroom(client))
     last = client.last_call
     return HealthReport(
-        True, Problem.NONE, f"API reachable ({details.company_name or client_id}).", is_demo,
+        True, Problem.NONE, later.t("API reachable ({name}).", name=details.company_name or client_id), is_demo,
         latency_ms=last.latency_ms if last else None,
         last_endpoint=last.endpoint if last else "",
         last_from_cache=bool(last and last.from_cache),
@@ -359,21 +396,27 @@ class CacheInfo:
     size_bytes: int | None
     expiry: dict[str, int]
 
-    def describe_size(self) -> str:
+    def describe_size(self, *, lang: Language | str | None = None) -> str:
         if not self.enabled:
-            return "caching is off"
+            return t("caching is off", lang=lang)
         if self.size_bytes is None:
-            return "size unknown for this backend"
-        return human_bytes(self.size_bytes)
+            return t("size unknown for this backend", lang=lang)
+        return human_bytes(self.size_bytes, lang=lang)
 
 
-def human_bytes(n: int) -> str:
+_UNITS = {"KB": N_("{size} KB"), "MB": N_("{size} MB"), "GB": N_("{size} GB")}
+
+
+def human_bytes(n: int, *, lang: Language | str | None = None) -> str:
+    """``512 bytes``, ``1.5 KB`` (Russian ``1,5 КБ``), in ``lang`` (default: the current language)."""
     value = float(n)
     for unit in ("bytes", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+            if unit == "bytes":
+                return nt("{n} byte", "{n} bytes", int(value), lang=lang)
+            return t(_UNITS[unit], lang=lang, size=format_number(value, digits=1, lang=lang))
         value /= 1024
-    return f"{n} bytes"
+    return nt("{n} byte", "{n} bytes", n, lang=lang)
 
 
 def cache_info(client: CampaignMonitor) -> CacheInfo:
@@ -394,15 +437,15 @@ def validate_expiry(values: dict[str, Any]) -> tuple[dict[str, int], list[str]]:
     errors: list[str] = []
     for name, raw in values.items():
         if name not in DEFAULT_EXPIRY:
-            errors.append(f"unknown endpoint {name!r}")
+            errors.append(later.t("unknown endpoint {name}", name=repr(name)))
             continue
         try:
             seconds = int(raw)
         except (TypeError, ValueError):
-            errors.append(f"{name}: not a whole number of seconds")
+            errors.append(later.t("{name}: not a whole number of seconds", name=name))
             continue
         if seconds < 0 or seconds > 86400:
-            errors.append(f"{name}: must be between 0 and 86400 seconds")
+            errors.append(later.t("{name}: must be between 0 and {most} seconds", name=name, most="86400"))
             continue
         clean[name] = seconds
     return clean, errors

@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
+
+from . import lazy_text as later
+from .i18n import N_
+from .lazy_text import LazyText, text_of
 
 
 class Rejection(StrEnum):
@@ -70,10 +74,20 @@ class Address:
 
 @dataclass(frozen=True)
 class InvalidAddress:
+    """An item that is not a usable address. ``why`` is said in the reader's language:
+    :attr:`reason` in the current one, :meth:`reason_in` in a given one (a bulk run's, the CLI's)."""
+
     text: str
-    reason: str
+    why: str | LazyText
     position: int | None = None  # 1-based item or row number, when known
     kind: Rejection = Rejection.SYNTAX
+
+    @property
+    def reason(self) -> str:
+        return text_of(self.why)
+
+    def reason_in(self, lang: str | None = None) -> str:
+        return text_of(self.why, lang)
 
 
 # --------------------------------------------------------------------------- normalising
@@ -193,6 +207,68 @@ def split_items(text: str | None) -> list[Item]:
 
 # --------------------------------------------------------------------------- judging
 _QUOTES = ('"', "'")
+EMPTY_REASON = later.t("empty")
+
+# email-validator's sentences (English only), each as a message of ours that says the same, so a
+# Russian page explains the refusal in Russian. The English ids are the library's own words.
+_VALIDATOR_SENTENCES = {text: later.t(text) for text in (
+    N_("An email address must have an @-sign."),
+    N_("There must be something before the @-sign."),
+    N_("There must be something after the @-sign."),
+    N_("An email address cannot have two periods in a row."),
+    N_("An email address cannot start with a period."),
+    N_("An email address cannot have a period immediately before the @-sign."),
+    N_("An email address cannot have a period immediately after the @-sign."),
+    N_("An email address cannot end with a period."),
+    N_("An email address cannot have a hyphen immediately after the @-sign."),
+    N_("An email address cannot end with a hyphen."),
+    N_("An email address cannot have a period and a hyphen next to each other."),
+    N_("The part after the @-sign is not valid. It should have a period."),
+    N_("The part after the @-sign is not valid. It is not within a valid top-level domain."),
+    N_("The part after the @-sign is a special-use or reserved name that cannot be used with email."),
+    N_("The email address contains invalid characters before the @-sign."),
+    N_("The email address contains an invalid character."),
+    N_("There can't be anything after the email address."),
+    N_("The email address has the \"full-width\" at-sign (@) character instead of a regular at-sign."),
+    N_("The email address has the \"small commercial at\" character instead of a regular at-sign."),
+)}
+_VALIDATOR_CHARS = (
+    (re.compile(r"The email address contains invalid characters before the @-sign: (?P<chars>.+)\.", re.DOTALL),
+     N_("The email address contains invalid characters before the @-sign: {chars}.")),
+    (re.compile(r"The part after the @-sign contains invalid characters: (?P<chars>.+)\.", re.DOTALL),
+     N_("The part after the @-sign contains invalid characters: {chars}.")),
+    (re.compile(r"The email address contains unsafe characters: (?P<chars>.+)\.", re.DOTALL),
+     N_("The email address contains unsafe characters: {chars}.")),
+)
+_TOO_LONG = re.compile(r"The email address is too long(?P<where> (?:before|after) the @-sign)? "
+                       r"\((?P<n>\d+) characters? too many\)\.")
+
+
+def _too_long(where: str, n: int) -> LazyText:
+    if where == " before the @-sign":
+        return later.nt("The email address is too long before the @-sign ({n} character too many).",
+                        "The email address is too long before the @-sign ({n} characters too many).", n)
+    if where == " after the @-sign":
+        return later.nt("The email address is too long after the @-sign ({n} character too many).",
+                        "The email address is too long after the @-sign ({n} characters too many).", n)
+    return later.nt("The email address is too long ({n} character too many).",
+                    "The email address is too long ({n} characters too many).", n)
+
+
+def validator_reason(message: str) -> LazyText:
+    """email-validator's refusal in the reader's language (the library speaks English only);
+    a sentence it adds in a later version is shown as it is, introduced in the reader's language."""
+    known = _VALIDATOR_SENTENCES.get(message)
+    if known is not None:
+        return known
+    for pattern, msgid in _VALIDATOR_CHARS:
+        m = pattern.fullmatch(message)
+        if m:
+            return later.t(msgid, chars=m.group("chars"))
+    m = _TOO_LONG.fullmatch(message)
+    if m:
+        return _too_long(m.group("where") or "", int(m.group("n")))
+    return later.t("not a valid address: {detail}", detail=message)
 
 
 def _unwrap(candidate: str) -> str:
@@ -209,27 +285,27 @@ def judge(item: Item) -> Address | InvalidAddress:
     shown = item.text.strip()
     raw = _unwrap(item.address)
     if not raw:
-        return InvalidAddress(shown, "empty", kind=Rejection.EMPTY)
+        return InvalidAddress(shown, EMPTY_REASON, kind=Rejection.EMPTY)
     if "<" in raw or ">" in raw:
         if "@" in raw:
-            why = ("contains “<” or “>” (HTML?): these are only allowed around a whole address, "
-                   "as in Name <address>")
+            why = later.t("contains “<” or “>” (HTML?): these are only allowed around a whole address, "
+                          "as in Name <address>")
         else:
-            why = "looks like HTML markup, not an email address"
+            why = later.t("looks like HTML markup, not an email address")
         return InvalidAddress(shown, why, kind=Rejection.MARKUP)
     try:
         result = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
         message = str(exc)
         if raw.startswith('"') and "quot" in message.lower():
-            return InvalidAddress(shown, "the part before the @ is in quotes; Campaign Monitor does not accept "
-                                         "quoted addresses", kind=Rejection.QUOTED)
-        return InvalidAddress(shown, message, kind=Rejection.SYNTAX)
+            return InvalidAddress(shown, later.t("the part before the @ is in quotes; Campaign Monitor does not "
+                                                 "accept quoted addresses"), kind=Rejection.QUOTED)
+        return InvalidAddress(shown, validator_reason(message), kind=Rejection.SYNTAX)
     if result.ascii_email is None:
         return InvalidAddress(
             shown,
-            f"the part before the @ (“{result.local_part}”) has non-ASCII characters, which Campaign Monitor "
-            "does not accept (an internationalised domain after the @ is fine)",
+            later.t("the part before the @ (“{local}”) has non-ASCII characters, which Campaign Monitor "
+                    "does not accept (an internationalised domain after the @ is fine)", local=result.local_part),
             kind=Rejection.NON_ASCII_LOCAL,
         )
     return Address(email=result.ascii_email, original=shown, display=result.normalized)
@@ -247,13 +323,14 @@ def check(text: str | None) -> Address | InvalidAddress:
         return judge(Item(cleaned, named.group("addr")))
     items = split_items(cleaned)
     if not items:
-        return InvalidAddress(cleaned, "empty", kind=Rejection.EMPTY)
+        return InvalidAddress(cleaned, EMPTY_REASON, kind=Rejection.EMPTY)
     if len(items) == 1:
         return judge(items[0])
     with_at = [it for it in items if "@" in it.address]
     if len(with_at) > 1:
-        return InvalidAddress(cleaned, f"{len(with_at)} addresses in one field; give one address per row",
-                              kind=Rejection.SEVERAL)
+        return InvalidAddress(cleaned, later.nt("{n} address in one field; give one address per row",
+                                                "{n} addresses in one field; give one address per row",
+                                                len(with_at)), kind=Rejection.SEVERAL)
     return judge(Item(cleaned, cleaned))
 
 
@@ -280,7 +357,7 @@ def parse_addresses(text: str | list[str] | tuple[str, ...]) -> ParsedInput:
     for i, item in enumerate(items, start=1):
         res = judge(item)
         if isinstance(res, InvalidAddress):
-            invalid.append(InvalidAddress(res.text, res.reason, i, res.kind))
+            invalid.append(replace(res, position=i))
         elif res.key in seen:
             dupes.append(res.email)
         else:

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from .i18n import N_, Language, t
+from .lazy_text import LazyText
+
 # Codes documented in cm-api.md that mean "your credentials are wrong".
 AUTH_CODES = {50, 60, 100, 102, 120, 121, 122}
+# How a reason is framed: the API's Code (or the HTTP status) and its Message as sent.
+REASON_CODE = N_("Code {code}: {message}")
+REASON_HTTP = N_("HTTP {status}: {message}")
 # 205-208: the address exists in that state and the add did not say Resubscribe.
 STATE_CONFLICT_CODES = {205: "Deleted", 206: "Unsubscribed", 207: "Bounced", 208: "Unconfirmed"}
+
+
+class Explained(Exception):
+    """An exception of ours that says itself to people in their language (:func:`describe` asks
+    it); ``str()`` stays English for logs."""
+
+    def describe(self, lang: Language | str | None = None) -> str:
+        return str(self)
 
 
 class CMError(Exception):
@@ -40,12 +54,23 @@ class CMError(Exception):
 
     @property
     def reason(self) -> str:
-        """A short human reason, e.g. ``"Code 203: Subscriber not in list"``."""
+        """A short reason in English, e.g. ``"Code 203: Subscriber not in list"`` (logs, exceptions;
+        a person reads :meth:`describe`)."""
+        return self.describe(Language.EN)
+
+    def describe(self, lang: Language | str | None = None) -> str:
+        """The reason for a person, in ``lang`` (default: the current language).
+
+        Only our framing is translated (``Code``, ``HTTP``) and our own fixed messages; the API's
+        ``Message`` is shown as Campaign Monitor wrote it."""
         if self.code is not None:
-            return f"Code {self.code}: {self.message}"
+            return t(REASON_CODE, lang=lang, code=str(self.code), message=self.message)
         if self.status is not None:
-            return f"HTTP {self.status}: {self.message}"
-        return self.message
+            return t(REASON_HTTP, lang=lang, status=str(self.status), message=self.message)
+        # No Code and no status: the message is ours (a local or transport failure), not the API's.
+        if isinstance(self.message, LazyText):  # a sentence with values in it (cmlib.urls' refusals)
+            return self.message.text(lang)
+        return t(self.message, lang=lang) if self.message else self.message
 
     def __str__(self) -> str:
         parts = [self.reason]
@@ -155,15 +180,20 @@ def error_for(status: int | None, code: int | None, message: str, **kw: Any) -> 
     return APIError(message, status=status, code=code, **kw)
 
 
-def describe(exc: BaseException) -> str:
-    """The reason of any exception, in one short line a person can read.
+def describe(exc: BaseException, *, lang: Language | str | None = None) -> str:
+    """The reason of any exception, in one short line a person can read, in ``lang`` (default: the
+    current language; a log line passes ``lang=Language.EN`` or uses ``CMError.reason``).
 
-    A ``CMError`` gives its ``reason`` ("Code 203: Subscriber not in list"), without the endpoint
-    because the caller's message already names the email and the list. Anything else is a bug or
-    a local failure (disk, encoding): its class name and text, so support can tell them apart.
-    One place for this wording so the pages, the bulk run and the CLI all say it the same way.
+    A ``CMError`` gives its reason ("Code 203: Subscriber not in list", «Код 203: Subscriber not in
+    list»: the API's message is never translated), without the endpoint because the caller's
+    message already names the email and the list. An exception that describes itself for people
+    (an :class:`Explained`, e.g. ``WriteLockTimeout``) does so. Anything else is a bug or a
+    local failure (disk, encoding): its class name and text, so support can tell them apart. One
+    place for this wording so the pages, the bulk run and the CLI all say it the same way.
     """
     if isinstance(exc, CMError):
-        return exc.reason
+        return exc.describe(lang)
+    if isinstance(exc, Explained):
+        return exc.describe(lang)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -17,11 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from .assembly import as_cm, assemble, describe_error
+from . import lazy_text as later
+from .assembly import as_cm, assemble, lists_failed
+from .cache import is_shared
 from .client import CampaignMonitor
 from .concurrency import map_all, run_many
 from .deadline import call_deadline
-from .errors import AuthenticationError, CMError, ConfigurationError, describe
+from .errors import AuthenticationError, CMError, ConfigurationError
 from .models import Campaign, ListMembership
 from .profiles import (
     CASCADE_TOLERANCE,
@@ -63,6 +65,7 @@ class LookupService:
     subscriber's state (``memo_ttl``), so a repeated lookup costs no request and no cache
     deserialisation; any invalidation of the address (a write, a refresh) drops it. The memo
     is bounded: expired profiles are dropped as new ones come, and at most ``MAX_MEMO`` stay.
+    With the shared Redis cache there is no memo: another replica's write never reaches it.
 
     A lookup is interactive: someone is waiting. Every call it makes, retries included, ends
     within the client's ``interactive_deadline`` (25 s by default) of the start
@@ -87,7 +90,12 @@ class LookupService:
         cs = getattr(client, "cache_settings", None)
         expiry: dict[str, int] = cs.expiry if cs is not None and cs.enabled else {}
         if memo_ttl is None:
-            memo_ttl = min(expiry.get(k, 0) for k in ("listsforemail", "subscriber", "history"))
+            # A write made through another replica reaches the shared (Redis) cache, never this
+            # process's memory: with a shared cache there is no memo, or this replica would show
+            # the old state until it expired.
+            session = getattr(client, "session", None)  # test doubles may have none
+            shared = session is not None and is_shared(session)
+            memo_ttl = 0 if shared else min(expiry.get(k, 0) for k in ("listsforemail", "subscriber", "history"))
         self.memo_ttl = float(memo_ttl)
         # The client's suppression list, read once and kept as long as the HTTP cache keeps its pages.
         self.suppression = SuppressionMemo(client, client_id, ttl=expiry.get("suppressionlist", 0), clock=clock)
@@ -302,8 +310,9 @@ class LookupService:
         index: dict[str, Campaign] = camp_outcome.result or {}
         campaign_problem = None
         if camp_outcome.error is not None:
-            campaign_problem = Problem("campaigns", "Could not load the client's sent campaigns, so subjects and "
-                                       f"dates may be missing: {describe(camp_outcome.error)}",
+            campaign_problem = Problem("campaigns", later.t("Could not load the client's sent campaigns, so "
+                                                            "subjects and dates may be missing: {reason}",
+                                                            reason=later.error_text(camp_outcome.error)),
                                        error=as_cm(camp_outcome.error))
         memberships: dict[str, list[ListMembership] | BaseException] = {}
         for o in results1[1:]:
@@ -347,7 +356,7 @@ class LookupService:
             if not isinstance(m, list):
                 done[email] = Profile(
                     email=email, lists=(), campaigns=(), activity=Activity.of(()), fetched_at=now,
-                    problems=(Problem("address", describe_error(m, "Looking up the lists", email), error=as_cm(m)),),
+                    problems=(Problem("address", lists_failed(m, email), error=as_cm(m)),),
                     failed=True,
                 )
             else:

@@ -22,7 +22,8 @@ allows) or a 429 storm. The :class:`Pacer` learns it instead:
 * **Remembered.** What was learned is kept per credential in a :class:`RateMemory` for the life
   of the process, so the next client of the credential (the next bulk run, the next page)
   starts at the learned pace instead of learning again. The memory is an interface: the
-  in-process :class:`ProcessRateMemory` now, a store shared between processes later.
+  in-process :class:`ProcessRateMemory`, or Redis (:class:`cmlib.shared_rate.RedisRateMemory`)
+  when ``CM_REDIS_URL`` makes every replica start from what any of them learned.
 
 The pace is only raised while it is what holds callers back: an idle client never "learns" a
 pace it has not tried, which a sudden bulk run would then hammer the API with.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -171,6 +173,7 @@ class Pacer:
         self._last_change = -math.inf  # clock reading of the last change
         self._last_cut = -math.inf
         self._throttled = False  # a caller waited for the pace since the last change
+        self._saturated = False  # a shared budget (other processes too) was full since the last change
         self._grants = 0  # slots given since the last change
         self._round_trip = 0.0  # seconds from a slot to its answer, smoothed
         self._accepted: deque[float] = deque()  # when answers other than 429 came, over the last second
@@ -213,6 +216,12 @@ class Pacer:
         """A caller had to wait for the pace: it, not the in-flight cap or the demand, is the limit."""
         self._throttled = True
 
+    def note_saturated(self) -> None:
+        """A caller waited for a slot of a budget shared with other processes: the pace was used
+        in full, by all of them together (this process's own grants are only its share)."""
+        self._throttled = True
+        self._saturated = True
+
     def observe(self, signal: RateSignal, sent_at: float, now: float) -> bool:
         """Learn from one answer to a request granted at ``sent_at``; True when the pace changed."""
         if not self.learns:
@@ -240,6 +249,7 @@ class Pacer:
     def _restart_epoch(self, now: float) -> None:
         self._last_change = now
         self._throttled = False
+        self._saturated = False
         self._grants = 0
 
     def _from_headers(self, signal: RateSignal, now: float) -> bool:
@@ -277,7 +287,7 @@ class Pacer:
             return False
         # Only a pace that held callers back *and* was used is worth raising: an idle client (or
         # one held by its in-flight cap) would otherwise "learn" a pace it never tried.
-        used = self._grants >= t.used * self.rate * elapsed
+        used = self._saturated or self._grants >= t.used * self.rate * elapsed
         if not (self._throttled and used) or self.rate >= self.max_rate:
             self._restart_epoch(now)
             return False
@@ -292,18 +302,36 @@ class Pacer:
 
 
 # --------------------------------------------------------------------------- the memory in use
-_memory: RateMemory = ProcessRateMemory()
+_process_memory = ProcessRateMemory()
+_chosen: RateMemory | None = None  # set by use_rate_memory
 
 
 def rate_memory() -> RateMemory:
-    return _memory
+    """Where learned rates are kept: the memory given to :func:`use_rate_memory`, else Redis
+    when ``CM_REDIS_URL`` is set (every replica starts from what any learned), else the process."""
+    if _chosen is not None:
+        return _chosen
+    from . import deployment
+
+    if deployment.redis_url() is None:
+        return _process_memory
+    from .shared_rate import shared_rate_memory  # imports redis: only in the deployment mode
+
+    return shared_rate_memory() or _process_memory
 
 
 def use_rate_memory(memory: RateMemory) -> RateMemory:
-    """Keep learned rates in ``memory`` from now on (e.g. a store shared between processes);
-    returns the one used before."""
-    global _memory
-    previous, _memory = _memory, memory
+    """Keep learned rates in ``memory`` from now on; returns the one used before, so it can be
+    put back. Putting back an automatic one (the process's, or Redis's) goes back to choosing
+    by the environment."""
+    global _chosen
+    previous = rate_memory()
+    automatic = memory is _process_memory
+    if not automatic and "cmlib.shared_rate" in sys.modules:
+        from .shared_rate import is_shared_memory
+
+        automatic = is_shared_memory(memory)
+    _chosen = None if automatic else memory
     return previous
 
 

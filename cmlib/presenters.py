@@ -5,6 +5,10 @@ Kept out of the Streamlit view so the wording and the numbers are unit-tested on
 CLI or an export can reuse them; the view only escapes and lays them out. Every time goes
 through one :class:`TimeDisplay`, so "as of", state dates, reasons, joined dates and the
 campaigns' Sent column are in one zone, and each names it.
+
+Every word is said in the current language (:mod:`cmlib.i18n`: the page's session, the CLI's
+``--lang``), numbers and percentages in its format; values from Campaign Monitor (list names,
+subjects, custom values) are passed through as they are.
 """
 from __future__ import annotations
 
@@ -14,18 +18,27 @@ from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
+from .i18n import N_, format_number, format_percent, nt, t
 from .lookup import Activity, ListStatus, Profile
 from .models import SuppressedAddress
 from .profiles import stored_consent
 from .states import STATE_STYLES, SubscriberState, state_word
+from .suppression import reason_word
 from .timezones import UTC_ZONE, DisplayZone, choose_zone, format_time, parse_cm_time_zone
 
-COL_SUBJECT = "Subject"
-COL_SENT = "Sent"
-COL_OPENED = "Opened"
-COL_CLICKED = "Clicked"
-COL_WEB = "Web version"
+# The campaigns table's columns: the keys of campaign_rows (stable, English), each shown under
+# column_title(key) in the reader's language.
+COL_SUBJECT = N_("Subject")
+COL_SENT = N_("Sent")
+COL_OPENED = N_("Opened")
+COL_CLICKED = N_("Clicked")
+COL_WEB = N_("Web version")
 CAMPAIGN_COLUMNS = (COL_SUBJECT, COL_SENT, COL_OPENED, COL_CLICKED, COL_WEB)
+
+
+def column_title(column: str) -> str:
+    """A campaigns-table column's header in the reader's language."""
+    return t(column)
 
 
 @dataclass(frozen=True)
@@ -65,13 +78,15 @@ def state_summary(profile: Profile) -> str:
     badges, the matrix and the exports say; a state the API invents later is shown by its own name.
     """
     if profile.failed:
-        return "lookup failed"
-    suppressed = ["suppressed"] if profile.suppression is not None else []
+        return t("lookup failed")
+    suppressed = [t("suppressed")] if profile.suppression is not None else []
     if not profile.lists:
-        return ", ".join(["on no list", *suppressed])
+        return ", ".join([t("on no list"), *suppressed])
     counts = profile.state_counts()
-    parts = [f"{counts[s]} {style.word}" for s, style in STATE_STYLES.items() if counts.get(s)]
-    parts += [f"{n} {(s or 'unknown').lower()}" for s, n in counts.items() if s not in STATE_STYLES]
+    # "{count} {state}": English "3 subscribed", Russian "подписан: 3" (no plural agreement needed)
+    parts = [t("{count} {state}", count=counts[s], state=state_word(s)) for s in STATE_STYLES if counts.get(s)]
+    parts += [t("{count} {state}", count=n, state=state_word(s).lower()) for s, n in counts.items()
+              if s not in STATE_STYLES]
     return ", ".join(parts + suppressed)
 
 
@@ -82,31 +97,44 @@ def format_when(value: datetime | None, times: TimeDisplay = UTC_TIMES) -> str:
 
 def as_of(fetched_at: datetime, times: TimeDisplay = UTC_TIMES) -> str:
     """Freshness line: ``"as of 14:32:05 UTC"`` (or ``MSK``, ``CET``, … in the display zone)."""
-    return f"as of {times.clock(fetched_at)}"
+    return t("as of {time}", time=times.clock(fetched_at))
+
+
+# The stored consent values Campaign Monitor documents, in the reader's words (English: as the API
+# writes them); any other value is shown as it is.
+_CONSENT_VALUES = {"yes": N_("Yes"), "no": N_("No")}
+
+
+def _consent_word(value: str) -> str:
+    known = _CONSENT_VALUES.get(value.lower())
+    if known is None:
+        return value
+    word = t(known)
+    return value if word == known else word
 
 
 def consent_fact(value: str | None) -> str | None:
     """``"consent to track: Yes"``, or None when Campaign Monitor reported no stored value
     (``Unchanged`` is what a write sends to keep the stored value: never shown as one)."""
     consent = stored_consent(value)
-    return f"consent to track: {consent}" if consent else None
+    return t("consent to track: {value}", value=_consent_word(consent)) if consent else None
 
 
 def list_facts(status: ListStatus, times: TimeDisplay = UTC_TIMES) -> list[str]:
     """The short facts shown beside a list's badge, most telling first."""
     facts = []
     if status.subscriber_name.strip():
-        facts.append(f"name: {status.subscriber_name.strip()}")
+        facts.append(t("name: {name}", name=status.subscriber_name.strip()))
     if status.state_changed:
-        facts.append(f"state since {format_when(status.state_changed, times)}")
+        facts.append(t("state since {when}", when=format_when(status.state_changed, times)))
     joined = status.joined or status.date_added
     if joined:
-        facts.append(f"joined {format_when(joined, times)}")
+        facts.append(t("joined {when}", when=format_when(joined, times)))
     consent = consent_fact(status.consent_to_track)
     if consent:
         facts.append(consent)
     if status.confirmed_opt_in:
-        facts.append("confirmed opt-in list")
+        facts.append(t("confirmed opt-in list"))
     return facts
 
 
@@ -115,8 +143,8 @@ def state_reason(status: ListStatus, times: TimeDisplay = UTC_TIMES) -> str | No
     if status.reason is not None:
         return status.reason.describe(times.show)
     if status.state in (SubscriberState.UNSUBSCRIBED, SubscriberState.BOUNCED):
-        return (f"{state_word(status.state)}: no matching event in the email history (done via the API, an import "
-                "or the Campaign Monitor app)")
+        return t("{state}: no matching event in the email history (done via the API, an import or the Campaign "
+                 "Monitor app)", state=state_word(status.state))
     return None
 
 
@@ -165,18 +193,24 @@ def campaign_rows(profile: Profile, n: int = 3, times: TimeDisplay = UTC_TIMES) 
 
 def suppression_summary(entry: SuppressedAddress, times: TimeDisplay = UTC_TIMES) -> str:
     """``"on this client's suppression list since 2026-01-02 10:00 MSK (reason: Unsubscribed)"``."""
-    since = f" since {times.show(entry.date)}" if entry.date else ""
-    why = f"reason: {entry.reason.strip()}" if entry.reason.strip() else "no reason recorded"
-    return f"on this client's suppression list{since} ({why})"
+    reason = entry.reason.strip()
+    if entry.date and reason:
+        return t("on this client's suppression list since {when} (reason: {reason})",
+                 when=times.show(entry.date), reason=reason_word(reason))
+    if entry.date:
+        return t("on this client's suppression list since {when} (no reason recorded)", when=times.show(entry.date))
+    if reason:
+        return t("on this client's suppression list (reason: {reason})", reason=reason_word(reason))
+    return t("on this client's suppression list (no reason recorded)")
 
 
 def suppression_notice(email: str, entry: SuppressedAddress, times: TimeDisplay = UTC_TIMES) -> str:
     """What the tab says up front about an address on the client's suppression list: since when,
     why, and what subscribing it will take (the dialog's Resubscribe and explicit confirmation)."""
-    return (f"{email} is {suppression_summary(entry, times)}. Campaign Monitor sends it no "
-            "email and refuses to add it to any list as it is. Subscribing it sends Resubscribe, which "
-            "takes it off the suppression list: the subscription dialog asks you to confirm that "
-            "explicitly, with a reason (the person's permission, e.g. the ticket number).")
+    return t("{email} is {summary}. Campaign Monitor sends it no email and refuses to add it to any list as it "
+             "is. Subscribing it sends Resubscribe, which takes it off the suppression list: the subscription "
+             "dialog asks you to confirm that explicitly, with a reason (the person's permission, e.g. the ticket "
+             "number).", email=email, summary=suppression_summary(entry, times))
 
 
 @dataclass(frozen=True)
@@ -187,16 +221,19 @@ class Figure:
 
 
 def activity_figures(activity: Activity) -> list[Figure]:
-    """The Activity metrics. Rates are unique (share of emails opened at least once)."""
+    """The Activity metrics. Rates are unique (share of emails opened at least once). Values in
+    the current language's number format (``58%`` / ``58 %``, ``1.2`` / ``1,2``)."""
     return [
-        Figure("Emails received", str(activity.received),
-               "Every email in the subscriber's history across all lists, each counted once."),
-        Figure("Open rate", f"{activity.open_rate:.0%}",
-               f"{activity.opened} of {activity.received} emails opened at least once."),
-        Figure("Click rate", f"{activity.click_rate:.0%}",
-               f"{activity.clicked} of {activity.received} emails clicked at least once."),
-        Figure("Avg opens / email", f"{activity.avg_opens:.1f}",
-               f"{activity.total_opens} opens in total."),
-        Figure("Avg clicks / email", f"{activity.avg_clicks:.1f}",
-               f"{activity.total_clicks} clicks in total."),
+        Figure(t("Emails received"), format_number(activity.received),
+               t("Every email in the subscriber's history across all lists, each counted once.")),
+        Figure(t("Open rate"), format_percent(activity.open_rate),
+               nt("{opened} of {n} email opened at least once.", "{opened} of {n} emails opened at least once.",
+                  activity.received, opened=activity.opened)),
+        Figure(t("Click rate"), format_percent(activity.click_rate),
+               nt("{clicked} of {n} email clicked at least once.", "{clicked} of {n} emails clicked at least once.",
+                  activity.received, clicked=activity.clicked)),
+        Figure(t("Avg opens / email"), format_number(activity.avg_opens, digits=1),
+               nt("{n} open in total.", "{n} opens in total.", activity.total_opens)),
+        Figure(t("Avg clicks / email"), format_number(activity.avg_clicks, digits=1),
+               nt("{n} click in total.", "{n} clicks in total.", activity.total_clicks)),
     ]

@@ -13,7 +13,10 @@ from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from .errors import CMError, describe
+from . import lazy_text as later
+from .errors import CMError
+from .i18n import N_, t
+from .lazy_text import LazyText, text_of
 from .models import (
     BOUNCED,
     UNSUBSCRIBED,
@@ -52,7 +55,7 @@ def iso_time(value: datetime | None, cm_zone: tzinfo | None = None) -> str | Non
 
 
 def _plain_time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "unknown date"
+    return value.strftime("%Y-%m-%d %H:%M") if value else t("unknown date")
 
 
 class ProfileCase(StrEnum):
@@ -73,6 +76,28 @@ _REASON_EVENTS: dict[str, tuple[str, ...]] = {
     UNSUBSCRIBED: ("unsubscribe", "unsubscribed"),
     BOUNCED: ("bounce", "bounced", "hardbounce", "softbounce"),
 }
+# The history events a reason names, in the reader's words (keyed as Campaign Monitor spells
+# them, without spaces, lower-case); an event not here is shown as the API names it.
+_EVENT_WORDS = {
+    "unsubscribe": N_("Unsubscribe"),
+    "unsubscribed": N_("Unsubscribed"),
+    "bounce": N_("Bounce"),
+    "bounced": N_("Bounced"),
+    "hardbounce": N_("Hard bounce"),
+    "softbounce": N_("Soft bounce"),
+}
+
+
+def event_word(event: str) -> str:
+    """A history event (``Unsubscribe``, ``Bounce``…) in the reader's language; in English, and for
+    an event not known here, as the API spells it."""
+    known = _EVENT_WORDS.get(event.lower().replace(" ", ""))
+    if known is None:
+        return event
+    word = t(known)
+    return event if word == known else word
+
+
 @dataclass(frozen=True)
 class StateReason:
     """Why a badge says what it says, as far as the API tells: an event, its email and date."""
@@ -84,24 +109,34 @@ class StateReason:
     via_list_name: str | None = None  # the event was recorded in another list's history
 
     def describe(self, show_time: Callable[[datetime | None], str] | None = None) -> str:
-        """``Unsubscribe on 2026-03-01 10:00 MSK from “Spring”``; ``show_time`` formats the date
-        (with its zone named, :class:`cmlib.presenters.TimeDisplay`); without it, as the API gave it."""
+        """``Unsubscribe on 2026-03-01 10:00 MSK from “Spring”`` in the current language;
+        ``show_time`` formats the date (with its zone named, :class:`cmlib.presenters.TimeDisplay`);
+        without it, as the API gave it."""
         when = (show_time(self.date) if show_time is not None and self.date else "") or _plain_time(self.date)
-        text = f"{self.event} on {when} from “{self.campaign_name}”"
+        event = event_word(self.event)
         if self.via_list_name:
-            text += f" (recorded on list “{self.via_list_name}”)"
-        return text
+            return t("{event} on {when} from “{campaign}” (recorded on list “{list}”)", event=event, when=when,
+                     campaign=self.campaign_name, list=self.via_list_name)
+        return t("{event} on {when} from “{campaign}”", event=event, when=when, campaign=self.campaign_name)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One part of a lookup that failed; the rest still renders."""
+    """One part of a lookup that failed; the rest still renders.
+
+    ``text`` is made on a lookup's worker thread, which does not know the reader's language, so
+    it is usually a :class:`~cmlib.lazy_text.LazyText`: :attr:`message` says it in the current
+    language wherever it is read (the page's session, the CLI's ``--lang``)."""
 
     where: str  # "address", "list", "campaigns", "suppression"
-    message: str
+    text: str | LazyText
     list_id: str | None = None
     list_name: str | None = None
     error: CMError | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def message(self) -> str:
+        return text_of(self.text)
 
 
 @dataclass(frozen=True)
@@ -365,9 +400,11 @@ def with_suppression(profile: Profile, index: SuppressionIndex | BaseException |
             return replace(profile, suppression=entry)
         if index.complete:
             return profile
-        why = f"it has more than {len(index):,} entries and only those were read"
+        why = later.nt("it has more than {n} entry and only those were read",
+                       "it has more than {n} entries and only those were read", len(index))
     else:
-        why = describe(index)
-    problem = Problem("suppression", f"Could not check whether {profile.email} is on the client's suppression "
-                      f"list: {why}", error=index if isinstance(index, CMError) else None)
+        why = later.error_text(index)
+    problem = Problem("suppression", later.t("Could not check whether {email} is on the client's suppression "
+                                             "list: {why}", email=profile.email, why=why),
+                      error=index if isinstance(index, CMError) else None)
     return replace(profile, problems=(*profile.problems, problem))

@@ -27,6 +27,12 @@ The rule (see :func:`limiter_for`):
   its window has room for it; the bulk lane repays it by waiting.
 * The in-flight cap is each client's own: a bulk client with ``max_in_flight=16`` never holds
   more than 16 requests open, whatever the interactive client does.
+* With ``CM_REDIS_URL`` the budget is one for every process (replicas, CLI runs, workers): its
+  slots come from the credential's token bucket in Redis (:mod:`cmlib.shared_rate`), reserved
+  by whoever is first in line in the process (interactive first) and slept until; a 429's pause
+  is written there too, so every process waits for the announced reset. The lanes, the
+  in-flight cap and the learning stay per process; what is learned is shared through the rate
+  memory. A budget on an injected clock stays in the process.
 * A client given a ``limiter`` explicitly uses it and nothing else (benchmarks, tests).
 * A budget runs on one clock: clients on an injected clock (tests, simulations) share a budget
   only with clients on that same clock.
@@ -49,7 +55,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from . import deployment
 from .breaker import credential_fingerprint
 from .pacing import (
     LEARN,
@@ -65,9 +73,19 @@ from .pacing import (
     rate_memory,
 )
 
+if TYPE_CHECKING:
+    from .shared_rate import SharedBucket
+
 _NOTIFY_CHECK = 1.0  # seconds a queued caller waits for its turn before looking again (a safety net only)
 _WINDOW_SPARE = 2  # requests left unborrowed in the API's window (answers may arrive out of order)
 _CATCH_UP = 2.0  # tokens the bucket holds at least: a caller that wakes late takes the next slot at once
+
+
+def _redis_errors() -> type[Exception]:
+    """redis-py's base error (imported only once a shared bucket exists, so redis is loaded)."""
+    import redis
+
+    return redis.RedisError
 
 
 @dataclass(frozen=True)
@@ -116,9 +134,11 @@ class RateBudget:
         learned: LearnedRate | None = None,
         memory: RateMemory | None = None,
         credential: str | None = None,
+        shared: SharedBucket | None = None,
     ) -> None:
         """``memory`` and ``credential``: where to keep what is learned (a budget of the registry);
-        ``learned``: where to start (what the memory held)."""
+        ``learned``: where to start (what the memory held); ``shared``: the credential's bucket in
+        Redis that every process reserves its slots from (``CM_REDIS_URL``), else the budget's own."""
         if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate <= 0:
             rate = None
         self.pacer = Pacer(rate, tuning, learned)
@@ -127,6 +147,7 @@ class RateBudget:
         self._sleep = sleep
         self._memory = memory
         self._credential = credential
+        self.shared = shared
         self._cond = threading.Condition(threading.Lock())
         self._tokens = float(self.burst)
         self._last = clock()
@@ -161,19 +182,38 @@ class RateBudget:
                               {lane: len(q) for lane, q in self._queues.items()}, self._window_left)
 
     def pause_for(self, seconds: float) -> None:
-        """Hold every caller back for ``seconds`` (a 429 told us when the window resets)."""
+        """Hold every caller back for ``seconds`` (a 429 told us when the window resets): every
+        process's callers, with a shared bucket."""
         with self._cond:
-            until = self._clock() + max(0.0, seconds)
-            if until > self._paused_until:
-                self._paused_until = until
-                # After the pause, restart gently: no burst straight into a fresh window.
-                self._tokens = min(self._tokens, 0.0)
-                self._last = max(self._last, until)
+            self._pause_locally(self._clock() + max(0.0, seconds))
+        self._pause_shared(seconds)
+
+    def _pause_locally(self, until: float) -> None:
+        if until > self._paused_until:
+            self._paused_until = until
+            # After the pause, restart gently: no burst straight into a fresh window.
+            self._tokens = min(self._tokens, 0.0)
+            self._last = max(self._last, until)
+
+    def _pause_shared(self, seconds: float) -> None:
+        shared = self.shared
+        if shared is not None and shared.available():
+            try:
+                shared.pause(max(0.0, seconds))
+            except _redis_errors() as exc:
+                shared.failed(exc)
 
     def paused_for(self) -> float:
         """Seconds every caller is still held back by an announced reset (0 when not paused)."""
         with self._cond:
-            return max(0.0, self._paused_until - self._clock())
+            local = max(0.0, self._paused_until - self._clock())
+        shared = self.shared
+        if shared is not None and shared.available():
+            try:
+                return max(local, shared.paused_for())
+            except _redis_errors() as exc:
+                shared.failed(exc)
+        return local
 
     def observe(self, grant: Grant, signal: RateSignal) -> None:
         """Learn from the answer to a request this budget let through."""
@@ -184,11 +224,8 @@ class RateBudget:
                 self._rate_limited += 1
             now = self._clock()
             if signal.rate_limited and signal.reset is not None:
-                until = now + max(0.0, signal.reset)
-                if until > self._paused_until:  # the API said when the window reopens: everyone waits for it
-                    self._paused_until = until
-                    self._tokens = min(self._tokens, 0.0)
-                    self._last = max(self._last, until)
+                # The API said when the window reopens: everyone waits for it.
+                self._pause_locally(now + max(0.0, signal.reset))
             if signal.remaining is not None and self.pacer.rate is not None:
                 # Requests let through after this one may not be counted in its Remaining yet.
                 self._window_left = max(0.0, signal.remaining - (self._seq - grant.seq))
@@ -196,6 +233,8 @@ class RateBudget:
                 self._window_limit = signal.limit or 0
             if self.pacer.observe(signal, grant.at, now):
                 learned = self.pacer.learned()
+        if signal.rate_limited and signal.reset is not None:
+            self._pause_shared(signal.reset)  # ...every process using the credential
         if learned is not None and self._memory is not None and self._credential is not None:
             self._memory.remember(self._credential, learned)
 
@@ -206,17 +245,14 @@ class RateBudget:
                 return q[0]
         return None
 
-    def _take(self, now: float, lane: Lane) -> float:
-        """Take a slot now (0.0) or say how long the first in line must wait for one."""
+    def _gate(self, now: float) -> float:
+        """How long the first in line must wait whatever the bucket holds: an announced pause,
+        or the API's window full by its own headers (0.0: nothing holds it back)."""
         pause = self._paused_until - now
         if pause > 0:
             return pause
-        rate = self.pacer.rate
-        if rate is None:
+        if self.pacer.rate is None:
             return 0.0
-        if now > self._last:
-            self._tokens = min(max(float(self.burst), _CATCH_UP), self._tokens + (now - self._last) * rate)
-            self._last = now
         if self._window_left is not None:
             if now >= self._window_ends:
                 self._window_left = float(self._window_limit)  # the API's window has reset by now
@@ -224,6 +260,17 @@ class RateBudget:
                 # Full by the API's own count (less what is in flight): the answers coming back say
                 # more within a round trip -- sooner than a 429 would, and without one.
                 return max(1e-3, min(self._window_ends - now, max(self.pacer.round_trip, 0.005)))
+        return 0.0
+
+    def _take(self, now: float, lane: Lane) -> float:
+        """Take a slot now (0.0) or say how long the first in line must wait for one."""
+        gate = self._gate(now)
+        rate = self.pacer.rate
+        if gate > 0 or rate is None:
+            return gate
+        if now > self._last:
+            self._tokens = min(max(float(self.burst), _CATCH_UP), self._tokens + (now - self._last) * rate)
+            self._last = now
         if self._tokens >= 1.0 - 1e-9 or (lane is Lane.INTERACTIVE and self._may_borrow()):
             self._tokens -= 1.0
             if self._window_left is not None:
@@ -234,6 +281,46 @@ class RateBudget:
             return 0.0
         self.pacer.note_throttled()
         return max((self._last - now) + (1.0 - self._tokens) / rate, 1e-6)
+
+    def _grant(self, queue: deque[object], lane: Lane, now: float) -> Grant:
+        """Let the first in line through (called with the lock held)."""
+        queue.popleft()
+        self._seq += 1
+        self._cond.notify_all()
+        return Grant(lane, now, self._seq)
+
+    def _reserve_shared(self, shared: SharedBucket, queue: deque[object], lane: Lane,
+                        time_left: Callable[[], float] | None) -> Grant | None:
+        """First in line: reserve the next slot of the credential's bucket in Redis and sleep
+        until it (still first in line, so this process's next caller -- interactive first --
+        reserves after). None when Redis failed: the caller looks again, on the local bucket."""
+        rate = self.pacer.rate
+        with self._cond:
+            interval = 1.0 / rate if rate else 0.0
+            if lane is Lane.BULK or not interval:
+                tau = 0.0  # bulk work never spends a saved-up burst
+            else:
+                # A person's fan-out may go ahead of the pace by the burst, and by another burst
+                # while the API's window has room for it (repaid by everyone's later slots).
+                ahead = max(float(self.burst), _CATCH_UP) - 1.0
+                tau = (ahead + (self.burst - 1 if self._may_borrow() else 0)) * interval
+        try:
+            slot = shared.reserve(interval, tau, time_left() if time_left is not None else None)
+        except _redis_errors() as exc:
+            shared.failed(exc)
+            return None
+        if not slot.granted:
+            raise SlotWaitTooLong(slot.wait)
+        if slot.wait > 0:
+            self._sleep(slot.wait)
+        with self._cond:
+            if rate is not None:
+                self.pacer.note_grant()
+                if slot.wait > 0 and not slot.paused:  # held back by the pace (of every process), not a 429
+                    self.pacer.note_saturated()
+                if self._window_left is not None:
+                    self._window_left -= 1.0
+            return self._grant(queue, lane, self._clock())
 
     def _may_borrow(self) -> bool:
         """Whether a person's request may go ahead of the pace, to be repaid by the bulk lane:
@@ -256,22 +343,26 @@ class RateBudget:
             queue.append(ticket)
         try:
             while True:
+                shared = self.shared if self.shared is not None and self.shared.available() else None
                 with self._cond:
                     if self._next_in_line() is not ticket:
                         self._cond.wait(_NOTIFY_CHECK)
                         continue
                     now = self._clock()
-                    wait = self._take(now, lane)
-                    if wait <= 0:
-                        queue.popleft()
-                        self._seq += 1
-                        self._cond.notify_all()
-                        return Grant(lane, now, self._seq)
-                if time_left is not None and wait > time_left():
-                    raise SlotWaitTooLong(wait)
-                # First in line, waiting for the pace or a pause: sleep outside the lock, then look
-                # again (an interactive caller that came meanwhile goes first).
-                self._sleep(wait)
+                    wait = self._take(now, lane) if shared is None else self._gate(now)
+                    if wait <= 0 and shared is None:
+                        return self._grant(queue, lane, now)
+                if wait > 0:
+                    if time_left is not None and wait > time_left():
+                        raise SlotWaitTooLong(wait)
+                    # First in line, waiting for the pace or a pause: sleep outside the lock, then look
+                    # again (an interactive caller that came meanwhile goes first).
+                    self._sleep(wait)
+                    continue
+                assert shared is not None
+                grant = self._reserve_shared(shared, queue, lane, time_left)
+                if grant is not None:
+                    return grant
         except BaseException:
             with self._cond:
                 if ticket in queue:
@@ -377,12 +468,23 @@ def limiter_for(api_url: str, api_key: str, *, rate: RateSetting = LEARN, max_in
         if budget is None:
             memory = rate_memory()
             budget = RateBudget(rate, burst=burst, clock=clock, sleep=sleep, tuning=tuning,
-                                learned=memory.recall(fingerprint), memory=memory, credential=fingerprint)
+                                learned=memory.recall(fingerprint), memory=memory, credential=fingerprint,
+                                shared=_shared_bucket(fingerprint, clock))
             _budgets[key] = budget
         budget.holders += 1
     limiter = RateLimiter(max_in_flight=max_in_flight, budget=budget, lane=lane)
     limiter._registry_key = key
     return limiter
+
+
+def _shared_bucket(fingerprint: str, clock: Callable[[], float]) -> SharedBucket | None:
+    """The credential's bucket in Redis (``CM_REDIS_URL``) for a budget on the real clock; a
+    budget on an injected clock (tests, simulations) stays in the process."""
+    if clock is not time.monotonic or deployment.redis_url() is None:
+        return None
+    from .shared_rate import shared_bucket  # imports redis: only in the deployment mode
+
+    return shared_bucket(fingerprint)
 
 
 def budget_count() -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from . import lazy_text as later
 from .errors import CMError, RateLimitedError, error_for
 
 
@@ -86,8 +87,10 @@ def error_from_response(resp: requests.Response, endpoint: str, ctx: dict[str, A
 
 
 def transport_reason(exc: BaseException, timeout: tuple[float, float]) -> str:
-    """Why no HTTP answer came, e.g. "read timeout after 20s", "connection failed: ConnectionError"."""
+    """Why no HTTP answer came, e.g. "read timeout after 20s", "connection failed: ConnectionError"
+    (a :class:`~cmlib.lazy_text.LazyText`: English as the string, said in a reader's language where shown)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return later.t("connect timeout after {seconds}s", seconds=format(timeout[0], "g"))
     if isinstance(exc, requests.exceptions.Timeout):
-        kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
-        return f"{kind} timeout after {timeout[0 if kind == 'connect' else 1]:g}s"
-    return f"connection failed: {type(exc).__name__}"
+        return later.t("read timeout after {seconds}s", seconds=format(timeout[1], "g"))
+    return later.t("connection failed: {kind}", kind=type(exc).__name__)

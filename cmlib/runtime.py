@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import DEFAULT_EXPIRY, CacheSettings
+from .cache import DEFAULT_EXPIRY, CacheSettings, effective_backend
 from .client import CampaignMonitor, ClientOptions
 from .config import SOURCE_DEMO, Credentials, SettingsStore, ignored_env_url, resolve_credentials
 from .errors import ConfigurationError
@@ -37,9 +37,10 @@ def current_credentials(store: SettingsStore | None = None) -> Credentials:
 
 
 def cache_settings(store: SettingsStore | None = None) -> CacheSettings:
-    """Cache configuration: ``CM_CACHE_BACKEND`` (sqlite/memory/filesystem/off) and saved expiries."""
+    """Cache configuration: ``CM_CACHE_BACKEND`` (sqlite/memory/filesystem/off; Redis with ``CM_REDIS_URL``)
+    and saved expiries."""
     saved = (store or SettingsStore()).load()
-    backend = os.environ.get("CM_CACHE_BACKEND") or saved.get("cache_backend") or "sqlite"
+    backend = effective_backend(os.environ.get("CM_CACHE_BACKEND") or saved.get("cache_backend") or "sqlite")
     expiry = dict(DEFAULT_EXPIRY)
     for k, v in (saved.get("cache_expiry") or {}).items():
         if k in expiry:

@@ -21,6 +21,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .i18n import N_, Language, t
 from .models import Page, SuppressedAddress
 
 PAGE_SIZE = 1000  # the API's largest page
@@ -32,6 +33,27 @@ class SuppressionSource(Protocol):
 
     def suppression_list(self, client_id: str, *, page: int = 1, page_size: int = 1000,
                          fresh: bool = False) -> Page[SuppressedAddress]: ...
+
+
+# Campaign Monitor's suppression reasons, in the reader's words; a reason not here (the API may
+# add some) is shown as the API names it.
+_REASON_WORDS = {
+    "unsubscribed": N_("Unsubscribed"),
+    "bounced": N_("Bounced"),
+    "spam complaint": N_("Spam Complaint"),
+    "manually suppressed": N_("Manually Suppressed"),
+}
+
+
+def reason_word(reason: str, lang: Language | str | None = None) -> str:
+    """A suppression reason (``Spam Complaint``…) in the reader's language (or ``lang``); in English,
+    and for a reason not known here, as the API spells it."""
+    text = reason.strip()
+    known = _REASON_WORDS.get(" ".join(text.lower().split()))
+    if known is None:
+        return text
+    word = t(known, lang=lang)
+    return text if word == known else word
 
 
 def email_key(email: str) -> str:

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .i18n import Language, format_datetime, resolve
+
 _CM_ZONE = re.compile(r"^\s*\(\s*(?:GMT|UTC)\s*(?:([+-])\s*(\d{1,2})(?::?(\d{2}))?)?\s*\)")
 
 
@@ -99,10 +101,25 @@ def localise(value: datetime | None, zone: DisplayZone, *, cm_zone: tzinfo | Non
     return value.astimezone(zone.tz)
 
 
+DEFAULT_FORMAT = "%Y-%m-%d %H:%M"
+_DATE_DIRECTIVES = ("%Y", "%y", "%m", "%d", "%b", "%B", "%a", "%A", "%x", "%c", "%F", "%D")
+
+
 def format_time(value: datetime | None, zone: DisplayZone, *, cm_zone: tzinfo | None = None,
-                fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """``"2026-11-25 16:00 MSK"``: the time in the display zone, with the zone named."""
+                fmt: str = DEFAULT_FORMAT, lang: Language | str | None = None) -> str:
+    """``"2026-11-25 16:00 MSK"`` / ``"25.11.2026 16:00 MSK"``: the time in the display zone, with
+    the zone named, in ``lang`` (default: the current language).
+
+    ``fmt`` is the English ``strftime`` pattern (English output is unchanged by translation: links,
+    tests and habits rely on it). Another language writes the date its own way
+    (:func:`cmlib.i18n.format_datetime`) with the precision ``fmt`` asks for: seconds when it shows
+    them, the time alone when it has no date. The zone's name is the same in every language."""
     local = localise(value, zone, cm_zone=cm_zone)
     if local is None:
         return ""
-    return f"{local.strftime(fmt)} {zone.label(local)}"
+    language = resolve(lang)
+    if language is Language.EN or not any(d in fmt for d in _DATE_DIRECTIVES):
+        shown = local.strftime(fmt)
+    else:
+        shown = format_datetime(local, lang=language, seconds="%S" in fmt or "%T" in fmt)
+    return f"{shown} {zone.label(local)}"

@@ -16,7 +16,8 @@ who receives the key. One rule, applied wherever a URL is typed, configured or u
   ``LocationParseError`` out of the Settings page).
 
 Pure and without Streamlit, so the Settings page, the diagnostics, the runtime and the CLI
-agree. Messages never repeat a password from the URL and never echo more than a short prefix.
+agree. Messages never repeat a password from the URL and never echo more than a short prefix;
+they are :class:`~cmlib.lazy_text.LazyText`, said in the reader's language where shown.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from . import lazy_text as later
 from .errors import ConfigurationError
 
 MAX_URL_LENGTH = 2048  # what browsers and most proxies accept; a CM base URL is ~35 characters
@@ -177,11 +179,26 @@ def _is_loopback_name(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
-def _address_message(problem: UrlProblem, shown: str, subject: str = "The API URL points at") -> str:
+def _address_message(problem: UrlProblem, shown: str, host: str | None = None) -> str:
+    """Why an address is refused; ``host`` when the address is what that host name resolves to."""
     if problem is UrlProblem.METADATA:
-        return (f"{subject} {shown}, a link-local / cloud metadata address. The API key is never "
-                f"sent there. Use the Campaign Monitor API URL, e.g. {EXAMPLE_URL}.")
-    return f"{subject} {shown}, which is not an address an API server can have."
+        if host is not None:
+            return later.t("The host {host} of the API URL resolves to {address}, a link-local / cloud metadata "
+                           "address. The API key is never sent there. Use the Campaign Monitor API URL, e.g. "
+                           "{example}.", host=host, address=shown, example=EXAMPLE_URL)
+        return later.t("The API URL points at {address}, a link-local / cloud metadata address. The API key is "
+                       "never sent there. Use the Campaign Monitor API URL, e.g. {example}.", address=shown,
+                       example=EXAMPLE_URL)
+    if host is not None:
+        return later.t("The host {host} of the API URL resolves to {address}, which is not an address an API server "
+                       "can have.", host=host, address=shown)
+    return later.t("The API URL points at {address}, which is not an address an API server can have.",
+                   address=shown)
+
+
+def _bad_port(raw: str) -> str:
+    return later.t("The API URL {url} is not a valid address: the port must be a number from 1 to 65535.",
+                   url=repr(shorten(raw)))
 
 
 def check_api_url(url: str | None, *, resolve: Resolver | None = None) -> UrlCheck:
@@ -193,13 +210,14 @@ def check_api_url(url: str | None, *, resolve: Resolver | None = None) -> UrlChe
     """
     raw = (url or "").strip()
     if not raw:
-        return _bad(UrlProblem.EMPTY, f"Enter the API URL (e.g. {EXAMPLE_URL}).")
+        return _bad(UrlProblem.EMPTY, later.t("Enter the API URL (e.g. {example}).", example=EXAMPLE_URL))
     if len(raw) > MAX_URL_LENGTH:
-        return _bad(UrlProblem.TOO_LONG, f"The API URL is too long ({len(raw):,} characters; at most "
-                                         f"{MAX_URL_LENGTH:,}). Expected something like {EXAMPLE_URL}.")
+        return _bad(UrlProblem.TOO_LONG, later.t("The API URL is too long ({length} characters; at most {limit}). "
+                                                 "Expected something like {example}.", length=len(raw),
+                                                 limit=MAX_URL_LENGTH, example=EXAMPLE_URL))
     if any(ch.isspace() or not ch.isprintable() for ch in raw):
-        return _bad(UrlProblem.MALFORMED, "The API URL contains spaces or invisible characters; "
-                                          f"paste it again (expected e.g. {EXAMPLE_URL}).")
+        return _bad(UrlProblem.MALFORMED, later.t("The API URL contains spaces or invisible characters; paste it "
+                                                  "again (expected e.g. {example}).", example=EXAMPLE_URL))
     try:
         parts = urlsplit(raw)
         scheme = parts.scheme.lower()
@@ -207,40 +225,44 @@ def check_api_url(url: str | None, *, resolve: Resolver | None = None) -> UrlChe
         hostname = parts.hostname or ""
         port = parts.port
     except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range", non-numeric port
-        detail = ("the port must be a number from 1 to 65535" if "port" in str(exc).lower()
-                  else "the host cannot be read")
-        return _bad(UrlProblem.MALFORMED, f"The API URL {shorten(raw)!r} is not a valid address: {detail}.")
+        if "port" in str(exc).lower():
+            return _bad(UrlProblem.MALFORMED, _bad_port(raw))
+        return _bad(UrlProblem.MALFORMED, later.t("The API URL {url} is not a valid address: the host cannot be "
+                                                  "read.", url=repr(shorten(raw))))
     if scheme not in ("http", "https"):
-        return _bad(UrlProblem.NOT_HTTP, f"The API URL {shorten(raw)!r} is not an http(s) address "
-                                         f"(expected e.g. {EXAMPLE_URL}).")
+        return _bad(UrlProblem.NOT_HTTP, later.t("The API URL {url} is not an http(s) address (expected e.g. "
+                                                 "{example}).", url=repr(shorten(raw)), example=EXAMPLE_URL))
     if "@" in netloc:
-        return _bad(UrlProblem.CREDENTIALS, "The API URL contains a user name or password (…@ before the host). "
-                                            "Remove it: the API key is the only credential the app sends.")
+        return _bad(UrlProblem.CREDENTIALS, later.t("The API URL contains a user name or password (…@ before the "
+                                                    "host). Remove it: the API key is the only credential the app "
+                                                    "sends."))
     if parts.query or parts.fragment or raw.endswith(("?", "#")):
-        return _bad(UrlProblem.QUERY, f"The API URL {shorten(raw)!r} must not contain '?' or '#'; "
-                                      f"expected e.g. {EXAMPLE_URL}.")
+        return _bad(UrlProblem.QUERY, later.t("The API URL {url} must not contain '?' or '#'; expected e.g. "
+                                              "{example}.", url=repr(shorten(raw)), example=EXAMPLE_URL))
     if port == 0:
-        return _bad(UrlProblem.MALFORMED, f"The API URL {shorten(raw)!r} is not a valid address: the port must be "
-                                          "a number from 1 to 65535.")
+        return _bad(UrlProblem.MALFORMED, _bad_port(raw))
     if not hostname:
-        return _bad(UrlProblem.MALFORMED, f"The API URL {shorten(raw)!r} has no host name "
-                                          f"(expected e.g. {EXAMPLE_URL}).")
+        return _bad(UrlProblem.MALFORMED, later.t("The API URL {url} has no host name (expected e.g. {example}).",
+                                                  url=repr(shorten(raw)), example=EXAMPLE_URL))
     host = hostname.rstrip(".")
     if "%" in host:  # an IPv6 zone id (fe80::1%eth0) only exists for link-local addresses
         return _bad(UrlProblem.METADATA, _address_message(UrlProblem.METADATA, shorten(host, 40)), host)
     ip = _as_ip(host)
     if ip is None:
         if len(host) > MAX_HOST_LENGTH or not host:
-            return _bad(UrlProblem.MALFORMED, f"The host name of the API URL is too long ({len(hostname):,} "
-                                              f"characters; at most {MAX_HOST_LENGTH}).")
+            return _bad(UrlProblem.MALFORMED, later.t("The host name of the API URL is too long ({length} "
+                                                      "characters; at most {limit}).", length=len(hostname),
+                                                      limit=MAX_HOST_LENGTH))
         for label in host.split("."):
             if len(label) > MAX_LABEL_LENGTH:
-                return _bad(UrlProblem.MALFORMED, f"The host name of the API URL has a part longer than "
-                                                  f"{MAX_LABEL_LENGTH} characters ({shorten(label, 20)!r}, "
-                                                  f"{len(label):,} characters).")
+                return _bad(UrlProblem.MALFORMED, later.t("The host name of the API URL has a part longer than "
+                                                          "{limit} characters ({part}, {length} characters).",
+                                                          limit=MAX_LABEL_LENGTH, part=repr(shorten(label, 20)),
+                                                          length=len(label)))
             if not _LABEL.match(label):
-                return _bad(UrlProblem.MALFORMED, f"The host name {shorten(host, 60)!r} of the API URL is not "
-                                                  "valid (letters, digits, '-' and '.' only).")
+                return _bad(UrlProblem.MALFORMED, later.t("The host name {host} of the API URL is not valid "
+                                                          "(letters, digits, '-' and '.' only).",
+                                                          host=repr(shorten(host, 60))))
         if host in BLOCKED_HOSTNAMES:
             return _bad(UrlProblem.METADATA, _address_message(UrlProblem.METADATA, host), host)
         loopback = _is_loopback_name(host)
@@ -253,16 +275,15 @@ def check_api_url(url: str | None, *, resolve: Resolver | None = None) -> UrlChe
                                           and ip.ipv4_mapped.is_loopback)
         host_for_url = f"[{ip}]" if ip.version == 6 else str(ip)
     if scheme == "http" and not loopback:
-        return _bad(UrlProblem.INSECURE, f"The API URL uses plain http to {shorten(host, 60)}, which would send the "
-                                         "API key unencrypted. Use https (plain http is allowed only for this "
-                                         "machine, e.g. the local sandbox).", host)
+        return _bad(UrlProblem.INSECURE, later.t("The API URL uses plain http to {host}, which would send the API "
+                                                 "key unencrypted. Use https (plain http is allowed only for this "
+                                                 "machine, e.g. the local sandbox).", host=shorten(host, 60)), host)
     if resolve is not None and ip is None and not loopback:
         for address in resolve(host):
             found = _as_ip(address.split("%", 1)[0])
             verdict = classify_address(found) if found is not None else None
             if verdict is not None:
-                subject = f"The host {shorten(host, 60)} of the API URL resolves to"
-                return _bad(verdict, _address_message(verdict, str(found), subject), host)
+                return _bad(verdict, _address_message(verdict, str(found), shorten(host, 60)), host)
     default_port = 443 if scheme == "https" else 80
     port_part = f":{port}" if port and port != default_port else ""
     path = parts.path.rstrip("/")

@@ -7,10 +7,10 @@ few milliseconds would both re-read "Active", both send the unsubscribe and both
 ``(client id, address)`` around "re-read, decide, write, read back"; whoever comes second
 re-reads the state the first one produced and reports "already so" without sending anything.
 
-The lock sits behind a small interface, :class:`WriteLocks` (one method, ``hold``), so a
-shared store can replace the in-process registry once several app processes run side by side
-(a Redis ``SET key token NX PX`` lock with a fencing token is the intended one). Keys name the
-address only through a hash (:attr:`WriteKey.token`), so a shared store never holds an email
+The lock sits behind a small interface, :class:`WriteLocks` (one method, ``hold``): the
+in-process registry by default, and :class:`RedisWriteLocks` (``SET key token NX PX``, released
+only by its own token) when ``CM_REDIS_URL`` makes several replicas share one account. Keys name
+the address only through a hash (:attr:`WriteKey.token`), so a shared store never holds an email
 address in its key space.
 
 The in-process registry keeps one entry per key *in use*: an entry is created by the first
@@ -20,12 +20,23 @@ of addresses ever changed (bounded by the number of writes in flight).
 from __future__ import annotations
 
 import hashlib
+import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from . import deployment
+from .errors import Explained
+from .i18n import N_, Language, t
+
+if TYPE_CHECKING:  # imported on first use: the embedded default never pays for the redis import
+    import redis
+
+log = logging.getLogger("cmlib.write_locks")
 
 DEFAULT_WAIT_SECONDS = 90.0  # longer than one write plus its read-back at the client's timeouts
 
@@ -48,18 +59,26 @@ class WriteKey:
         return f"cm-write:{digest}"
 
 
-class WriteLockTimeout(Exception):
-    """Another change of the same address kept the lock for longer than the caller would wait."""
+BUSY_MESSAGE = N_("another change of this address was still in progress after {seconds} s")
+
+
+class WriteLockTimeout(Explained):
+    """Another change of the same address kept the lock for longer than the caller would wait.
+
+    ``str()`` is English (logs); :meth:`describe` says it in a person's language."""
 
     def __init__(self, key: WriteKey, waited: float) -> None:
-        super().__init__(f"another change of this address was still in progress after {waited:.0f} s")
+        super().__init__(BUSY_MESSAGE.format(seconds=f"{waited:.0f}"))
         self.key = key
         self.waited = waited
+
+    def describe(self, lang: Language | str | None = None) -> str:
+        return t(BUSY_MESSAGE, lang=lang, seconds=round(self.waited))
 
 
 class WriteLocks(Protocol):
     """Mutual exclusion per :class:`WriteKey`. Implementations: :class:`LocalWriteLocks` (one
-    process), later a shared store. ``hold`` raises :class:`WriteLockTimeout` when the key stays
+    process), :class:`RedisWriteLocks` (every replica). ``hold`` raises :class:`WriteLockTimeout` when the key stays
     taken for ``timeout`` seconds."""
 
     def hold(self, key: WriteKey, *, timeout: float = DEFAULT_WAIT_SECONDS) -> AbstractContextManager[None]: ...
@@ -125,19 +144,124 @@ class LocalWriteLocks:
                     del self._entries[key]
 
 
-_default: WriteLocks = LocalWriteLocks()
+# ---------------------------------------------------------------------------- across replicas
+LEASE_SECONDS = DEFAULT_WAIT_SECONDS + 30.0
+"""How long a Redis lock outlives a holder that died: longer than anyone waits for it, so a
+live holder never needs to renew it, yet a crashed replica's lock frees itself."""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisWriteLocks:
+    """Mutual exclusion per :class:`WriteKey` across every replica sharing one Redis.
+
+    A holder sets ``cm-write:<hash>`` to a random token with ``SET NX PX`` (the lease,
+    :data:`LEASE_SECONDS`) and releases it with a script that deletes the key only while it still
+    holds *its* token: a holder whose lease ran out never frees the lock of whoever took it next.
+
+    In-process contention queues on a :class:`LocalWriteLocks` first, so threads of one replica
+    wait on a local lock instead of polling Redis; only the replica's one contender polls, every
+    ``poll`` seconds (writes rarely contend). When Redis is unreachable the local lock alone is
+    held (logged): the app keeps writing, exclusive within the replica.
+    """
+
+    def __init__(self, client: redis.Redis, *, on_contended: Callable[[WriteKey], None] | None = None,
+                 lease: float = LEASE_SECONDS, poll: float = 0.05,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client = client
+        self._release = client.register_script(_RELEASE)
+        self._local = LocalWriteLocks(clock=clock)
+        self._local.on_contended = self._contended
+        self.on_contended = on_contended
+        self.lease_ms = max(1, int(lease * 1000))
+        self.poll = max(0.001, poll)
+        self._clock = clock
+        self._sleep = sleep
+
+    def _contended(self, key: WriteKey) -> None:
+        hook = self.on_contended
+        if hook is not None:
+            hook(key)
+
+    def is_held(self, key: WriteKey) -> bool:
+        """Whether any replica holds ``key`` now."""
+        return bool(self._client.exists(key.token))
+
+    @contextmanager
+    def hold(self, key: WriteKey, *, timeout: float = DEFAULT_WAIT_SECONDS) -> Iterator[None]:
+        import redis
+
+        started = self._clock()
+        with self._local.hold(key, timeout=timeout):
+            token = secrets.token_hex(16)
+            try:
+                held = self._take(key, token, timeout, started)
+            except redis.RedisError as exc:
+                log.warning("write lock: Redis unavailable (%s); holding the replica's own lock only",
+                            type(exc).__name__)
+                held = False
+            try:
+                yield
+            finally:
+                if held:
+                    try:
+                        self._release(keys=[key.token], args=[token])
+                    except redis.RedisError as exc:  # the lease frees it
+                        log.warning("write lock: release failed (%s); it expires with its lease", type(exc).__name__)
+
+    def _take(self, key: WriteKey, token: str, timeout: float, started: float) -> bool:
+        if self._client.set(key.token, token, nx=True, px=self.lease_ms):
+            return True
+        self._contended(key)
+        while True:
+            left = timeout - (self._clock() - started)
+            if left <= 0:
+                raise WriteLockTimeout(key, self._clock() - started)
+            self._sleep(min(self.poll, left))
+            if self._client.set(key.token, token, nx=True, px=self.lease_ms):
+                return True
+
+
+_local_default = LocalWriteLocks()
+_chosen: WriteLocks | None = None  # set by set_write_locks
+_shared: dict[int, RedisWriteLocks] = {}  # by id of the deployment's client
 _default_guard = threading.Lock()
 
 
+def _automatic() -> WriteLocks:
+    client = deployment.shared_redis()
+    if client is None:
+        return _local_default
+    with _default_guard:
+        locks = _shared.get(id(client))
+        if locks is None or locks._client is not client:
+            locks = _shared[id(client)] = RedisWriteLocks(client)
+        return locks
+
+
+deployment.on_reset(_shared.clear)
+
+
 def write_locks() -> WriteLocks:
-    """The process-wide lock registry every session's writes go through."""
-    return _default
+    """The lock registry every session's writes go through: the one given to
+    :func:`set_write_locks`, else Redis locks shared by every replica when ``CM_REDIS_URL`` is
+    set, else the process-wide registry."""
+    chosen = _chosen
+    return chosen if chosen is not None else _automatic()
 
 
 def set_write_locks(locks: WriteLocks) -> WriteLocks:
-    """Replace the process-wide registry (a shared store, or a test's instrumented one); returns
-    the previous one so it can be put back."""
-    global _default
+    """Use ``locks`` from now on (a test's instrumented registry); returns the registry used before
+    so it can be put back. Putting back an automatic one (local or Redis) goes back to choosing by
+    the environment."""
+    global _chosen
+    previous = write_locks()
+    automatic = locks is _local_default or any(locks is s for s in list(_shared.values()))
     with _default_guard:
-        previous, _default = _default, locks
+        _chosen = None if automatic else locks
     return previous

@@ -5,10 +5,11 @@ import pytest
 
 # The sandbox fixtures (sandbox, cm, raw, createsend_auth, app_env) for every test module, without
 # a re-import in each one (a re-import shadows the fixture parameter and hides real mistakes).
-pytest_plugins = ["tests.sandbox_fixtures"]
+pytest_plugins = ["tests.sandbox_fixtures", "tests.servers"]
 
 _CM_VARS = ("CM_API_KEY", "CM_CLIENT_ID", "CM_API_URL", "CM_ADMIN_PASSWORD", "CM_CACHE_BACKEND", "CM_AUDIT_DB",
-            "CM_BULK_MAX_MB", "CM_BULK_MAX_ROWS")
+            "CM_BULK_MAX_MB", "CM_BULK_MAX_ROWS", "CM_REDIS_URL", "CM_DATABASE_URL", "CM_CACHE_SALT",
+            "CM_LANGUAGE")
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +48,13 @@ def _clear_streamlit_caches():
     except Exception:
         pass
 
+
+
+@pytest.fixture(autouse=True)
+def _fresh_deployment():
+    """Shared-store clients (Redis, database engines and pools) are per process and keyed by the
+    environment a test sets: close them after each test so none leaks into the next."""
+    yield
+    from cmlib.deployment import reset_for_tests
+
+    reset_for_tests()

@@ -12,16 +12,14 @@ The pages are walked element by element as AppTest sees them, so a new element t
 """
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from cmlib.sandbox import DEMO_CUSTOMERS
-from tests.apptest_helpers import shown
+from tests.apptest_helpers import shown, shown_columns, visible_texts
 from ui.bulk_view import JOB_KEY, PASTE_KEY, START_KEY, registry
 from ui.identity import NAME_KEY
 from ui.state import SUBSCRIPTION_DIALOG
@@ -39,58 +37,6 @@ EVERY_STATE = [*DEMO_CUSTOMERS["with_campaigns"], *DEMO_CUSTOMERS["three_address
 PRODUCT_WORDS = ("subscribed", "unsubscribed", "pending", "bounced", "deleted")
 API_WORDS = re.compile(r"\b(active|unconfirmed)\b", re.IGNORECASE)
 API_STATE_COLUMN = " (API state)"
-_TEXT_ATTRS = ("label", "value", "body", "help", "placeholder", "caption")
-
-
-def _shown_columns(node) -> list[str]:
-    """The columns a dataframe element draws: its column_order when set, minus hidden ones."""
-    frame = node.value
-    order = list(node.proto.column_order) or [str(c) for c in frame.columns]
-    try:
-        config = json.loads(node.proto.columns or "{}")
-    except ValueError:
-        config = {}
-    return [c for c in order if c in frame.columns and not config.get(c, {}).get("hidden")]
-
-
-def _dataframe_texts(node, where: str) -> Iterator[tuple[str, str]]:
-    frame = node.value
-    for column in _shown_columns(node):
-        yield f"{where} column", column
-        for value in frame[column].tolist():
-            yield f"{where} [{column}]", str(value)
-
-
-def visible_texts(at: AppTest) -> list[tuple[str, str]]:
-    """(where, text) for every string an element of the page shows a person."""
-    out: list[tuple[str, str]] = []
-
-    def walk(node, where: str) -> None:
-        kind = getattr(node, "type", type(node).__name__)
-        if kind == "dataframe":
-            out.extend(_dataframe_texts(node, where))
-        elif kind in ("vega_lite_chart", "arrow_vega_lite_chart"):
-            out.append((f"{where} chart", node.proto.spec))
-        else:
-            for attr in _TEXT_ATTRS:
-                try:
-                    value = getattr(node, attr)
-                except Exception:  # an attribute this element type does not have
-                    continue
-                if isinstance(value, str):
-                    out.append((f"{where} {kind}.{attr}", shown(value)))
-            options = getattr(node, "options", None)
-            if isinstance(options, (list, tuple)):
-                out.extend((f"{where} {kind}.options", shown(str(o))) for o in options)
-        children = getattr(node, "children", None)
-        if isinstance(children, dict):
-            for key, child in children.items():
-                walk(child, f"{where}/{key}")
-
-    walk(at._tree, "")
-    return out
-
-
 def api_words(at: AppTest) -> list[tuple[str, str]]:
     return [(where, text[:160]) for where, text in visible_texts(at) if API_WORDS.search(text)]
 
@@ -200,5 +146,5 @@ def test_the_bulk_results_use_the_products_words(sb):
     # the API's values stay in the data, in their own columns, for the downloads (not shown)
     matrix = next(d for d in at.dataframe if "On no list" in d.value.columns)
     raw_columns = [c for c in matrix.value.columns if str(c).endswith(API_STATE_COLUMN)]
-    assert raw_columns and not set(raw_columns) & set(_shown_columns(matrix))
+    assert raw_columns and not set(raw_columns) & set(shown_columns(matrix))
     assert "Active" in set(matrix.value[raw_columns[0]])

@@ -141,7 +141,7 @@ def test_suppressed_address_is_resubscribe_with_reason_and_says_why():
     assert all(st.resubscribe for st in plan.steps)
     [w] = plan.warnings
     assert w.kind == WarningKind.SUPPRESSED and w.needs_reason and w.needs_confirmation
-    assert "suppression list (reason: Unsubscribed, since 2024-01-02)" in w.message
+    assert "suppression list (reason: Unsubscribed, since 2 Jan 2024)" in w.message  # the locale's date (issue 14)
     assert "Webinars and Offers" in w.message
     # unsubscribing a suppressed address needs no such warning
     assert plan_changes(snap({"L_web": "Active"}, suppressed=supp), {"L_web": False}, LISTS).warnings == ()

@@ -7,6 +7,7 @@ asked for once per session; the comparison and the lock-out live in :mod:`cmlib.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 
@@ -14,6 +15,8 @@ import streamlit as st
 
 from cmlib import access
 from cmlib.config import load_secrets
+from cmlib.i18n import t
+from cmlib.lazy_text import text_of
 
 UNLOCKED_KEY = "_admin_unlocked"  # holds the fingerprint of the password that was accepted
 
@@ -83,10 +86,11 @@ def is_logged_in() -> bool:
 
 
 def login_prompt(message: str, key: str) -> None:
-    """A "Log in" button per configured identity provider (``st.login`` runs in the callback)."""
+    """A "Log in" button per configured identity provider (``st.login`` runs in the callback);
+    ``message`` is said as given (the caller translates it)."""
     st.info(message, icon=":material/login:")
     for provider in login_providers():
-        label = "Log in" if provider is None else f"Log in with {provider}"
+        label = t("Log in") if provider is None else t("Log in with {provider}", provider=provider)
         st.button(label, key=f"{key}_login_{provider or 'default'}", on_click=st.login, args=(provider,),
                   type="primary", icon=":material/login:")
 
@@ -98,7 +102,7 @@ def require_login() -> bool:
     """
     if not auth_configured() or is_logged_in():
         return True
-    login_prompt("This deployment uses single sign-on: log in to use the dashboard.", "app")
+    login_prompt(t("This deployment uses single sign-on: log in to use the dashboard."), "app")
     return False
 
 
@@ -120,11 +124,19 @@ def lock() -> None:
 
 
 def _slug(context: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", context.lower()).strip("_") or "admin"
+    """A widget-key part for ``context``; a context in another script (Russian) gets a short hash."""
+    slug = re.sub(r"[^a-z0-9]+", "_", context.lower()).strip("_")
+    if slug and context.isascii():
+        return slug
+    return (slug + "_" if slug else "") + hashlib.sha256(context.encode("utf-8")).hexdigest()[:10]
 
 
 def require_admin(context: str) -> bool:
-    """Ask for the admin password (once per session) before ``context``; True when allowed now."""
+    """Ask for the admin password (once per session) before ``context``; True when allowed now.
+
+    ``context`` names what is protected as a person reads it ("the Settings page"), so the caller
+    passes it translated; the form's widget keys are derived from it (the unlock itself is per
+    session, whatever the form)."""
     password = access.admin_password()
     if password is None:
         return True
@@ -147,17 +159,17 @@ def require_admin(context: str) -> bool:
 
     state = access.shared_gate(password).status(_caller())
     with st.container(border=True):
-        st.markdown("**Admin password required**")
-        st.text(f"An admin password protects {context}. Enter it once to unlock every admin action "
-                "for this browser session.")
+        st.markdown(t("**Admin password required**"))
+        st.text(t("An admin password protects {what}. Enter it once to unlock every admin action for this browser "
+                  "session.", what=context))
         with st.form(f"admin_gate_{slug}", clear_on_submit=True):
-            st.text_input("Admin password", type="password", key=pw_key, disabled=state.locked)
-            st.form_submit_button("Unlock", disabled=state.locked, on_click=_check)
+            st.text_input(t("Admin password"), type="password", key=pw_key, disabled=state.locked)
+            st.form_submit_button(t("Unlock"), disabled=state.locked, on_click=_check)
         last = st.session_state.pop(result_key, None)
         if state.locked:
-            st.error(state.message)
+            st.error(text_of(state.message))
         elif last is not None:
-            st.warning(last.message)
+            st.warning(text_of(last.message))
         elif state.slowed:  # a short wait, not a lock: the form stays usable
-            st.warning(state.message)
+            st.warning(text_of(state.message))
     return False

@@ -12,6 +12,11 @@ view for matching against server logs. The day filters are days in that zone too
 State words: the "Before" column stores the API's value (``Active``); people read the product's
 word (``subscribed``) from :mod:`cmlib.states`, and the detail view names the API value as well.
 
+Language: rows are stored in English (data: the filters and the CSV read them). People read them
+in the session's language: headings, the outcome and action words, where the name came from, and
+the details our own templates wrote (``cmlib.subscriptions.localise_result``); Campaign Monitor's
+messages, list names, addresses and reasons typed by operators are shown as stored.
+
 Values are data: cells of a dataframe, or markdown escaped by :func:`ui.text.md_escape`.
 """
 from __future__ import annotations
@@ -25,9 +30,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
-from cmlib.audit import AuditEntry
+from cmlib.audit import ACTOR_SOURCE_WORDS, ActorSource, AuditEntry
+from cmlib.i18n import N_, t
 from cmlib.states import STATE_STYLES, state_word
-from cmlib.timezones import DisplayZone, ZoneSource, format_time, localise
+from cmlib.subscriptions import action_text, localise_result
+from cmlib.timezones import UTC_ZONE, DisplayZone, ZoneSource, format_time, localise
 from ui.display_zone import ZoneChoice
 from ui.text import md_escape
 
@@ -38,11 +45,15 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the table: the entry field it shows, its heading and its width in pixels."""
+    """One column of the table: the entry field it shows, its heading (English: translate with
+    :meth:`heading`) and its width in pixels."""
 
     field: str
     label: str
     width: int
+
+    def heading(self) -> str:
+        return t(self.label)
 
 
 # In the order a reviewer reads a row, Result and Reason (the longest) within the first ~980 px of
@@ -50,32 +61,32 @@ class Column:
 # in pixels (st.column_config): the text columns widest. Cells wrap onto up to three lines
 # (ROW_HEIGHT), and the detail view below shows a selected row whole.
 COLUMNS: tuple[Column, ...] = (
-    Column("at", "Time", 95),
-    Column("actor", "Who", 105),
-    Column("email", "Address", 150),
-    Column("list_name", "List", 100),
-    Column("action", "Action", 90),
-    Column("result", "Result", 200),
-    Column("reason", "Reason", 200),
-    Column("state_before", "Before", 90),
-    Column("actor_source", "Name from", 95),
+    Column("at", N_("Time"), 95),
+    Column("actor", N_("Who"), 105),
+    Column("email", N_("Address"), 150),
+    Column("list_name", N_("List"), 100),
+    Column("action", N_("Action"), 90),
+    Column("result", N_("Result"), 200),
+    Column("reason", N_("Reason"), 200),
+    Column("state_before", N_("Before"), 90),
+    Column("actor_source", N_("Name from"), 95),
 )
 ROW_HEIGHT = 76  # px: above 4rem Streamlit lets text wrap in a cell; three lines of it
 
 # The detail view: every field of a row, in reading order.
 DETAIL_FIELDS: tuple[tuple[str, str], ...] = (
-    ("at", "Time"),
-    ("actor", "Who"),
-    ("actor_source", "Name from"),
-    ("email", "Address"),
-    ("list_name", "List"),
-    ("list_id", "List ID"),
-    ("client_id", "Client ID"),
-    ("state_before", "Before"),
-    ("action", "Action"),
-    ("reason", "Reason"),
-    ("result", "Result"),
-    ("plan_token", "Change ID"),
+    ("at", N_("Time")),
+    ("actor", N_("Who")),
+    ("actor_source", N_("Name from")),
+    ("email", N_("Address")),
+    ("list_name", N_("List")),
+    ("list_id", N_("List ID")),
+    ("client_id", N_("Client ID")),
+    ("state_before", N_("Before")),
+    ("action", N_("Action")),
+    ("reason", N_("Reason")),
+    ("result", N_("Result")),
+    ("plan_token", N_("Change ID")),
 )
 
 
@@ -96,7 +107,7 @@ def stored_time(entry: AuditEntry) -> datetime | None:
 
 
 def shown_time(entry: AuditEntry, zone: DisplayZone) -> str:
-    """``2026-03-01 10:30:00 CET``; an unreadable stored value is shown as stored."""
+    """``2026-03-01 10:30:00 CET`` / ``01.03.2026 10:30:00 CET``; an unreadable stored value is shown as stored."""
     value = stored_time(entry)
     return format_time(value, zone, fmt=TIME_FORMAT) if value else entry.at
 
@@ -107,9 +118,12 @@ def before_word(state: str) -> str:
 
 
 def actor_source(entry: AuditEntry) -> str:
-    """Where the name came from; "" for an entry type that does not record it."""
+    """Where the name came from, in the reader's language; "" for an entry type that does not record it."""
     value = getattr(entry, "actor_source", None)
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    word = ACTOR_SOURCE_WORDS.get(ActorSource.parse(value))
+    return t(word) if word else str(value)
 
 
 def cell(entry: AuditEntry, field: str, zone: DisplayZone) -> str:
@@ -119,6 +133,10 @@ def cell(entry: AuditEntry, field: str, zone: DisplayZone) -> str:
         return before_word(entry.state_before)
     if field == "actor_source":
         return actor_source(entry)
+    if field == "action":
+        return action_text(entry.action)
+    if field == "result":
+        return localise_result(entry.result)
     return str(getattr(entry, field, "") or "")
 
 
@@ -129,12 +147,12 @@ def has_actor_source(entries: Sequence[AuditEntry]) -> bool:
 def table(entries: Sequence[AuditEntry], zone: DisplayZone) -> pd.DataFrame:
     """The rows as people read them, in the columns of :data:`COLUMNS`."""
     columns = [c for c in COLUMNS if c.field != "actor_source" or has_actor_source(entries)]
-    return pd.DataFrame([{c.label: cell(e, c.field, zone) for c in columns} for e in entries],
-                        columns=[c.label for c in columns])
+    return pd.DataFrame([{c.heading(): cell(e, c.field, zone) for c in columns} for e in entries],
+                        columns=[c.heading() for c in columns])
 
 
 def column_config(frame: pd.DataFrame) -> dict[str, ColumnConfig]:
-    widths = {c.label: c.width for c in COLUMNS}
+    widths = {c.heading(): c.width for c in COLUMNS}
     return {label: st.column_config.TextColumn(label, width=widths[label]) for label in frame.columns}
 
 
@@ -166,7 +184,7 @@ def selected_index(rows: Sequence[object], count: int) -> int | None:
 def _value_markdown(text: str) -> str:
     """A value as literal markdown, its own line breaks kept (each line escaped)."""
     lines = [md_escape(line) for line in text.splitlines()] or [""]
-    return "  \n".join(lines) if any(lines) else "*(empty)*"
+    return "  \n".join(lines) if any(lines) else "*" + t("(empty)") + "*"
 
 
 def detail_values(entry: AuditEntry, zone: DisplayZone) -> list[tuple[str, str]]:
@@ -179,24 +197,26 @@ def detail_values(entry: AuditEntry, zone: DisplayZone) -> list[tuple[str, str]]
             value = stored_time(entry)
             text = shown_time(entry, zone)
             if value is not None and zone.source is not ZoneSource.UTC:
-                text += f" ({value.strftime(TIME_FORMAT)} UTC, as stored)"
+                text = t("{time} ({utc_time}, as stored)", time=text,
+                         utc_time=format_time(value, UTC_ZONE, fmt=TIME_FORMAT))
         elif field == "state_before":
             text = before_word(entry.state_before)
             if entry.state_before in STATE_STYLES:
-                text += f" (API state: {entry.state_before})"
+                text = t("{word} (API state: {api_state})", word=text, api_state=entry.state_before)
             elif not entry.state_before:
-                text += " (not on the list)"
+                text = t("{word} (not on the list)", word=text)
         elif field == "plan_token" and not entry.plan_token:
             continue
         else:
             text = cell(entry, field, zone)
-        out.append((label, text))
+        out.append((t(label), text))
     return out
 
 
 def render_detail(entry: AuditEntry, zone: DisplayZone) -> None:
     with st.container(border=True, key="audit_detail"):
-        st.markdown(f"**The whole row: {md_escape(entry.email)}, {md_escape(entry.list_name)}**")
+        st.markdown("**" + t("The whole row: {email}, {list}", email=md_escape(entry.email),
+                             list=md_escape(entry.list_name)) + "**")
         for label, text in detail_values(entry, zone):
             left, right = st.columns([1, 5])
             left.markdown(f"**{label}**")
@@ -210,7 +230,7 @@ def render_rows(entries: Sequence[AuditEntry], choice: ZoneChoice) -> None:
                          column_config=column_config(frame), row_height=ROW_HEIGHT)
     index = selected_index(list(event.selection.rows), len(entries))
     if index is None:
-        st.caption("Select a row (the box at its left) to read it whole.")
+        st.caption(t("Select a row (the box at its left) to read it whole."))
         return
     render_detail(entries[index], choice.zone)
 

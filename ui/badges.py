@@ -2,7 +2,8 @@
 deleted grey, bounced violet, and anything the API invents later shown as it is, in blue.
 
 The words and colours are :data:`cmlib.states.STATE_STYLES` (the one table the tabs, the dialog,
-the matrix and the exports also read), so a badge can never disagree with them.
+the matrix and the exports also read), so a badge can never disagree with them; the word is said
+in the session's language (``подписан``, ``отписан``…).
 """
 from __future__ import annotations
 
@@ -20,4 +21,4 @@ def render_state_badge(state: str | None, container: Any = None) -> None:
     target = container if container is not None else st
     # st.badge escapes square brackets itself; everything else is escaped here. No ``help``:
     # a badge with a tooltip is rendered twice in the DOM, which screen readers and tests see.
-    target.badge(md_escape(style.word, brackets=False), color=style.badge)
+    target.badge(md_escape(style.label(), brackets=False), color=style.badge)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cmlib.i18n import N_, t
 from cmlib.runtime import Connection
 from ui.sidebar import settings_link
 
-DEMO_BANNER = (":orange-badge[:material/science: Demo data] sandbox customers, not a real Campaign Monitor "
-               "account —")
+# The banner's words, then the link's: one line on screen, two elements (a markdown and a page link).
+DEMO_BANNER = N_(":orange-badge[:material/science: Demo data] sandbox customers, not a real Campaign Monitor "
+                 "account —")
+DEMO_LINK = N_("configure one in Settings")
 
 
 def demo_banner(conn: Connection | None) -> None:
@@ -18,5 +21,5 @@ def demo_banner(conn: Connection | None) -> None:
     if conn is None or not conn.is_demo:
         return
     with st.container(horizontal=True, vertical_alignment="center", gap="small", key="demo-banner"):
-        st.markdown(DEMO_BANNER, width="content")
-        settings_link("configure one in Settings")
+        st.markdown(t(DEMO_BANNER), width="content")
+        settings_link(t(DEMO_LINK))

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from cmlib.errors import describe
+from cmlib.i18n import t
 from cmlib.runtime import Connection
 from cmlib.timezones import DisplayZone, ZoneSource, choose_zone
 
@@ -30,17 +31,18 @@ class ZoneChoice:
     client_time_zone: str | None  # Campaign Monitor's text, e.g. "(GMT+03:00) Moscow", if asked
 
     def explain(self) -> str:
-        """"Times are shown in Europe/Berlin (CET), your browser's time zone." and the like."""
+        """"Times are shown in Europe/Berlin (CET), your browser's time zone." and the like, in the
+        current language (the zone's and Campaign Monitor's names as they are)."""
         zone = self.zone
         label = zone.label()
         if zone.source is ZoneSource.BROWSER:
             name = zone.tz.key if isinstance(zone.tz, ZoneInfo) else (self.browser or label)
             shown = name if name == label else f"{name} ({label})"
-            return f"Times are shown in {shown}, your browser's time zone."
+            return t("Times are shown in {zone}, your browser's time zone.", zone=shown)
         if zone.source is ZoneSource.CLIENT:
-            return (f"Times are shown in {label}, the Campaign Monitor client's time zone "
-                    f"“{self.client_time_zone}” (your browser did not report one).")
-        return "Times are shown in UTC (neither your browser nor Campaign Monitor named a time zone)."
+            return t("Times are shown in {zone}, the Campaign Monitor client's time zone “{client_zone}” "
+                     "(your browser did not report one).", zone=label, client_zone=self.client_time_zone)
+        return t("Times are shown in UTC (neither your browser nor Campaign Monitor named a time zone).")
 
 
 def browser_time_zone() -> str | None:

@@ -33,6 +33,7 @@ from urllib.parse import unquote
 import streamlit as st
 
 from cmlib.audit import ActorSource, Secret, SecretFinding, find_secrets
+from cmlib.i18n import N_, Language, t
 
 OPERATOR_KEY = "operator_name"  # the sidebar field's widget key
 NAME_KEY = "identity.operator"  # the typed name this session acts under ("" when none)
@@ -51,11 +52,18 @@ class Actor:
     name: str
     source: ActorSource
 
-    def describe(self) -> str:
-        """"Dana (typed in this browser)" -- for "Acting as …"."""
-        how = {ActorSource.SIGNED_IN: "signed in", ActorSource.TYPED: "typed in this browser",
-               ActorSource.HELPDESK_LINK: "from the helpdesk link"}
-        return f"{self.name} ({how.get(self.source, str(self.source))})"
+    def describe(self, lang: Language | str | None = None) -> str:
+        """"Dana (typed in this browser)" -- for "Acting as …" (the name as given, the rest in
+        ``lang``, default: the current language)."""
+        how = _HOW.get(self.source)
+        if how is None:
+            return f"{self.name} ({self.source})"
+        return t(how, lang=lang, name=self.name)
+
+
+_HOW = {ActorSource.SIGNED_IN: N_("{name} (signed in)"),
+        ActorSource.TYPED: N_("{name} (typed in this browser)"),
+        ActorSource.HELPDESK_LINK: N_("{name} (from the helpdesk link)")}
 
 
 def clean_name(value: object) -> str:
@@ -142,10 +150,10 @@ def operator_field(container=None) -> None:
     name = typed_name()
     if st.session_state.get(OPERATOR_KEY) != name:
         st.session_state[OPERATOR_KEY] = name  # before the widget exists in this run: allowed
-    target.text_input("Operator name", key=OPERATOR_KEY, placeholder="Your name, for the audit log",
+    target.text_input(t("Operator name"), key=OPERATOR_KEY, placeholder=t("Your name, for the audit log"),
                       max_chars=MAX_NAME, on_change=_on_sidebar_change,
-                      help="Recorded in the audit log with every change you make here; remembered in "
-                           "this browser (also in new tabs and links) until you change it.")
+                      help=t("Recorded in the audit log with every change you make here; remembered in "
+                             "this browser (also in new tabs and links) until you change it."))
 
 
 def _cookie_script(value: str) -> str:
@@ -181,5 +189,5 @@ def remember_in_browser(where: str, secrets: Callable[[], Iterable[Secret | str]
     st.session_state[_WRITTEN_KEY] = name
     st.html(_HIDE_CSS)
     with st.container(key=f"identity-memory-{where}"):
-        st.iframe(_cookie_script(name), height="content", tab_index=-1, alt="Remembers the operator name")
+        st.iframe(_cookie_script(name), height="content", tab_index=-1, alt=t("Remembers the operator name"))
     return findings

@@ -20,7 +20,8 @@ same presenters (``cmlib.presenters``) and the same subscription editor
 the full demo notice -- app.py draws those before the page runs, so they are hidden with CSS
 here) and the page's own title and address box; a small marker still says "demo" in demo mode.
 Every string from a person or the API is escaped (``md_escape`` for markdown, ``html.escape``
-for the campaigns' HTML) before Streamlit sees it.
+for the campaigns' HTML) before Streamlit sees it. Every word of ours is in the session's language
+(:func:`cmlib.i18n.t`, ``?lang=ru`` in the helpdesk's URL template), as on the Lookup page.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import streamlit as st
 
 from cmlib.emails import parse_addresses
 from cmlib.errors import AuthenticationError, CMError, describe
+from cmlib.i18n import nt, t
 from cmlib.lookup import CASE_NO_CAMPAIGNS, CASE_NO_LISTS, ListStatus, Profile
 from cmlib.presenters import (
     TimeDisplay,
@@ -49,7 +51,8 @@ from cmlib.states import state_style
 from ui import a11y
 from ui.connection import get_connection
 from ui.identity import use_link_operator
-from ui.profile import MAX_ADDRESSES, display_times, linked_addresses
+from ui.language import url_language
+from ui.profile import MAX_ADDRESSES, display_times, last_emails_caption, linked_addresses, looking_up
 from ui.state import request_refresh, take_refresh
 from ui.subscriptions import subscription_entry
 from ui.text import md_escape
@@ -58,7 +61,7 @@ RESULTS_KEY = "panel.results"
 ADDRESS_KEY = "panel.address"  # the switcher's widget key: the address shown
 BOX_KEY = "panel.box"  # the address box (without embed=true only)
 CAMPAIGNS_SHOWN = 3
-DEMO_MARKER = ":orange-badge[:material/science: Demo data]"
+DEMO_BADGE = ":orange-badge[:material/science: {label}]"
 
 # embed=true: nothing of the app's frame. Streamlit's own embed mode already drops the toolbar;
 # the sidebar, its arrow and the app's demo line are drawn by app.py, so they are hidden here.
@@ -76,7 +79,6 @@ _PANEL_CSS = """<style>
 .cm-campaigns .cm-meta {font-size: 0.85rem; color: #475569;}
 .cm-flag {font-weight: 700;}
 .cm-yes {color: #15803d;} .cm-no {color: #94a3b8;}
-.cm-sr {position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap;}
 </style>"""
 
 
@@ -99,12 +101,13 @@ def is_embedded() -> bool:
         return False
 
 
-def dashboard_link(emails: list[str]) -> str:
-    """The Lookup page with the same addresses, relative to the panel (works under a base path).
+def dashboard_link(emails: list[str], lang: str | None = None) -> str:
+    """The Lookup page with the same addresses, relative to the panel (works under a base path),
+    in the language the panel's link asked for (``lang``: the helpdesk's ``?lang=``).
 
     Lookup is the default page, so a running server serves it at the app's root: ``/lookup``
     would answer "page not found" there."""
-    return "./?" + urlencode([("email", e) for e in emails])
+    return "./?" + urlencode([("email", e) for e in emails] + ([("lang", str(lang))] if lang else []))
 
 
 # --------------------------------------------------------------------------- fetching
@@ -112,8 +115,7 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profil
     """The Lookup page's lookup, on the connection's pool, while a spinner says what it waits for."""
     service = conn.lookup_service()
     job = conn.executor.submit(service.lookup_many, emails, fresh=fresh, suppression=True, time_zone=True)
-    what = md_escape(emails[0]) if len(emails) == 1 else f"{len(emails)} addresses"
-    with st.spinner(f"Looking up {what}…"):
+    with st.spinner(looking_up(emails)):
         while not job.done():
             wait_for([job], timeout=0.05)
     return job.result()
@@ -158,25 +160,27 @@ def render_panel_page() -> None:
     try:
         conn = get_connection()
     except CMError as err:
-        conn_error = err.reason
+        conn_error = describe(err)
     except OSError as err:
-        conn_error = f"the demo sandbox could not start ({type(err).__name__})"
+        conn_error = t("the demo sandbox could not start ({error})", error=type(err).__name__)
     if embedded and conn is not None and conn.is_demo:
-        st.markdown(DEMO_MARKER + " sandbox customers", width="content")
+        st.markdown(demo_marker(), width="content")
     if not embedded:
-        st.subheader("Helpdesk panel")
+        st.subheader(t("Helpdesk panel"))
         _address_box()
 
     parsed = parse_addresses("\n".join(linked_addresses()))
     emails = [a.email for a in parsed.valid][:MAX_ADDRESSES]
     for bad in parsed.invalid:
-        st.caption(f"Skipped {md_escape(bad.text) or '(empty)'}: {md_escape(bad.reason)}")
+        st.caption(t("Skipped {text}: {reason}", text=md_escape(bad.text) or t("(empty)"),
+                     reason=md_escape(bad.reason)))
     if not emails:
-        st.info("No email address in the link: the helpdesk passes the requester's address as "
-                "`?email=…`.", icon=":material/person_search:")
+        st.info(t("No email address in the link: the helpdesk passes the requester's address as `?email=…`."),
+                icon=":material/person_search:")
         return
     if conn is None:
-        st.error(f"Cannot connect to Campaign Monitor: {md_escape(conn_error)}", icon=":material/link_off:")
+        st.error(t("Cannot connect to Campaign Monitor: {reason}", reason=md_escape(conn_error)),
+                 icon=":material/link_off:")
         return
     res = _results_for(conn, emails)
     if res.failure is not None:
@@ -187,7 +191,13 @@ def render_panel_page() -> None:
     profile = _switcher(profiles)
     with st.container(key="panel-card"):
         render_card(conn, profile, times, zone_note)
-    st.markdown(f"[Open in the full dashboard]({dashboard_link(emails)})", width="content")
+    link_text = md_escape(t("Open in the full dashboard"), brackets=True)
+    st.markdown(f"[{link_text}]({dashboard_link(emails, url_language())})", width="content")
+
+
+def demo_marker() -> str:
+    """The small "Demo data" badge an embedded panel shows instead of the app's demo notice."""
+    return DEMO_BADGE.format(label=t("Demo data")) + " " + t("sandbox customers")
 
 
 def _on_box_change() -> None:
@@ -203,17 +213,17 @@ def _address_box() -> None:
     """Outside a helpdesk only: type the addresses (the URL follows, to paste into a template)."""
     if BOX_KEY not in st.session_state:
         st.session_state[BOX_KEY] = ", ".join(linked_addresses())
-    st.text_input("Email addresses", key=BOX_KEY, on_change=_on_box_change,
+    st.text_input(t("Email addresses"), key=BOX_KEY, on_change=_on_box_change,
                   placeholder="anna@example.com, ivan@example.com")
 
 
 def _failure(err: BaseException) -> None:
     if isinstance(err, AuthenticationError):
-        st.error(f"Campaign Monitor rejected the API key or client ID ({md_escape(err.reason)}).",
+        st.error(t("Campaign Monitor rejected the API key or client ID ({reason}).", reason=md_escape(describe(err))),
                  icon=":material/key_off:")
     else:
-        st.error(f"The lookup failed: {md_escape(describe(err))}", icon=":material/error:")
-    st.button("Try again", key="panel.retry", icon=":material/refresh:")
+        st.error(t("The lookup failed: {reason}", reason=md_escape(describe(err))), icon=":material/error:")
+    st.button(t("Try again"), key="panel.retry", icon=":material/refresh:")
 
 
 def switcher_label(profile: Profile) -> str:
@@ -229,7 +239,7 @@ def _switcher(profiles: list[Profile]) -> Profile:
     by_key = {p.email.lower(): p for p in profiles}
     if st.session_state.get(ADDRESS_KEY) not in by_key:
         st.session_state[ADDRESS_KEY] = profiles[0].email.lower()
-    chosen = st.radio("Address", list(by_key), key=ADDRESS_KEY, format_func=lambda k: switcher_label(by_key[k]),
+    chosen = st.radio(t("Address"), list(by_key), key=ADDRESS_KEY, format_func=lambda k: switcher_label(by_key[k]),
                       label_visibility="collapsed")
     return by_key.get(str(chosen), profiles[0])
 
@@ -238,30 +248,30 @@ def _switcher(profiles: list[Profile]) -> Profile:
 def render_card(conn: Connection, profile: Profile, times: TimeDisplay, zone_note: str = "") -> None:
     """One address: suppression first, the actions, then lists, campaigns and activity."""
     if profile.suppression is not None and not profile.failed:
-        st.warning(md_escape(f"Suppressed: {suppression_summary(profile.suppression, times)}."),
+        st.warning(md_escape(t("Suppressed: {summary}.", summary=suppression_summary(profile.suppression, times))),
                    icon=":material/block:")
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         if not profile.failed:
             subscription_entry(conn, profile)
-        st.button("Refresh", key=f"panel.refresh.{profile.email.lower()}", icon=":material/refresh:",
+        st.button(t("Refresh"), key=f"panel.refresh.{profile.email.lower()}", icon=":material/refresh:",
                   on_click=request_refresh, args=(profile.email,), type="tertiary",
-                  help="Fetch this address again from Campaign Monitor, bypassing the cache.")
+                  help=t("Fetch this address again from Campaign Monitor, bypassing the cache."))
         st.caption(md_escape(as_of(profile.fetched_at, times)), width="content", help=md_escape(zone_note) or None)
     for problem in profile.all_problems() if profile.failed else profile.problems:
         st.warning(md_escape(problem.message), icon=":material/warning:")
     if profile.failed:
         return
     if profile.case == CASE_NO_LISTS:
-        st.info(f"Not on any list of this client. Use **Subscribe to lists…** to add {md_escape(profile.email)}.",
-                icon=":material/person_off:")
+        st.info(t("Not on any list of this client. Use **Subscribe to lists…** to add {email}.",
+                  email=md_escape(profile.email)), icon=":material/person_off:")
         return
-    st.markdown("**Lists**")
+    st.markdown("**" + t("Lists") + "**")
     for status in profile.lists:
         list_row(status, times)
     if profile.case == CASE_NO_CAMPAIGNS:
-        st.caption("No campaigns received yet.")
+        st.caption(t("No campaigns received yet."))
         return
-    st.markdown("**Last campaigns**")
+    st.markdown("**" + t("Last campaigns") + "**")
     st.html(campaigns_html(profile, times))
     st.caption(md_escape(activity_line(profile)))
 
@@ -269,59 +279,73 @@ def render_card(conn: Connection, profile: Profile, times: TimeDisplay, zone_not
 def badge_markdown(state: str | None) -> str:
     """The coloured state badge as a markdown directive (usable inside a label)."""
     style = state_style(state)
-    word = md_escape(style.word, brackets=True)
+    word = md_escape(style.label(), brackets=True)
     return f":{style.badge}-badge[{word}]"
 
 
 def list_row(status: ListStatus, times: TimeDisplay) -> None:
     """One list on one line -- name and badge -- with the facts and the "why" on demand."""
-    name = md_escape(status.list_name.strip()) or "(unnamed list)"
+    name = md_escape(status.list_name.strip()) or t("(unnamed list)")
     label = f"{name} {badge_markdown(status.state)}"
     if status.unsubscribes_from_all:
-        label += " :orange-badge[all lists]"
+        label += " :orange-badge[" + md_escape(t("all lists"), brackets=True) + "]"
     with st.expander(label):
         facts = list_facts(status, times)
         if facts:
             st.caption(" · ".join(md_escape(f) for f in facts))
         reason = state_reason(status, times)
         if reason:
-            st.caption(f"Why: {md_escape(reason)}")
+            st.caption(t("Why: {reason}", reason=md_escape(reason)))
         if status.unsubscribes_from_all:
-            st.caption("Set to “all client lists”: an unsubscribe here removes the address from every list "
-                       "of this client.")
+            st.caption(t("Set to “all client lists”: an unsubscribe here removes the address from every list of "
+                         "this client."))
         for problem in status.problems:
             st.warning(md_escape(problem.message), icon=":material/warning:")
         if not facts and not reason and not status.problems:
-            st.caption("Nothing more is recorded for this list.")
+            st.caption(t("Nothing more is recorded for this list."))
 
 
 def _flag(done: bool, what: str) -> str:
-    """``Opened ✓`` with the icon's text alternative ("yes"/"no") for a screen reader."""
-    icon = ('<span class="cm-flag cm-yes" role="img" aria-label="yes">✓</span>' if done
-            else '<span class="cm-flag cm-no" role="img" aria-label="no">✗</span>')
+    """``Opened ✓`` with the icon's text alternative ("yes"/"no") for a screen reader (``what`` is
+    already translated and HTML-escaped)."""
+    if done:
+        icon = f'<span class="cm-flag cm-yes" role="img" aria-label="{html.escape(t("yes"), quote=True)}">✓</span>'
+    else:
+        icon = f'<span class="cm-flag cm-no" role="img" aria-label="{html.escape(t("no"), quote=True)}">✗</span>'
     return f"{what} {icon}"
 
 
 def campaigns_html(profile: Profile, times: TimeDisplay) -> str:
     """The last campaigns as an ordered list: subject, sent date (zone named), opened, clicked and
-    the web version (a link only when it is http(s)). Every API string is HTML-escaped."""
+    the web version (a link only when it is http(s)). Every API string is HTML-escaped, and every
+    word of ours too (a translation is text, never markup)."""
+    opened, clicked = html.escape(t("Opened")), html.escape(t("Clicked"))
     rows = []
     for c in profile.last_campaigns(CAMPAIGNS_SHOWN):
-        subject = html.escape(c.subject or c.name or "(no subject)")
-        sent = html.escape(times.show(c.sent) or "date unknown")
+        raw_subject = c.subject or c.name or t("(no subject)")
+        subject = html.escape(raw_subject)
+        sent = html.escape(t("Sent {when}", when=times.show(c.sent) or t("date unknown")))
         url = safe_web_link(c.web_version_url)
-        web = (f' · <a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">'
-               f'web version<span class="cm-sr"> of {subject}</span></a>') if url else ""
-        rows.append(f'<li><span class="cm-subject">{subject}</span><span class="cm-meta">Sent {sent} · '
-                    f"{_flag(c.opened, 'Opened')} · {_flag(c.clicked, 'Clicked')}{web}</span></li>")
-    shown = len(rows)
-    label = f"The last {shown} of {len(profile.campaigns)} emails received, newest first"
+        web = ""
+        if url:
+            # A screen reader hears which campaign's web version (one message, so Russian can
+            # order it its own way); the eye sees the short words.
+            name = html.escape(t("web version of {subject}", subject=raw_subject), quote=True)
+            web = (f' · <a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer" '
+                   f'aria-label="{name}">{html.escape(t("web version"))}</a>')
+        rows.append(f'<li><span class="cm-subject">{subject}</span><span class="cm-meta">{sent} · '
+                    f"{_flag(c.opened, opened)} · {_flag(c.clicked, clicked)}{web}</span></li>")
+    label = last_emails_caption(profile).rstrip(".")
     return (f'<ol class="cm-campaigns" aria-label="{html.escape(label, quote=True)}">'
             + "".join(rows) + "</ol>")
 
 
 def activity_line(profile: Profile) -> str:
     """``12 received · open rate 58% · click rate 25% · avg opens 1.2 · avg clicks 0.3``."""
-    received, opens, clicks, avg_opens, avg_clicks = activity_figures(profile.activity)
-    return (f"{received.value} received · open rate {opens.value} · click rate {clicks.value} · "
-            f"avg opens {avg_opens.value} · avg clicks {avg_clicks.value}")
+    a = profile.activity
+    _received, opens, clicks, avg_opens, avg_clicks = activity_figures(a)
+    return nt("{n} received · open rate {open_rate} · click rate {click_rate} · avg opens {avg_opens} · "
+              "avg clicks {avg_clicks}",
+              "{n} received · open rate {open_rate} · click rate {click_rate} · avg opens {avg_opens} · "
+              "avg clicks {avg_clicks}", a.received, open_rate=opens.value, click_rate=clicks.value,
+              avg_opens=avg_opens.value, avg_clicks=avg_clicks.value)

@@ -12,6 +12,9 @@ addresses up, Shift+Enter starts a new line, and a pasted list of lines stays a 
 being looked up lives in :data:`TEXT_KEY`; after each lookup the box is given that text back,
 so it can be edited and sent again. Every time on the page is in one zone, named beside it
 (:class:`cmlib.presenters.TimeDisplay`).
+
+Every word goes through :func:`cmlib.i18n.t` in the session's language (``ui.language``); the
+presenters say the facts in it too, and values from Campaign Monitor are shown as they are.
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from streamlit.delta_generator import DeltaGenerator
 
 from cmlib.breaker import not_answering
 from cmlib.emails import ParsedInput, parse_addresses
-from cmlib.errors import AuthenticationError, CMError, ConfigurationError, RateLimitedError, TransportError
+from cmlib.errors import AuthenticationError, CMError, ConfigurationError, RateLimitedError, TransportError, describe
+from cmlib.i18n import N_, nt, t
 from cmlib.lookup import CASE_NO_CAMPAIGNS, CASE_NO_LISTS, ListStatus, Problem, Profile
 from cmlib.presenters import (
     CAMPAIGN_COLUMNS,
@@ -43,6 +47,7 @@ from cmlib.presenters import (
     activity_figures,
     as_of,
     campaign_rows,
+    column_title,
     list_facts,
     state_reason,
     state_summary,
@@ -149,20 +154,39 @@ def _on_submit(key: str) -> None:
         _set_text(value)
 
 
-HELP = ("Enter looks the addresses up; Shift+Enter starts a new line. Separate addresses with commas, "
-        "spaces, semicolons or new lines (a pasted column works); “Name <address>” works too.")
+HELP = N_("Enter looks the addresses up; Shift+Enter starts a new line. Separate addresses with commas, "
+           "spaces, semicolons or new lines (a pasted column works); “Name <address>” works too.")
+PLACEHOLDER_EXAMPLE = "anna@example.com, Ivan <ivan@example.com>"
+# What each demo customer shows, in the person's language (the sandbox's own descriptions, in
+# cmlib.sandbox.demo, are the README's English and name the API's states).
+DEMO_HELP = {
+    "no_list": N_("On no list of the main client: the lookup offers to add them."),
+    "never_mailed": N_("Joined a day ago: subscribed to one list, pending on another (confirmed opt-in); no "
+                       "campaign received yet, so Lists only."),
+    "with_campaigns": N_("Subscribed to three lists for over a year; many campaigns with opens and clicks; "
+                         "has custom fields."),
+    "three_addresses": N_("One person, three addresses: subscribed everywhere; unsubscribed from two lists; "
+                          "bounced on three lists and deleted from one."),
+    "plus_sign": N_("A “+” in the address: subscribed to two lists, with campaigns."),
+    "all_lists_unsubscribed": N_("Unsubscribed via a campaign on a list set to “all client lists”, so "
+                                 "unsubscribed from every list at the same moment."),
+    "html_list_name": N_("On a list whose name holds HTML and markdown characters: shown as text."),
+    "suppressed": N_("On the client's suppression list and on no list: subscribing needs Resubscribe."),
+    "mixed_case": N_("Stored with capitals; any casing finds it."),
+    "other_client_only": N_("Only on the other client's lists: on no list of the main client."),
+}
 
 
 def _input_form() -> ParsedInput:
     with st.container(key="lookup-box"):  # inside a container: drawn here, not pinned to the bottom
         with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
-            st.markdown("**Email addresses**", width="content")
+            st.markdown("**" + t("Email addresses") + "**", width="content")
             if st.session_state.get(TEXT_KEY):
-                st.button("Clear", key="lookup.clear", type="tertiary", icon=":material/close:",
-                          on_click=_set_text, args=("",), help="Empty the box and the lookup.")
-        st.chat_input("anna@example.com, Ivan <ivan@example.com> — one or more addresses of one customer",
+                st.button(t("Clear"), key="lookup.clear", type="tertiary", icon=":material/close:",
+                          on_click=_set_text, args=("",), help=t("Empty the box and the lookup."))
+        st.chat_input(t("{example} — one or more addresses of one customer", example=PLACEHOLDER_EXAMPLE),
                       key=_box_key(), on_submit=_on_submit, args=(_box_key(),))
-        st.caption(md_escape(HELP, links=False))
+        st.caption(md_escape(t(HELP), links=False))
     return parse_addresses(st.session_state.get(TEXT_KEY) or "")
 
 
@@ -170,22 +194,26 @@ def _demo_examples(conn: Connection | None, expanded: bool) -> None:
     """In demo mode only: the sandbox's demo customers, each one click away (README's table)."""
     if conn is None or not conn.is_demo:
         return
-    with (st.expander("Demo customers: one click looks one up", expanded=expanded, icon=":material/science:"),
+    with (st.expander(t("Demo customers: one click looks one up"), expanded=expanded, icon=":material/science:"),
           st.container(horizontal=True, gap="small")):
         for case, addresses in DEMO_CUSTOMERS.items():
-            more = f" + {len(addresses) - 1} more" if len(addresses) > 1 else ""
-            st.button(md_escape(addresses[0], links=False) + more, key=f"lookup.demo.{case}",
-                      on_click=_set_text, args=("\n".join(addresses),),
-                      help=md_escape(addresses.description, links=False))
+            first = md_escape(addresses[0], links=False)
+            label = t("{address} + {count} more", address=first, count=len(addresses) - 1) if len(addresses) > 1 \
+                else first
+            about = t(DEMO_HELP[case]) if case in DEMO_HELP else addresses.description
+            st.button(label, key=f"lookup.demo.{case}", on_click=_set_text, args=("\n".join(addresses),),
+                      help=md_escape(about, links=False))
 
 
 def _input_feedback(parsed: ParsedInput) -> None:
     if parsed.invalid:
-        lines = [f"- **{md_escape(bad.text) or '(empty)'}**: {md_escape(bad.reason)}" for bad in parsed.invalid]
-        noun = "address was" if len(parsed.invalid) == 1 else "addresses were"
-        st.warning(f"{len(parsed.invalid)} {noun} skipped:\n\n" + "\n".join(lines), icon=":material/error:")
+        empty = t("(empty)")
+        lines = [f"- **{md_escape(bad.text) or empty}**: {md_escape(bad.reason)}" for bad in parsed.invalid]
+        head = nt("{n} address was skipped:", "{n} addresses were skipped:", len(parsed.invalid))
+        st.warning(head + "\n\n" + "\n".join(lines), icon=":material/error:")
     if parsed.duplicates:
-        st.caption("Looked up once (repeated): " + ", ".join(md_escape(d) for d in parsed.duplicates))
+        st.caption(t("Looked up once (repeated): {addresses}",
+                     addresses=", ".join(md_escape(d) for d in parsed.duplicates)))
 
 
 # --------------------------------------------------------------------------- first paint
@@ -232,7 +260,7 @@ def _draw_preview(stage: Stage, conn: Connection, emails: list[str], arrived: di
             with tab:
                 profile = arrived.get(email.lower())
                 if profile is None:
-                    st.caption(f":material/hourglass_top: Looking up {md_escape(email)}…")
+                    st.caption(":material/hourglass_top: " + t("Looking up {email}…", email=md_escape(email)))
                 else:
                     render_profile(conn, profile, times, zone_note, interactive=False)
 
@@ -253,7 +281,7 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str], stage: Stage,
     anything else is unexpected).
     """
     service = conn.lookup_service()
-    what = md_escape(emails[0]) if len(emails) == 1 else f"{len(emails)} addresses"
+    looking = looking_up(emails)
     started = datetime.now(UTC)
     # On the connection's pool (which the connection owns and closes), not a thread per lookup.
     arrived: queue.SimpleQueue[Profile] = queue.SimpleQueue()
@@ -261,7 +289,7 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str], stage: Stage,
                                time_zone=True, on_profile=arrived.put if preview is not None else None)
     warm_up_tables(conn)  # while the lookup waits on the network
     slot = stage.status
-    with slot.status(f"Looking up {what}…") as status:
+    with slot.status(looking) as status:
         limited = silent = False
         breaker = getattr(conn.client, "breaker", None)
         while not job.done():
@@ -274,12 +302,19 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str], stage: Stage,
             last = conn.client.last_call
             if not limited and last is not None and last.status == 429 and last.at >= started:
                 limited = True
-                status.update(label=f"Looking up {what}… (Campaign Monitor is rate-limiting, retrying…)")
+                status.update(label=t("{looking} (Campaign Monitor is rate-limiting, retrying…)", looking=looking))
             if not silent and breaker is not None and breaker.status().is_open:
                 silent = True
-                status.update(label=f"Looking up {what}… ({not_answering(breaker.status().down_since)})")
+                status.update(label=f"{looking} ({not_answering(breaker.status().down_since).text()})")
     slot.empty()
     return job.result()  # raises what lookup_many raised
+
+
+def looking_up(emails: list[str]) -> str:
+    """``Looking up anna@example.com…`` / ``Looking up 3 addresses…`` (the address escaped)."""
+    if len(emails) == 1:
+        return t("Looking up {email}…", email=md_escape(emails[0]))
+    return nt("Looking up {n} address…", "Looking up {n} addresses…", len(emails))
 
 
 def _take(arrived: queue.SimpleQueue[Profile], timeout: float) -> list[Profile]:
@@ -348,7 +383,7 @@ def _results_for(conn: Connection, emails: list[str], stage: Stage) -> Results:
 
 # --------------------------------------------------------------------------- page
 def render_lookup_page() -> None:
-    st.title("Customer lookup")
+    st.title(t("Customer lookup"))
     a11y.install()  # accessible names, focus back to the dialog's opener, the review announced
     _follow_link()
     conn: Connection | None = None
@@ -356,26 +391,28 @@ def render_lookup_page() -> None:
     try:
         conn = get_connection()
     except CMError as err:  # e.g. a configured API URL that cannot be used at all
-        conn_error = err.reason
+        conn_error = describe(err)
     except OSError as err:  # the demo sandbox could not bind its loopback port
-        conn_error = f"the demo sandbox could not start ({type(err).__name__})"
+        conn_error = t("the demo sandbox could not start ({error})", error=type(err).__name__)
     parsed = _input_form()
     _input_feedback(parsed)
     emails = [a.email for a in parsed.valid]
     if len(emails) > MAX_ADDRESSES:
-        st.warning(f"This page looks up one customer: the first {MAX_ADDRESSES} of {len(emails)} addresses "
-                   "are shown. Use **Bulk lookup** for a whole list of addresses.", icon=":material/group:")
+        st.warning(t("This page looks up one customer: the first {shown} of {total} addresses are shown. Use "
+                     "**Bulk lookup** for a whole list of addresses.", shown=MAX_ADDRESSES, total=len(emails)),
+                   icon=":material/group:")
         emails = emails[:MAX_ADDRESSES]
     _update_link(emails)
     _demo_examples(conn, expanded=not emails)
     if not emails:
-        st.info("Enter one or more email addresses of a customer to see every list they are on, "
-                "the last emails they received and how they engage.", icon=":material/person_search:")
+        st.info(t("Enter one or more email addresses of a customer to see every list they are on, the last "
+                  "emails they received and how they engage."), icon=":material/person_search:")
         warm_up_tables(conn)  # after the first paint, for the first lookup's table
         return
 
     if conn is None:
-        st.error(f"Cannot connect to Campaign Monitor: {md_escape(conn_error)}", icon=":material/link_off:")
+        st.error(t("Cannot connect to Campaign Monitor: {reason}", reason=md_escape(conn_error)),
+                 icon=":material/link_off:")
         settings_link()
         return
 
@@ -417,9 +454,10 @@ def _outage_notice(conn: Connection, profiles: list[Profile]) -> None:
     hit = any(isinstance(pr.error, TransportError) for p in profiles for pr in p.all_problems())
     if not (status.is_open and hit):
         return
-    st.error(md_escape(f"{not_answering(status.down_since)}: the failures below are the outage's, not the "
-                       "address's. Nothing more is sent until it answers a check again (every "
-                       f"{breaker.probe_interval:g} s); press Refresh in a moment."), icon=":material/cloud_off:")
+    st.error(md_escape(t("{outage}: the failures below are the outage's, not the address's. Nothing more is sent "
+                         "until it answers a check again (every {seconds} s); press Refresh in a moment.",
+                         outage=not_answering(status.down_since), seconds=float(breaker.probe_interval))),
+             icon=":material/cloud_off:")
 
 
 def tab_label(profile: Profile) -> str:
@@ -430,18 +468,22 @@ def tab_label(profile: Profile) -> str:
 def _render_failure(err: BaseException) -> None:
     """A failure of the whole lookup, said once, with the way out."""
     if isinstance(err, AuthenticationError):
-        st.error("Campaign Monitor rejected the API key or client ID "
-                 f"({md_escape(err.reason)}). Check the connection in Settings.", icon=":material/key_off:")
-        settings_link("Open Settings")
+        st.error(t("Campaign Monitor rejected the API key or client ID ({reason}). Check the connection in "
+                   "Settings.", reason=md_escape(describe(err))), icon=":material/key_off:")
+        settings_link(t("Open Settings"))
     elif isinstance(err, RateLimitedError):
-        wait = f" for about {err.reset_seconds:.0f} s" if err.reset_seconds else " for a moment"
-        st.warning("Campaign Monitor is rate-limiting requests right now and kept doing so after "
-                   f"several retries. Wait{wait}, then try again.", icon=":material/hourglass_top:")
+        if err.reset_seconds:
+            text = t("Campaign Monitor is rate-limiting requests right now and kept doing so after several "
+                     "retries. Wait for about {seconds} s, then try again.", seconds=round(err.reset_seconds))
+        else:
+            text = t("Campaign Monitor is rate-limiting requests right now and kept doing so after several "
+                     "retries. Wait for a moment, then try again.")
+        st.warning(text, icon=":material/hourglass_top:")
     elif isinstance(err, CMError):
-        st.error(f"The lookup failed: {md_escape(err.reason)}", icon=":material/error:")
+        st.error(t("The lookup failed: {reason}", reason=md_escape(describe(err))), icon=":material/error:")
     else:
-        st.error(f"The lookup failed: {md_escape(type(err).__name__)}", icon=":material/error:")
-    st.button("Try again", key="lookup.try_again", icon=":material/refresh:", on_click=_request_retry)
+        st.error(t("The lookup failed: {reason}", reason=md_escape(type(err).__name__)), icon=":material/error:")
+    st.button(t("Try again"), key="lookup.try_again", icon=":material/refresh:", on_click=_request_retry)
 
 
 # --------------------------------------------------------------------------- one address
@@ -457,9 +499,9 @@ def render_profile(conn: Connection, profile: Profile, times: TimeDisplay | None
         if interactive:
             if not profile.failed:
                 subscription_entry(conn, profile)  # "Manage subscriptions" / "Subscribe…" + its dialog
-            st.button("Refresh", key=f"lookup.refresh.{profile.email.lower()}", icon=":material/refresh:",
+            st.button(t("Refresh"), key=f"lookup.refresh.{profile.email.lower()}", icon=":material/refresh:",
                       on_click=request_refresh, args=(profile.email,),
-                      help="Fetch this address again from Campaign Monitor, bypassing the cache.")
+                      help=t("Fetch this address again from Campaign Monitor, bypassing the cache."))
         st.caption(md_escape(as_of(profile.fetched_at, times)), width="content", help=md_escape(zone_note) or None)
 
     _rate_limit_notice(profile, interactive)
@@ -471,16 +513,20 @@ def render_profile(conn: Connection, profile: Profile, times: TimeDisplay | None
         _problem(problem)
 
     if profile.case == CASE_NO_LISTS:
-        action = (" Use **Subscribe to lists…** above to add them" +
-                  (" (with Resubscribe: it is suppressed, see above)." if profile.suppression else "."))
-        st.info(f"**Not on any list.** {md_escape(profile.email)} is not on any list of this client."
-                + action, icon=":material/person_off:")
+        if profile.suppression:
+            text = t("**Not on any list.** {email} is not on any list of this client. Use **Subscribe to lists…** "
+                     "above to add them (with Resubscribe: it is suppressed, see above).",
+                     email=md_escape(profile.email))
+        else:
+            text = t("**Not on any list.** {email} is not on any list of this client. Use **Subscribe to lists…** "
+                     "above to add them.", email=md_escape(profile.email))
+        st.info(text, icon=":material/person_off:")
         return
 
     _lists_section(profile, times)
     if profile.case == CASE_NO_CAMPAIGNS:
-        st.subheader("Campaigns")
-        st.info("No campaigns received yet.", icon=":material/mail:")
+        st.subheader(t("Campaigns"))
+        st.info(t("No campaigns received yet."), icon=":material/mail:")
         return
     _campaigns_section(profile, times, zone_note)
     _activity_section(profile)
@@ -500,18 +546,20 @@ def _rate_limit_notice(profile: Profile, interactive: bool = True) -> None:
     if not limited:
         return
     waits = [e.reset_seconds for p in limited if isinstance(e := p.error, RateLimitedError) and e.reset_seconds]
-    wait = f"about {max(waits):.0f} s" if waits else "a few seconds"
-    parts = "1 part" if len(limited) == 1 else f"{len(limited)} parts"
+    wait = t("about {seconds} s", seconds=round(max(waits))) if waits else t("a few seconds")
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.warning(f"Campaign Monitor is rate-limiting requests, so {parts} of this lookup could not be "
-                   f"loaded even after retrying. Wait {wait} and retry.", icon=":material/hourglass_top:")
+        st.warning(nt("Campaign Monitor is rate-limiting requests, so {n} part of this lookup could not be loaded "
+                      "even after retrying. Wait {wait} and retry.",
+                      "Campaign Monitor is rate-limiting requests, so {n} parts of this lookup could not be loaded "
+                      "even after retrying. Wait {wait} and retry.", len(limited), wait=wait),
+                   icon=":material/hourglass_top:")
         if interactive:
-            st.button("Retry", key=f"lookup.retry.{profile.email.lower()}", icon=":material/refresh:",
+            st.button(t("Retry"), key=f"lookup.retry.{profile.email.lower()}", icon=":material/refresh:",
                       on_click=request_refresh, args=(profile.email,))
 
 
 def _lists_section(profile: Profile, times: TimeDisplay) -> None:
-    st.subheader("Lists")
+    st.subheader(t("Lists"))
     for status in profile.lists:
         _list_card(status, times)
 
@@ -520,44 +568,54 @@ def _list_card(status: ListStatus, times: TimeDisplay) -> None:
     with st.container(border=True):
         with st.container(horizontal=True, vertical_alignment="center", gap="small"):
             # stripped: "** name**" would not be bold, and an empty name would draw a rule ("****")
-            st.markdown(f"**{md_escape(status.list_name.strip()) or '(unnamed list)'}**", width="content")
+            name = md_escape(status.list_name.strip()) or t("(unnamed list)")
+            st.markdown(f"**{name}**", width="content")
             render_state_badge(status.state)
             if status.unsubscribes_from_all:
-                st.badge("unsubscribes from ALL lists", color="yellow", icon=":material/warning:")
+                st.badge(t("unsubscribes from ALL lists"), color="yellow", icon=":material/warning:")
         st.caption(" · ".join(md_escape(f) for f in list_facts(status, times)))
         if status.unsubscribes_from_all:
-            st.caption("This list is set to “all client lists”: an unsubscribe here removes the address "
-                       "from every list of this client.")
+            st.caption(t("This list is set to “all client lists”: an unsubscribe here removes the address from "
+                         "every list of this client."))
         reason = state_reason(status, times)
         if reason:
-            st.caption(f"Reason: {md_escape(reason)}")
+            st.caption(t("Reason: {reason}", reason=md_escape(reason)))
         for problem in status.problems:
             _problem(problem)
 
 
 def _campaigns_section(profile: Profile, times: TimeDisplay, zone_note: str) -> None:
-    st.subheader("Campaigns")
-    shown = min(CAMPAIGNS_SHOWN, len(profile.campaigns))
-    st.caption(f"The last {shown} of {len(profile.campaigns)} emails received, newest first.")
+    st.subheader(t("Campaigns"))
+    st.caption(last_emails_caption(profile))
     import pandas as pd  # here, not at the top: a page without a table paints without it (~0.3 s)
 
+    # Columns named in the reader's language (the rows are keyed by the stable English ids).
+    titles = {c: column_title(c) for c in CAMPAIGN_COLUMNS}
     frame = pd.DataFrame(campaign_rows(profile, CAMPAIGNS_SHOWN, times), columns=list(CAMPAIGN_COLUMNS))
+    frame = frame.rename(columns=titles)
     st.dataframe(
         frame,
         hide_index=True,
         width="stretch",
         column_config={
-            COL_SUBJECT: st.column_config.TextColumn(COL_SUBJECT, width="large"),
-            COL_SENT: st.column_config.TextColumn(COL_SENT, help=md_escape(zone_note) or None),
-            COL_OPENED: st.column_config.CheckboxColumn(COL_OPENED),
-            COL_CLICKED: st.column_config.CheckboxColumn(COL_CLICKED),
-            COL_WEB: st.column_config.LinkColumn(COL_WEB, display_text="view"),
+            titles[COL_SUBJECT]: st.column_config.TextColumn(titles[COL_SUBJECT], width="large"),
+            titles[COL_SENT]: st.column_config.TextColumn(titles[COL_SENT], help=md_escape(zone_note) or None),
+            titles[COL_OPENED]: st.column_config.CheckboxColumn(titles[COL_OPENED]),
+            titles[COL_CLICKED]: st.column_config.CheckboxColumn(titles[COL_CLICKED]),
+            titles[COL_WEB]: st.column_config.LinkColumn(titles[COL_WEB], display_text=t("view")),
         },
     )
 
 
+def last_emails_caption(profile: Profile) -> str:
+    """``The last 3 of 12 emails received, newest first.`` (the panel says it too)."""
+    shown = min(CAMPAIGNS_SHOWN, len(profile.campaigns))
+    return nt("The last {shown} of {n} email received, newest first.",
+              "The last {shown} of {n} emails received, newest first.", len(profile.campaigns), shown=shown)
+
+
 def _activity_section(profile: Profile) -> None:
-    st.subheader("Activity")
+    st.subheader(t("Activity"))
     figures = activity_figures(profile.activity)
     for column, fig in zip(st.columns(len(figures)), figures, strict=True):
         column.metric(fig.label, fig.value, help=fig.help, border=True)

@@ -23,9 +23,12 @@ import os
 import streamlit as st
 
 from cmlib import config, diagnostics, runtime, urls
+from cmlib import lazy_text as later
 from cmlib.cache import DEFAULT_EXPIRY
 from cmlib.diagnostics import ConnectionReport, Problem
 from cmlib.errors import CMError
+from cmlib.i18n import N_, format_number, format_percent, t
+from cmlib.lazy_text import text_of
 from cmlib.timezones import format_time
 from ui import access
 from ui.connection import get_connection, reset_connections
@@ -62,20 +65,21 @@ REFUSE_SAVE = {Problem.MISSING_KEY, Problem.MISSING_CLIENT_ID, Problem.BAD_URL, 
                Problem.INVALID_KEY, Problem.CLIENT_NOT_FOUND, Problem.OAUTH, Problem.AUTH_OTHER,
                Problem.UNEXPECTED}
 
+# Message ids, translated where shown.
 SOURCE_LABELS: dict[config.CredentialSource, str] = {
-    config.CredentialSource.ENV: "environment variables (CM_API_KEY, CM_CLIENT_ID, CM_API_URL)",
-    config.CredentialSource.SECRETS: "secrets.toml (the [campaign_monitor] section of .streamlit/secrets.toml)",
+    config.CredentialSource.ENV: N_("environment variables (CM_API_KEY, CM_CLIENT_ID, CM_API_URL)"),
+    config.CredentialSource.SECRETS: N_("secrets.toml (the [campaign_monitor] section of .streamlit/secrets.toml)"),
 }
 
 EXPIRY_LABELS = {
-    "clients": "Clients and client details",
-    "lists": "Lists of the client",
-    "list_details": "List settings",
-    "campaigns": "Sent campaigns",
-    "suppressionlist": "Suppression list",
-    "listsforemail": "Lists of an address",
-    "subscriber": "Subscriber details",
-    "history": "Subscriber history",
+    "clients": N_("Clients and client details"),
+    "lists": N_("Lists of the client"),
+    "list_details": N_("List settings"),
+    "campaigns": N_("Sent campaigns"),
+    "suppressionlist": N_("Suppression list"),
+    "listsforemail": N_("Lists of an address"),
+    "subscriber": N_("Subscriber details"),
+    "history": N_("Subscriber history"),
 }
 
 
@@ -171,24 +175,27 @@ def _on_test_managed() -> None:
 def _on_save() -> None:
     url = _entered_url()
     choice = _check_before_sending(url)
+    # Flashes are kept as LazyTexts and said in the reader's language when shown.
     if isinstance(choice, ConnectionReport):
         refused = choice
         st.session_state.pop(K_REPORT, None)
-        text = refused.message if refused.problem is not Problem.MISSING_KEY else "enter an API key."
-        st.session_state[K_FLASH] = ("error", f"Not saved: {text}")
+        if refused.problem is Problem.MISSING_KEY:
+            st.session_state[K_FLASH] = ("error", later.t("Not saved: enter an API key."))
+        else:
+            st.session_state[K_FLASH] = ("error", later.t("Not saved: {reason}", reason=refused.message))
         return
     key = choice.api_key
     client_id = _entered_client(key)
     report = diagnostics.check_connection(key, client_id, url)
     _remember(report, key)
     if report.problem in REFUSE_SAVE:
-        st.session_state[K_FLASH] = ("error", f"Not saved. {report.message}")
+        st.session_state[K_FLASH] = ("error", later.t("Not saved. {reason}", reason=report.message))
         return
     client_id = report.client_id or client_id
     try:
         config.SettingsStore().save_credentials(key, client_id, url)  # the key and its one URL, together
     except CMError as err:
-        st.session_state[K_FLASH] = ("error", f"Not saved: {err.message}")
+        st.session_state[K_FLASH] = ("error", later.t("Not saved: {reason}", reason=err))
         return
     st.session_state[K_KEY] = ""  # the key never goes back to the browser
     st.session_state[K_URL] = urls.normalize_api_url(url) or url
@@ -199,10 +206,11 @@ def _on_save() -> None:
              config.mask_key(key), urls.display_url(url))
     masked = config.mask_key(key)
     if report.ok:
-        st.session_state[K_FLASH] = ("success", f"Saved. Every user of this app now uses client {client_id} "
-                                                f"with key {masked}.")
+        st.session_state[K_FLASH] = ("success", later.t("Saved. Every user of this app now uses client {client} "
+                                                        "with key {key}.", client=client_id, key=masked))
     else:
-        st.session_state[K_FLASH] = ("warning", f"Saved, but the connection could not be verified: {report.message}")
+        st.session_state[K_FLASH] = ("warning", later.t("Saved, but the connection could not be verified: {reason}",
+                                                        reason=report.message))
 
 
 def _ask_forget() -> None:
@@ -222,14 +230,16 @@ def _on_forget() -> None:
     reset_connections()
     st.cache_data.clear()
     log.info("saved credentials forgotten by %s", current_user())
-    st.session_state[K_FLASH] = ("success", "The saved credentials were removed.")
+    st.session_state[K_FLASH] = ("success", later.t("The saved credentials were removed."))
 
 
 # ---------------------------------------------------------------------------- rendering
 
 
 def _show(level: str, text: str) -> None:
-    {"success": st.success, "warning": st.warning, "error": st.error, "info": st.info}[level](md_escape(text))
+    """``text`` (a LazyText from cmlib or a flash: said in the reader's language) escaped as markdown."""
+    {"success": st.success, "warning": st.warning, "error": st.error, "info": st.info}[level](
+        md_escape(text_of(text)))
 
 
 def _show_report(report: ConnectionReport) -> None:
@@ -237,58 +247,62 @@ def _show_report(report: ConnectionReport) -> None:
         _show("success", report.message)
         details = report.client
         rows = {
-            "Company": details.company_name if details else "",
-            "Client ID": report.client_id,
-            "Country": details.country if details else "",
-            "Client's time zone (Campaign Monitor)": details.time_zone if details else "",
-            "Times on this dashboard": zone_choice(browser_time_zone(),
-                                                   details.time_zone if details else None).explain(),
-            "Lists": str(report.list_count),
-            "Latency": f"{report.latency_ms:.0f} ms" if report.latency_ms is not None else "",
+            t("Company"): details.company_name if details else "",
+            t("Client ID"): report.client_id,
+            t("Country"): details.country if details else "",
+            t("Client's time zone (Campaign Monitor)"): details.time_zone if details else "",
+            t("Times on this dashboard"): zone_choice(browser_time_zone(),
+                                                      details.time_zone if details else None).explain(),
+            t("Lists"): format_number(report.list_count) if report.list_count is not None else "",
+            t("Latency"): _ms(report.latency_ms) if report.latency_ms is not None else "",
         }
-        st.dataframe([{"Detail": k, "Value": plain(v)} for k, v in rows.items()], hide_index=True)
+        st.dataframe([{t("Detail"): k, t("Value"): plain(v)} for k, v in rows.items()], hide_index=True)
     elif report.problem is Problem.MISSING_CLIENT_ID and report.clients:
         _show("info", report.message)
     else:
         _show("error", report.message)
 
 
+def _ms(value: float) -> str:
+    return t("{ms} ms", ms=format_number(round(value)))
+
+
 def _identity_section() -> bool:
     """Who is signed in (Streamlit OIDC). False when login is configured but nobody is signed in."""
     if not access.auth_configured():
         return True
-    st.subheader("Signed in", anchor=False)
+    st.subheader(t("Signed in"), anchor=False)
     if access.is_logged_in():
-        st.markdown("Signed in as " + md_escape(current_user()))
-        st.button("Log out", key="settings_logout", on_click=st.logout, icon=":material/logout:")
+        st.markdown(t("Signed in as {user}", user=md_escape(current_user())))
+        st.button(t("Log out"), key="settings_logout", on_click=st.logout, icon=":material/logout:")
         return True
-    access.login_prompt("This deployment uses single sign-on. Log in to change settings, so changes carry "
-                        "your name.", "settings")
+    access.login_prompt(t("This deployment uses single sign-on. Log in to change settings, so changes carry "
+                          "your name."), "settings")
     return False
 
 
 def _demo_notice() -> None:
-    st.info(
+    st.info(t(
         "The app is showing **demo data** from the local sandbox: no Campaign Monitor account is "
         "connected. To connect a real account, do one of these:\n"
         "- set the environment variables `CM_API_KEY` and `CM_CLIENT_ID` (and `CM_API_URL` if needed);\n"
         "- add `api_key` and `client_id` to a `[campaign_monitor]` section in `.streamlit/secrets.toml`;\n"
         "- or enter them in the form below (an admin does this once, for every user of this app)."
-    )
+    ))
 
 
 def _managed_section(creds: config.Credentials) -> None:
-    st.info(f"Managed by the environment: the credentials come from {SOURCE_LABELS[creds.source]}. "
-            "They are read-only here; change them where they are set and restart the app.")
-    st.text_input("API key", value=creds.masked_key, disabled=True, key="settings_managed_key")
-    st.text_input("Client ID", value=creds.client_id, disabled=True, key="settings_managed_client")
-    st.text_input("API URL", value=creds.api_url, disabled=True, key="settings_managed_url")
+    st.info(t("Managed by the environment: the credentials come from {source}. They are read-only here; change "
+              "them where they are set and restart the app.", source=t(SOURCE_LABELS[creds.source])))
+    st.text_input(t("API key"), value=creds.masked_key, disabled=True, key="settings_managed_key")
+    st.text_input(t("Client ID"), value=creds.client_id, disabled=True, key="settings_managed_client")
+    st.text_input(t("API URL"), value=creds.api_url, disabled=True, key="settings_managed_url")
     note = config.ignored_env_url(creds)
     if note:
-        st.caption(md_escape(note))
+        st.caption(md_escape(text_of(note)))
     if config.SettingsStore().load().get("api_key"):
-        st.caption("Credentials saved earlier on this page are ignored while the environment provides them.")
-    st.button("Test connection", key="settings_test_managed", on_click=_on_test_managed,
+        st.caption(t("Credentials saved earlier on this page are ignored while the environment provides them."))
+    st.button(t("Test connection"), key="settings_test_managed", on_click=_on_test_managed,
               icon=":material/network_check:")
 
 
@@ -296,12 +310,12 @@ def _editable_section(saved: dict) -> None:
     pair = config.SettingsStore().saved_credentials()
     saved_key = pair.api_key if pair else ""
     if pair:
-        st.markdown(f"Using the credentials saved on this page: key `{md_escape(pair.masked_key)}`, "
-                    f"client `{md_escape(pair.client_id)}`, "
-                    f"for the API URL {md_escape(urls.display_url(pair.api_url, 80))} only.")
+        st.markdown(t("Using the credentials saved on this page: key `{key}`, client `{client}`, for the API URL "
+                      "{url} only.", key=md_escape(pair.masked_key), client=md_escape(pair.client_id),
+                      url=md_escape(urls.display_url(pair.api_url, 80))))
         note = config.ignored_env_url(pair)
         if note:
-            st.caption(md_escape(note))
+            st.caption(md_escape(text_of(note)))
     else:
         _demo_notice()
 
@@ -315,45 +329,46 @@ def _editable_section(saved: dict) -> None:
     # Enter in a field presses the form's first button, Test connection: it saves nothing.
     with st.form(CREDENTIALS_FORM, enter_to_submit=True):
         st.text_input(
-            "API key", type="password", key=K_KEY, autocomplete="off",
-            placeholder=(f"Saved key {config.mask_key(saved_key)}: leave empty to keep it (for its own API URL only)"
+            t("API key"), type="password", key=K_KEY, autocomplete="off",
+            placeholder=(t("Saved key {key}: leave empty to keep it (for its own API URL only)",
+                           key=config.mask_key(saved_key))
                          if saved_key
-                         else "Paste the API key"),
+                         else t("Paste the API key")),
         )
         # Help as captions, not help icons: each icon is a stop in the Tab order before its field.
-        st.caption("Campaign Monitor → Account settings → API keys. Stored on the server only; never shown "
-                   "again.")
+        st.caption(t("Campaign Monitor → Account settings → API keys. Stored on the server only; never shown "
+                     "again."))
         key = _entered_key()
         clients = _known_clients(key)
         if clients:
             names = dict(clients)
-            st.selectbox("Client", options=[cid for cid, _ in clients], index=None, key=K_CLIENT_CHOICE,
+            st.selectbox(t("Client"), options=[cid for cid, _ in clients], index=None, key=K_CLIENT_CHOICE,
                          format_func=lambda cid: f"{plain(names.get(cid, ''))} ({cid})",
-                         placeholder="Choose a client")
-            st.caption("The clients this key can see.")
+                         placeholder=t("Choose a client"))
+            st.caption(t("The clients this key can see."))
         else:
-            st.text_input("Client ID", key=K_CLIENT_ID)
-            st.caption("Campaign Monitor → client → Client settings → API keys. Leave empty and press Test "
-                       "connection to choose from the clients an account-level key sees.")
-        with st.expander("API URL (advanced)"):
-            st.text_input("API URL", key=K_URL)
+            st.text_input(t("Client ID"), key=K_CLIENT_ID)
+            st.caption(t("Campaign Monitor → client → Client settings → API keys. Leave empty and press Test "
+                         "connection to choose from the clients an account-level key sees."))
+        with st.expander(t("API URL (advanced)")):
+            st.text_input(t("API URL"), key=K_URL)
             # the URL as code, not an autolink: a link would be a Tab stop between the field and the buttons
-            st.caption(f"Default `{config.DEFAULT_API_URL}`. The saved key is only sent to the URL it was saved "
-                       "with: to test or save another URL, type the key again.")
-        st.caption("Enter tests the connection; nothing is saved until you press Save.")
+            st.caption(t("Default `{url}`. The saved key is only sent to the URL it was saved with: to test or save "
+                         "another URL, type the key again.", url=config.DEFAULT_API_URL))
+        st.caption(t("Enter tests the connection; nothing is saved until you press Save."))
         c1, c2, c3 = st.columns(3)
-        c1.form_submit_button("Test connection", key="settings_test", on_click=_on_test,
+        c1.form_submit_button(t("Test connection"), key="settings_test", on_click=_on_test,
                               icon=":material/network_check:")
-        c2.form_submit_button("Save", key="settings_save", on_click=_on_save, type="primary",
+        c2.form_submit_button(t("Save"), key="settings_save", on_click=_on_save, type="primary",
                               icon=":material/save:")
-        c3.form_submit_button("Forget credentials", key="settings_forget", on_click=_ask_forget,
+        c3.form_submit_button(t("Forget credentials"), key="settings_forget", on_click=_ask_forget,
                               disabled=not saved_key, icon=":material/delete:")
     if st.session_state.get(K_CONFIRM_FORGET) and saved_key:
-        st.warning("Remove the saved key and client ID for every user of this app? "
-                   "The app goes back to demo data unless the environment provides credentials.")
+        st.warning(t("Remove the saved key and client ID for every user of this app? "
+                     "The app goes back to demo data unless the environment provides credentials."))
         d1, d2 = st.columns(2)
-        d1.button("Yes, forget them", key="settings_forget_confirm", on_click=_on_forget, type="primary")
-        d2.button("Cancel", key="settings_forget_cancel", on_click=_cancel_forget)
+        d1.button(t("Yes, forget them"), key="settings_forget_confirm", on_click=_on_forget, type="primary")
+        d2.button(t("Cancel"), key="settings_forget_cancel", on_click=_cancel_forget)
 
 
 def _hide_key_reveal() -> None:
@@ -361,7 +376,7 @@ def _hide_key_reveal() -> None:
 
 
 def _credentials_section() -> None:
-    st.header("Credentials", anchor=False)
+    st.header(t("Credentials"), anchor=False)
     creds = config.resolve_credentials()
     if creds is not None and creds.source in SOURCE_LABELS:
         _managed_section(creds)
@@ -376,58 +391,59 @@ def _credentials_section() -> None:
 
 
 def _cache_section(conn: runtime.Connection) -> None:
-    st.header("Cache", anchor=False)
+    st.header(t("Cache"), anchor=False)
     info = diagnostics.cache_info(conn.client)
     c1, c2 = st.columns(2)
-    c1.metric("Backend", info.backend if info.enabled else "off")
-    c2.metric("Size on disk", info.describe_size())
+    c1.metric(t("Backend"), info.backend if info.enabled else t("off"))
+    c2.metric(t("Size on disk"), info.describe_size())
     if os.environ.get("CM_CACHE_BACKEND"):
-        st.caption("The backend is set by the CM_CACHE_BACKEND environment variable.")
+        st.caption(t("The backend is set by the CM_CACHE_BACKEND environment variable."))
 
     current = runtime.cache_settings().expiry
     with st.form("settings_cache_expiry"):
-        st.markdown("**How long answers are reused** (seconds; 0 = always ask the API)")
+        st.markdown(t("**How long answers are reused** (seconds; 0 = always ask the API)"))
         cols = st.columns(2)
         for i, name in enumerate(DEFAULT_EXPIRY):  # the default in the label: a help icon is a Tab stop
-            cols[i % 2].number_input(f"{EXPIRY_LABELS.get(name, name)} (default {DEFAULT_EXPIRY[name]} s)",
+            cols[i % 2].number_input(t("{what} (default {seconds} s)", what=t(EXPIRY_LABELS.get(name, name)),
+                                       seconds=str(DEFAULT_EXPIRY[name])),
                                      min_value=0, max_value=86400, step=10,
                                      value=int(current.get(name, DEFAULT_EXPIRY[name])),
                                      key=f"settings_expiry_{name}")
-        saved_expiry = st.form_submit_button("Save expiry times")
+        saved_expiry = st.form_submit_button(t("Save expiry times"))
     if saved_expiry:
         values = {name: st.session_state.get(f"settings_expiry_{name}") for name in DEFAULT_EXPIRY}
         clean, errors = diagnostics.validate_expiry(values)
         if errors:
-            st.error(md_escape("Not saved: " + "; ".join(errors)))
+            st.error(md_escape(t("Not saved: {reasons}", reasons="; ".join(text_of(e) for e in errors))))
         else:
             config.SettingsStore().update(cache_expiry=clean)
             reset_connections()
-            st.session_state[K_CACHE_FLASH] = "Expiry times saved; they apply from the next request."
+            st.session_state[K_CACHE_FLASH] = later.t("Expiry times saved; they apply from the next request.")
             st.rerun()
 
     b1, b2 = st.columns(2)
-    if b1.button("Clear cache", key="settings_clear_cache", disabled=not info.enabled, icon=":material/mop:"):
+    if b1.button(t("Clear cache"), key="settings_clear_cache", disabled=not info.enabled, icon=":material/mop:"):
         conn.client.clear_cache()
         st.cache_data.clear()
         log.info("HTTP cache cleared by %s", current_user())
-        st.session_state[K_CACHE_FLASH] = "Cache cleared: the next lookups ask the API."
+        st.session_state[K_CACHE_FLASH] = later.t("Cache cleared: the next lookups ask the API.")
         st.rerun()
-    if b2.button("Reset expiry times to defaults", key="settings_reset_expiry"):
+    if b2.button(t("Reset expiry times to defaults"), key="settings_reset_expiry"):
         config.SettingsStore().update(cache_expiry=None)
         for name in DEFAULT_EXPIRY:
             st.session_state.pop(f"settings_expiry_{name}", None)
         reset_connections()
-        st.session_state[K_CACHE_FLASH] = "Expiry times reset to the defaults."
+        st.session_state[K_CACHE_FLASH] = later.t("Expiry times reset to the defaults.")
         st.rerun()
     flash = st.session_state.pop(K_CACHE_FLASH, None)
     if flash:
-        st.success(flash)
+        st.success(text_of(flash))
 
 
 def _health_section(conn: runtime.Connection) -> None:
-    st.header("Health", anchor=False)
-    if st.button("Check the API now", key="settings_health_check", icon=":material/monitor_heart:"):
-        with st.spinner("Asking the API…"):
+    st.header(t("Health"), anchor=False)
+    if st.button(t("Check the API now"), key="settings_health_check", icon=":material/monitor_heart:"):
+        with st.spinner(t("Asking the API…")):
             st.session_state[K_HEALTH] = diagnostics.health(conn.client, conn.client_id, is_demo=conn.is_demo)
     report = st.session_state.get(K_HEALTH)
     last = conn.client.last_call
@@ -438,40 +454,43 @@ def _health_section(conn: runtime.Connection) -> None:
 
     c1, c2 = st.columns(2)
     c3, c4 = st.columns(2)
-    c1.metric("Account", "Demo (sandbox)" if conn.is_demo else "Real account")
-    c2.metric("API", "not checked" if report is None else ("reachable" if report.reachable else "unreachable"))
+    c1.metric(t("Account"), t("Demo (sandbox)") if conn.is_demo else t("Real account"))
+    c2.metric(t("API"), t("not checked") if report is None
+              else (t("reachable") if report.reachable else t("unreachable")))
     # What used to be help icons is written out: an icon is a Tab stop of its own.
-    c3.metric("Last call", f"{last.latency_ms:.0f} ms" if last else "none yet")
+    c3.metric(t("Last call"), _ms(last.latency_ms) if last else t("none yet"))
     if last:
-        c3.caption(md_escape(f"{last.endpoint}{' (from cache)' if last.from_cache else ''}"))
+        c3.caption(md_escape(t("{endpoint} (from cache)", endpoint=last.endpoint) if last.from_cache
+                             else last.endpoint))
     fraction = headroom.fraction_left if headroom else None
-    c4.metric("Rate-limit headroom", f"{fraction:.0%}" if fraction is not None else "not reported")
-    c4.caption("From the API's X-RateLimit headers on the last response that had them.")
+    c4.metric(t("Rate-limit headroom"), format_percent(fraction) if fraction is not None else t("not reported"))
+    c4.caption(t("From the API's X-RateLimit headers on the last response that had them."))
     if headroom is not None:
-        st.caption(md_escape(f"Rate limit: {headroom.describe()}"))
+        st.caption(md_escape(t("Rate limit: {figures}", figures=headroom.describe())))
     choice = display_zone(conn)
     if report is not None:
         _show("success" if report.reachable else "error",
-              f"{report.message} Checked at {format_time(report.checked_at, choice.zone, fmt=CHECKED_FORMAT)}.")
+              t("{result} Checked at {time}.", result=text_of(report.message),
+                time=format_time(report.checked_at, choice.zone, fmt=CHECKED_FORMAT)))
     st.caption(md_escape(choice.explain()))
-    st.caption(f"Requests sent by this server's client so far: {conn.client.calls_made}.")
+    st.caption(t("Requests sent by this server's client so far: {n}.", n=conn.client.calls_made))
 
 
 def render_settings_page() -> None:
-    st.title("Settings")
+    st.title(t("Settings"))
     if not _identity_section():
         st.stop()
-    if not access.require_admin("the Settings page"):
+    if not access.require_admin(t("the Settings page")):
         st.stop()
     if access.admin_configured():
-        st.button("Lock admin actions", key="settings_lock", on_click=access.lock, icon=":material/lock:",
-                  help="Ask for the admin password again in this session.")
+        st.button(t("Lock admin actions"), key="settings_lock", on_click=access.lock, icon=":material/lock:",
+                  help=t("Ask for the admin password again in this session."))
     _credentials_section()
     try:
         conn = get_connection()
     except CMError as err:  # e.g. an API URL in the environment that the key must not go to
-        st.header("Health", anchor=False)
-        _show("error", f"Cannot connect to Campaign Monitor: {err.reason}")
+        st.header(t("Health"), anchor=False)
+        _show("error", t("Cannot connect to Campaign Monitor: {reason}", reason=err.describe()))
         return
     _health_section(conn)
     _cache_section(conn)

@@ -33,16 +33,25 @@ reached Campaign Monitor the dialog stays as it was -- the ticks are kept, the t
 not refetched (with the API silent a refetch would replace the tab, and this dialog, by "lookup
 failed") -- so Save changes and Apply again is all it takes once the API answers. A refetch is
 asked for through ``ui.state.request_refresh``, the one channel to the view showing the address.
+
+Language: the dialog speaks the session's language (``cmlib.i18n.t``), its title included (so it
+is built per run, not by a decorator at import). The plan's and the report's sentences come from
+``cmlib.subscriptions`` as lazy texts, said here with ``text_of``: the audit rows made from the
+same verdicts stay English. Values from Campaign Monitor (list names, its error messages) and what
+the operator typed are shown as they are; consent options are drawn translated, sent as the API's.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import streamlit as st
 
 from cmlib.audit import ActorSource, AuditLog, Outcome, configured_secrets
-from cmlib.errors import CMError
+from cmlib.errors import CMError, describe
+from cmlib.i18n import N_, Language, current_language, nt, t
+from cmlib.lazy_text import text_of
 from cmlib.lookup import CASE_NO_LISTS, Profile
 from cmlib.runtime import Connection
 from cmlib.subscriptions import (
@@ -74,7 +83,8 @@ from ui.identity import MAX_NAME, Actor, acting, remember_in_browser, set_typed_
 from ui.state import APPLIED_PLANS, SUBSCRIPTION_DIALOG, request_refresh
 from ui.text import md_escape
 
-CONSENT_OPTIONS = (CONSENT_UNCHANGED, "Yes", "No")
+CONSENT_OPTIONS = (CONSENT_UNCHANGED, "Yes", "No")  # the API's ConsentToTrack values (sent as they are)
+CONSENT_WORDS = {CONSENT_UNCHANGED: N_("Unchanged"), "Yes": N_("Yes"), "No": N_("No")}
 NAME_PROMPT_KEY = "subs_operator_name"  # "who is acting?" in the review, when nobody is known
 
 
@@ -160,12 +170,12 @@ def _entry(conn: Connection, profile: Profile) -> None:
     email = profile.email
     if profile.case == CASE_NO_LISTS:
         # A suppressed address is not an easy add (the tab says why up front): no primary button.
-        st.button("Subscribe to lists…", key=button_key("open", email),
+        st.button(t("Subscribe to lists…"), key=button_key("open", email),
                   type="secondary" if profile.suppression is not None else "primary",
                   on_click=_open, args=(email,), icon=":material/person_add:",
-                  help="This address is on no list of the client: choose lists to add it to.")
+                  help=t("This address is on no list of the client: choose lists to add it to."))
     else:
-        st.button("Manage subscriptions", key=button_key("open", email), on_click=_open, args=(email,),
+        st.button(t("Manage subscriptions"), key=button_key("open", email), on_click=_open, args=(email,),
                   icon=":material/checklist:")
     flagged = st.session_state.get(SUBSCRIPTION_DIALOG)
     if flagged and flagged.lower() == email.lower():
@@ -190,8 +200,12 @@ def close_dialog() -> None:
             request_refresh(email)
 
 
-@st.dialog("Manage subscriptions", width="large", on_dismiss=close_dialog)
 def _dialog(conn: Connection, email: str, profile: Profile | None = None) -> None:
+    """The dialog, titled in the session's language (a decorator's title would be fixed at import)."""
+    st.dialog(t("Manage subscriptions"), width="large", on_dismiss=close_dialog)(_dialog_body)(conn, email, profile)
+
+
+def _dialog_body(conn: Connection, email: str, profile: Profile | None = None) -> None:
     flagged = st.session_state.get(SUBSCRIPTION_DIALOG)
     if not flagged or flagged.lower() != email.lower():
         # The flag was cleared (closed meanwhile, e.g. by its X in another run); only a full rerun closes a dialog.
@@ -240,8 +254,8 @@ def _on_reset(email: str) -> None:
     ed.report = None
     ed.rebased = None
     _init_ticks(ed)
-    ed.flash.append(("info", f"Every checkbox is back to the states read from Campaign Monitor at "
-                             f"{_clock_time(ed.snapshot.taken_at)}."))
+    ed.flash.append(("info", t("Every checkbox is back to the states read from Campaign Monitor at {time}.",
+                               time=_clock_time(ed.snapshot.taken_at))))
 
 
 def _set_plan(ed: EditorState, plan: Plan) -> None:
@@ -249,7 +263,7 @@ def _set_plan(ed: EditorState, plan: Plan) -> None:
     ed.rebased = None
     if plan.is_empty:
         ed.plan = None
-        ed.flash.append(("info", "Nothing to change: the ticks match the current subscriptions."))
+        ed.flash.append(("info", t("Nothing to change: the ticks match the current subscriptions.")))
     else:
         ed.plan = plan
 
@@ -287,11 +301,12 @@ def render_editor(conn: Connection, email: str, profile: Profile | None = None) 
     ed: EditorState | None = st.session_state.get(key)
     if ed is None:
         try:
-            with st.spinner("Reading the current subscriptions…"):
+            with st.spinner(t("Reading the current subscriptions…")):
                 ed = _load(conn, email, profile)
         except CMError as err:
-            st.error(md_escape(f"Could not read the subscriptions of {email}: {err.reason}. Nothing was changed."))
-            st.button("Try again", key=button_key("retry", email))  # closing: the dialog's own X (or Escape)
+            st.error(md_escape(t("Could not read the subscriptions of {email}: {reason}. Nothing was changed.",
+                                 email=email, reason=describe(err))))
+            st.button(t("Try again"), key=button_key("retry", email))  # closing: the dialog's own X (or Escape)
             return
         st.session_state[key] = ed
         _init_ticks(ed)
@@ -306,16 +321,17 @@ def render_editor(conn: Connection, email: str, profile: Profile | None = None) 
 
     snap = ed.snapshot
     if not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()) and not ed.plan:
-        st.caption("Not subscribed to any list: tick the lists to add the address to, then Save changes.")
+        st.caption(t("Not subscribed to any list: tick the lists to add the address to, then Save changes."))
     if snap.source == SnapshotSource.LOOKUP:
-        st.caption(f"States as of {_clock_time(snap.taken_at)}, from the lookup; re-read before any change is written.")
+        st.caption(t("States as of {time}, from the lookup; re-read before any change is written.",
+                     time=_clock_time(snap.taken_at)))
     else:
-        st.caption(f"States as of {_clock_time(snap.taken_at)}, read fresh from Campaign Monitor.")
+        st.caption(t("States as of {time}, read fresh from Campaign Monitor.", time=_clock_time(snap.taken_at)))
     _render_form(ed)
     c1, c2 = st.columns(2)
-    c1.button("Reset to original values", key=button_key("reset", email), on_click=_on_reset, args=(email,),
-              icon=":material/undo:", help="Put every checkbox back to the states read from Campaign Monitor.")
-    c2.button("Unsubscribe from all lists", key=button_key("unsub_all", email), on_click=_on_unsubscribe_all,
+    c1.button(t("Reset to original values"), key=button_key("reset", email), on_click=_on_reset, args=(email,),
+              icon=":material/undo:", help=t("Put every checkbox back to the states read from Campaign Monitor."))
+    c2.button(t("Unsubscribe from all lists"), key=button_key("unsub_all", email), on_click=_on_unsubscribe_all,
               args=(email,), icon=":material/unsubscribe:",
               disabled=ed.plan is not None or not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()))
     if ed.plan is not None:
@@ -328,7 +344,7 @@ def _render_form(ed: EditorState) -> None:
     # saving again replaces it.
     with st.form(f"subs_form|{ed.email.lower()}|{ed.gen}", border=True):
         if not ed.lists and not ed.snapshot.states:
-            st.info("This client has no lists.")
+            st.info(t("This client has no lists."))
         for lid in ed.all_list_ids():
             li = ed.info(lid)
             state = ed.snapshot.state_of(lid)
@@ -339,18 +355,18 @@ def _render_form(ed: EditorState) -> None:
                 if state:
                     render_state_badge(state)
                 else:
-                    st.caption(NOT_ON_LIST)
+                    st.caption(t(NOT_ON_LIST))
             with c3:
                 bits = []
                 if li.unsubscribes_from_all:
-                    bits.append("unsubscribe leaves ALL lists")
+                    bits.append(t("unsubscribe leaves ALL lists"))
                 if li.confirmed_opt_in:
-                    bits.append("confirmed opt-in")
+                    bits.append(t("confirmed opt-in"))
                 if li.problem:
-                    bits.append("settings unknown")
+                    bits.append(t("settings unknown"))
                 if bits:
                     st.caption(md_escape(" · ".join(bits)))
-        st.form_submit_button("Save changes", type="primary", key=button_key("save", ed.email),
+        st.form_submit_button(t("Save changes"), type="primary", key=button_key("save", ed.email),
                               on_click=_on_save, args=(ed.email,))
 
 
@@ -360,43 +376,42 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
     token = plan.token
     with st.container(border=True):
         # Focused when it appears (ui.a11y): a keyboard or screen-reader user is told the plan is here.
-        announce_heading("Review the change", step=f"review-{token}")
-        st.info(md_escape("Plan: " + plan.describe()))
-        st.caption("This is the plan for the ticks as saved. To change it, change the ticks and Save again.")
+        announce_heading(t("Review the change"), step=f"review-{token}")
+        st.info(md_escape(t("Plan: {plan}", plan=plan.describe())))
+        st.caption(t("This is the plan for the ticks as saved. To change it, change the ticks and Save again."))
         confirmed: set[str] = set()
         for w in plan.warnings:
-            st.warning(md_escape(w.message))
-            if w.needs_confirmation and st.checkbox("I understand", key=confirm_key(token, w.key)):
+            st.warning(md_escape(text_of(w.message)))
+            if w.needs_confirmation and st.checkbox(t("I understand"), key=confirm_key(token, w.key)):
                 confirmed.add(w.key)
         for n in plan.notes:
-            st.caption(md_escape(n))
-        label = ("Reason (required — e.g. the ticket number)" if plan.needs_reason
-                 else "Reason (optional, for the audit log)")
+            st.caption(md_escape(text_of(n)))
+        label = (t("Reason (required — e.g. the ticket number)") if plan.needs_reason
+                 else t("Reason (optional, for the audit log)"))
         actor = _render_actor(conn)
         reason = st.text_input(label, key=reason_key(token), max_chars=500)
         consent = CONSENT_UNCHANGED
         if plan.needs_consent:
-            consent = st.radio("Consent to track for the new subscription", CONSENT_OPTIONS, index=0,
-                               horizontal=True, key=consent_key(token),
-                               help="Sent as ConsentToTrack. Unchanged keeps what Campaign Monitor has.")
+            consent = st.radio(t("Consent to track for the new subscription"), CONSENT_OPTIONS, index=0,
+                               horizontal=True, key=consent_key(token), format_func=_consent_word(current_language()),
+                               help=t("Sent as ConsentToTrack. Unchanged keeps what Campaign Monitor has."))
         applied = token in st.session_state.setdefault(APPLIED_PLANS, set())
         missing = plan.missing(confirmed, reason or "")
         if actor is None:
-            missing.insert(0, "your name is given (who is acting, for the audit log)")
+            missing.insert(0, t("your name is given (who is acting, for the audit log)"))
         # The same check apply_plan makes before sending anything, said before Apply is pressed.
         leaks = audit_log(conn).find_secrets({"reason": reason or "", "operator_name": actor.name if actor else ""})
         for leak in leaks:
-            what = leak.describe()
-            st.error(md_escape(what[:1].upper() + what[1:] + ": remove it. Credentials never go into a reason, "
-                               "an operator name or the audit log."), icon=":material/key_off:")
-            missing.append(f"the {leak.field.replace('_', ' ')} no longer contains {leak.label}")
-        allowed = require_admin("subscription changes")
+            words = {"field": leak.field.replace("_", " "), "secret": t(leak.label)}
+            st.error(md_escape(t(_CONTAINS.get(leak.field, _CONTAINS[""]), **words)), icon=":material/key_off:")
+            missing.append(t(_NO_LONGER_CONTAINS.get(leak.field, _NO_LONGER_CONTAINS[""]), **words))
+        allowed = require_admin(t("subscription changes"))
         if missing:
-            st.caption(md_escape("Apply is enabled once: " + "; ".join(missing) + "."))
+            st.caption(md_escape(t("Apply is enabled once: {missing}.", missing="; ".join(missing))))
         c1, c2 = st.columns(2)
-        clicked = c1.button("Apply", type="primary", key=apply_key(token),
+        clicked = c1.button(t("Apply"), type="primary", key=apply_key(token),
                             disabled=bool(missing) or applied or not allowed, icon=":material/check:")
-        c2.button("Change selection", key=button_key("back", ed.email), on_click=_on_back, args=(ed.email,),
+        c2.button(t("Change selection"), key=button_key("back", ed.email), on_click=_on_back, args=(ed.email,),
                   disabled=applied)
     if clicked and allowed and not applied and actor is not None and not missing:
         options = ApplyOptions(actor=actor.name, actor_source=actor.source, reason=reason or "",
@@ -404,12 +419,34 @@ def _render_review(conn: Connection, ed: EditorState) -> None:
         _apply(conn, ed, plan, options)
 
 
+def _consent_word(lang: Language) -> Callable[[str], str]:
+    """How a consent option reads in ``lang`` (the API's value is what is sent); bound to the run's
+    language, so the options read the same wherever they are formatted."""
+    return lambda value: t(CONSENT_WORDS.get(value, value), lang=lang)
+
+
+# A text holding a credential, per field, and what "Apply is enabled once: …" then waits for (the
+# credential's label, "the API key", is cmlib.audit_secrets' words).
+_CONTAINS = {
+    "reason": N_("The reason contains {secret}: remove it. Credentials never go into a reason, an operator name "
+                 "or the audit log."),
+    "operator_name": N_("The operator name contains {secret}: remove it. Credentials never go into a reason, an "
+                        "operator name or the audit log."),
+    "": N_("The {field} contains {secret}: remove it. Credentials never go into a reason, an operator name or the "
+           "audit log."),
+}
+_NO_LONGER_CONTAINS = {
+    "reason": N_("the reason no longer contains {secret}"),
+    "operator_name": N_("the operator name no longer contains {secret}"),
+    "": N_("the {field} no longer contains {secret}"),
+}
+
 # Where a name holding a credential came from, and so where to fix it (the name itself is never shown).
 _CREDENTIAL_IN_NAME: dict[ActorSource | None, str] = {
-    ActorSource.TYPED: "the name given holds a credential — change it in the sidebar.",
-    ActorSource.HELPDESK_LINK: ("the name from the helpdesk link holds a credential — fix the operator= part "
-                                "of the panel URL in the helpdesk."),
-    None: "the name given holds a credential — it cannot be recorded.",
+    ActorSource.TYPED: N_("the name given holds a credential — change it in the sidebar."),
+    ActorSource.HELPDESK_LINK: N_("the name from the helpdesk link holds a credential — fix the operator= part "
+                                  "of the panel URL in the helpdesk."),
+    None: N_("the name given holds a credential — it cannot be recorded."),
 }
 
 
@@ -418,18 +455,21 @@ def _render_actor(conn: Connection) -> Actor | None:
     the name is remembered in this browser and shows in the sidebar from then on)."""
     actor = acting()
     if actor is None:
-        st.text_input("Your name (who is acting, for the audit log)", key=NAME_PROMPT_KEY, max_chars=MAX_NAME,
-                      on_change=_on_name_given, placeholder="e.g. Dana from support",
-                      help="Asked once: this browser remembers it, in new tabs and links too. "
-                           "Change it later in the sidebar.")
+        st.text_input(t("Your name (who is acting, for the audit log)"), key=NAME_PROMPT_KEY, max_chars=MAX_NAME,
+                      on_change=_on_name_given, placeholder=t("e.g. Dana from support"),
+                      help=t("Asked once: this browser remembers it, in new tabs and links too. "
+                             "Change it later in the sidebar."))
         return None
     if actor.source == ActorSource.TYPED:
         remember_in_browser("dialog", lambda: configured_secrets(conn.credentials.api_key))
     if audit_log(conn).find_secrets({"operator_name": actor.name}):  # said below; never shown
-        st.caption(":material/badge: Acting as: " + _CREDENTIAL_IN_NAME.get(actor.source, _CREDENTIAL_IN_NAME[None]))
+        problem = t(_CREDENTIAL_IN_NAME.get(actor.source, _CREDENTIAL_IN_NAME[None]))
+        st.caption(":material/badge: " + t("Acting as: {problem}", problem=problem))
+    elif actor.source == ActorSource.TYPED:
+        st.caption(":material/badge: " + t("Acting as **{name}** — change it in the sidebar.",
+                                           name=md_escape(actor.describe())))
     else:
-        st.caption(":material/badge: Acting as **" + md_escape(actor.describe()) + "**"
-                   + (" — change it in the sidebar." if actor.source == ActorSource.TYPED else "."))
+        st.caption(":material/badge: " + t("Acting as **{name}**.", name=md_escape(actor.describe())))
     return actor
 
 
@@ -438,12 +478,12 @@ def _apply(conn: Connection, ed: EditorState, plan: Plan, options: ApplyOptions)
     if plan.token in tokens:  # a second click on the same plan
         return
     tokens.add(plan.token)  # before the first write: never twice, even if this run dies midway
-    with st.spinner("Applying the change…"):
+    with st.spinner(t("Applying the change…")):
         try:
             report = apply_plan(conn.client, plan, options, audit=audit_log(conn))
         except PlanNotReady as exc:
             tokens.discard(plan.token)  # nothing was sent
-            ed.flash.append(("error", f"Not applied: {exc}"))
+            ed.flash.append(("error", t("Not applied: {problem}", problem=str(exc))))
         else:
             # State first, before any further Streamlit call: a click that interrupts this run
             # must find the report, not the applied plan.
@@ -470,8 +510,8 @@ def _record_outcome(conn: Connection, ed: EditorState, report: ApplyReport, opti
     if not report.written:
         return  # nothing was sent: the snapshot is still the truth and the ticks stay for another try
     ed.refresh_on_close = True
-    ed.flash.append(("warning", ("The states could not be read again after the change; close and reopen the "
-                                 "dialog before another change.")))
+    ed.flash.append(("warning", t("The states could not be read again after the change; close and reopen the "
+                                  "dialog before another change.")))
 
 
 def _rebase(ed: EditorState, snapshot: Snapshot, options: ApplyOptions) -> None:
@@ -495,11 +535,13 @@ def _rebase(ed: EditorState, snapshot: Snapshot, options: ApplyOptions) -> None:
 
 
 def _render_rebased(ed: EditorState, rebased: Rebased) -> None:
-    if rebased.kept:
-        head = "Your choices are kept on the current states below: review the plan and press Apply again"
-        head += " (its warnings must be ticked again)." if ed.plan is not None and ed.plan.confirmation_keys else "."
+    if rebased.kept and ed.plan is not None and ed.plan.confirmation_keys:
+        head = t("Your choices are kept on the current states below: review the plan and press Apply again "
+                 "(its warnings must be ticked again).")
+    elif rebased.kept:
+        head = t("Your choices are kept on the current states below: review the plan and press Apply again.")
     else:
-        head = "Nothing is left to change: the current states already match your choices."
+        head = t("Nothing is left to change: the current states already match your choices.")
     st.info(md_escape(" ".join([head, *rebased.describe()])), icon=":material/sync_problem:")
 
 
@@ -515,6 +557,9 @@ _STATUS_ICON = {Outcome.DONE: ":material/check_circle:", Outcome.ALREADY: ":mate
 
 
 def _render_report(report: ApplyReport) -> None:
+    """Each change's verdict, under a head that says what the whole came to: nothing written
+    (conflict, API unreachable), unknown, partly applied (what went through and what did not),
+    already so, queued or applied."""
     lines = [f"{_STATUS_ICON.get(r.status, ':material/help:')} {md_escape(r.describe())}" for r in report.results]
     body = "\n\n".join(lines)
     if report.conflict:
@@ -522,26 +567,32 @@ def _render_report(report: ApplyReport) -> None:
     elif report.problem:
         head = report.summary()
         if report.unreachable:
-            head += (" Your ticks are kept: when Campaign Monitor answers again, press Save changes and Apply "
-                     "again.")
+            head = t("{summary} Your ticks are kept: when Campaign Monitor answers again, press Save changes and "
+                     "Apply again.", summary=head)
         st.error(md_escape(head) + ("\n\n" + body if body else ""))
     elif report.unknown:
-        n = len(report.unknown)
-        head = (f"Unknown outcome: the answer to {n} change{'s' if n != 1 else ''} was lost and the read-back "
-                "could not tell whether it happened. Do not assume either way: check as described below.")
+        head = nt("Unknown outcome: the answer to {n} change was lost and the read-back could not tell whether "
+                  "it happened. Do not assume either way: check as described below.",
+                  "Unknown outcome: the answers to {n} changes were lost and the read-back could not tell whether "
+                  "they happened. Do not assume either way: check as described below.", len(report.unknown))
         st.warning(md_escape(head) + "\n\n" + body)
     elif report.failed or report.not_sent:
-        bad = report.failed + report.not_sent
-        done = [r for r in report.results if r.status not in (Outcome.FAILED, Outcome.NOT_SENT)]
-        head = (f"Partly applied: {len(bad)} change(s) failed, {len(done)} went through. Nothing else was changed."
-                if done else f"Not applied: {len(bad)} change(s) failed. Nothing was changed.")
+        bad = len(report.failed + report.not_sent)
+        done = len([r for r in report.results if r.status not in (Outcome.FAILED, Outcome.NOT_SENT)])
+        if done:
+            head = t("Partly applied: {failed}, {done}. Nothing else was changed.",
+                     failed=nt("{n} change failed", "{n} changes failed", bad),
+                     done=nt("{n} went through", "{n} went through", done))
+        else:
+            head = t("Not applied: {failed}. Nothing was changed.",
+                     failed=nt("{n} change failed", "{n} changes failed", bad))
         st.error(md_escape(head) + "\n\n" + body)
     elif report.results and all(r.status == Outcome.ALREADY for r in report.results):
-        st.success(md_escape("Already so: nothing needed sending.") + "\n\n" + body)
+        st.success(md_escape(t("Already so: nothing needed sending.")) + "\n\n" + body)
     elif any(r.status == Outcome.QUEUED for r in report.results):
-        st.warning(md_escape("Applied; Campaign Monitor is still processing some of it.") + "\n\n" + body)
+        st.warning(md_escape(t("Applied; Campaign Monitor is still processing some of it.")) + "\n\n" + body)
     else:
-        st.success(md_escape("Applied.") + "\n\n" + body)
+        st.success(md_escape(t("Applied.")) + "\n\n" + body)
     if report.audit_problem:
-        st.error(md_escape(f"The audit log could not store these rows: {report.audit_problem}"))
-
+        st.error(md_escape(t("The audit log could not store these rows: {problem}",
+                             problem=text_of(report.audit_problem))))

@@ -10,6 +10,10 @@
 * :mod:`.jobs` is the page's machinery: ``BulkJob`` (a run in a background thread, on a client
   of its own) and ``JobRegistry``; :mod:`.progress` (``Progress``, ``RateMeter``) says how far a
   run has got and :mod:`.tally` keeps its counts as results arrive,
+* durable jobs (``CM_DATABASE_URL`` on Postgres): :mod:`.durable` is the replicas' side (submit,
+  watch, cancel, read back), :mod:`.job_store` the tables, :mod:`.job_codec` their JSON,
+  :mod:`.job_queue` procrastinate, :mod:`.durable_run` one attempt in a worker and
+  :mod:`.worker` ``python -m cmlib worker``,
 * :mod:`.matrix` turns results into the summary and the email × list matrix, :mod:`.view`
   filters and pages it for the page without building it whole,
 * :mod:`.export` writes CSV/Excel that spreadsheets open safely.

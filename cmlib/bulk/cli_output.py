@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from ..i18n import Language, format_number, format_percent, nt
 from .control import format_duration
 from .matrix import RowOutcome, Status
 from .progress import RateMeter
@@ -17,8 +18,9 @@ from .progress import RateMeter
 class ProgressLine:
     """``\\r``-rewritten status on stderr: rows done/total, addresses per second, time left."""
 
-    def __init__(self, total: int, out: TextIO, enabled: bool = True) -> None:
+    def __init__(self, total: int, out: TextIO, enabled: bool = True, lang: Language | str = Language.EN) -> None:
         self.total = total
+        self.lang = lang
         self.out = out
         self.enabled = enabled
         self.tty = bool(getattr(out, "isatty", lambda: False)())
@@ -47,9 +49,12 @@ class ProgressLine:
         elapsed = now - self.meter.started
         lookup_rate = lookups / elapsed if elapsed > 0 else 0.0
         left = self.total - rows
-        eta = format_duration(left / rate) if rate > 0 and left > 0 else ("0 s" if left <= 0 else "?")
-        text = (f"{rows:,}/{self.total:,} rows ({rows / self.total * 100 if self.total else 100:.0f}%)  "
-                f"{lookup_rate:.1f} addresses/s  ETA {eta}")
+        lang = self.lang
+        eta = format_duration(left / rate if left > 0 else 0, lang=lang) if rate > 0 or left <= 0 else "?"
+        text = nt("{rows}/{n} row ({percent})  {rate} addresses/s  ETA {eta}",
+                  "{rows}/{n} rows ({percent})  {rate} addresses/s  ETA {eta}", self.total, lang=lang, rows=rows,
+                  percent=format_percent(rows / self.total if self.total else 1.0, lang=lang),
+                  rate=format_number(lookup_rate, digits=1, lang=lang), eta=eta)
         pad = max(0, self._width - len(text))
         self._width = len(text)
         self.out.write("\r" + text + " " * pad)

@@ -16,7 +16,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from .. import lazy_text as later
 from ..breaker import CircuitBreaker, not_answering
+from ..i18n import Language
+from ..lazy_text import LazyText, text_of
 
 
 class JobState(StrEnum):
@@ -34,7 +37,7 @@ FINISHED_STATES = frozenset({JobState.DONE, JobState.CANCELLED, JobState.FAILED}
 
 DEFAULT_PATIENCE = 300.0
 PATIENCE_ENV = "CM_BULK_PATIENCE"
-CANCELLED_REASON = "Not looked up: the run was cancelled"
+CANCELLED_REASON = later.t("Not looked up: the run was cancelled")
 
 
 def patience_from_env(environ: Mapping[str, str] = os.environ) -> float | None:
@@ -52,34 +55,41 @@ def patience_from_env(environ: Mapping[str, str] = os.environ) -> float | None:
     return max(0.0, value) if value == value else DEFAULT_PATIENCE  # NaN: default
 
 
-def format_duration(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> LazyText:
+    """``5 min 00 s`` / ``5 мин 00 с``, said in the reader's language when shown."""
     if seconds is None:
-        return "unknown"
+        return later.t("unknown")
     s = round(max(0.0, seconds))
     if s < 60:
-        return f"{s} s"
+        return later.t("{s} s", s=str(s))
     m, s = divmod(s, 60)
     if m < 60:
-        return f"{m} min {s:02d} s"
+        return later.t("{m} min {s} s", m=str(m), s=str(s).zfill(2))
     h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min"
+    return later.t("{h} h {m} min", h=str(h), m=str(m).zfill(2))
+
+
+def format_duration(seconds: float | None, *, lang: Language | str | None = None) -> str:
+    """A duration in ``lang`` (default: the current language)."""
+    return duration_text(seconds).text(lang)
 
 
 def not_looked_up_reason(state: JobState, *, fatal: str | None, gave_up: str | None,
                          cancelled: str = CANCELLED_REASON) -> str:
-    """The reason written for rows a run has not reached (the page's matrix, the CLI's file).
+    """The reason written for rows a run has not reached (the page's matrix, the CLI's file): a
+    :class:`~cmlib.lazy_text.LazyText`, so each reader reads it in their language.
 
     ``cancelled`` lets the CLI say how it was cancelled ("… (Ctrl-C)").
     """
     if fatal:
-        return f"Not looked up: the run stopped because authentication failed ({fatal})"
+        return later.t("Not looked up: the run stopped because authentication failed ({reason})", reason=fatal)
     if gave_up:
-        return f"Not looked up: {gave_up}"
+        return later.t("Not looked up: {reason}", reason=gave_up)
     if state in (JobState.CANCELLED, JobState.CANCELLING):
         return cancelled
     if state == JobState.FAILED:
-        return "Not looked up: the run stopped"
-    return "Not looked up yet"
+        return later.t("Not looked up: the run stopped")
+    return later.t("Not looked up yet")
 
 
 @dataclass(frozen=True)
@@ -90,11 +100,20 @@ class Pause:
     started: float  # RunControl.clock() when the run paused
     patience: float | None  # seconds it waits before stopping; None: until cancelled
 
-    def message(self, waiting: int, noun: str = "addresses") -> str:
-        text = f"{not_answering(self.since)} — paused, {waiting:,} {noun} waiting"
+    def message(self, waiting: int, noun: str = "addresses", *, lang: Language | str | None = None) -> str:
+        """"Campaign Monitor is not answering since 14:02 UTC — paused, 705 addresses waiting; …"
+        in ``lang``; ``noun`` is ``"addresses"`` (the page) or ``"rows"`` (the CLI)."""
+        outage = not_answering(self.since)
+        if noun == "rows":
+            text = later.nt("{outage} — paused, {n} row waiting", "{outage} — paused, {n} rows waiting", waiting,
+                            outage=outage)
+        else:
+            text = later.nt("{outage} — paused, {n} address waiting", "{outage} — paused, {n} addresses waiting",
+                            waiting, outage=outage)
         if self.patience is not None:
-            text += f"; the run stops if it does not answer within {format_duration(self.patience)}"
-        return text
+            text = later.t("{paused}; the run stops if it does not answer within {duration}", paused=text,
+                           duration=duration_text(self.patience))
+        return text_of(text, lang)
 
 
 @dataclass
@@ -169,9 +188,8 @@ class RunControl:
     def _give_up(self, pause: Pause) -> None:
         with self._lock:
             if self.gave_up is None:
-                waited = format_duration(self.patience)
-                self.gave_up = (f"{not_answering(pause.since)}; the run stopped after waiting {waited} for it to "
-                                "answer again")
+                self.gave_up = later.t("{outage}; the run stopped after waiting {waited} for it to answer again",
+                                       outage=not_answering(pause.since), waited=duration_text(self.patience))
         self.cancel.set()
 
     def end_state(self) -> JobState:

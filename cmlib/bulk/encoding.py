@@ -16,6 +16,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from .. import lazy_text as later
+from ..i18n import N_
 from .table import BulkInputError
 
 BLOCK = 1 << 20  # bytes read at a time, by the CLI and for uploads alike
@@ -29,21 +31,27 @@ _BOMS = (
 )
 
 _MAGIC = (
-    (b"PK\x03\x04", "an Excel workbook (.xlsx) or a ZIP archive"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls) or another Office file"),
-    (b"%PDF", "a PDF document"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"\x1f\x8b", "a gzip archive"),
+    (b"PK\x03\x04", N_("This file is an Excel workbook (.xlsx) or a ZIP archive, not a CSV text file.")),
+    (b"\xd0\xcf\x11\xe0", N_("This file is an old Excel workbook (.xls) or another Office file, not a CSV text "
+                             "file.")),
+    (b"%PDF", N_("This file is a PDF document, not a CSV text file.")),
+    (b"\x89PNG", N_("This file is a PNG image, not a CSV text file.")),
+    (b"\xff\xd8\xff", N_("This file is a JPEG image, not a CSV text file.")),
+    (b"GIF8", N_("This file is a GIF image, not a CSV text file.")),
+    (b"\x1f\x8b", N_("This file is a gzip archive, not a CSV text file.")),
 )
-_SAVE_AS = "In Excel use File → Save As → “CSV UTF-8 (comma delimited)”, then upload that file."
+_SAVE_AS = N_("In Excel use File → Save As → “CSV UTF-8 (comma delimited)”, then upload that file.")
+
+
+def _not_text(what: str) -> BulkInputError:
+    """What the file is, then what to do instead."""
+    return BulkInputError(later.t("{what} {save_as}", what=later.t(what), save_as=later.t(_SAVE_AS)))
 
 
 def _check_magic(head: bytes) -> None:
     for magic, what in _MAGIC:
         if head.startswith(magic):
-            raise BulkInputError(f"This file is {what}, not a CSV text file. {_SAVE_AS}")
+            raise _not_text(what)
 
 
 def _bom_encoding(head: bytes) -> tuple[str, int] | None:
@@ -204,17 +212,17 @@ def check_text(sample: str) -> None:
     if not sample:
         return
     if "\x00" in sample:
-        raise BulkInputError(f"This file contains binary data (NUL bytes), so it is not a CSV text file. {_SAVE_AS}")
+        raise _not_text(N_("This file contains binary data (NUL bytes), so it is not a CSV text file."))
     controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\t\r\n\f\v")
     if controls > max(3, len(sample) // 100):
-        raise BulkInputError(f"This file does not look like text (it is full of control characters), so it "
-                             f"cannot be read as a CSV. {_SAVE_AS}")
+        raise _not_text(N_("This file does not look like text (it is full of control characters), so it cannot be "
+                           "read as a CSV."))
 
 
 def decode(data: bytes) -> tuple[str, str]:
     """``(text, encoding)`` for uploaded bytes; raises BulkInputError for binary files."""
     if not data or not data.strip():
-        raise BulkInputError("The file is empty.")
+        raise BulkInputError(later.t("The file is empty."))
     enc = detect_encoding(data)
     text = data.decode(enc, errors="replace")
     if text.startswith("\ufeff"):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from .. import lazy_text as later
 from ..breaker import CircuitBreaker
 from ..client import CampaignMonitor, ClientOptions
 from ..concurrency import run_many
@@ -47,7 +48,6 @@ from ..errors import (
     ServerError,
     TransportError,
     UnexpectedResponseError,
-    describe,
 )
 from ..lookup import Activity, LookupService, received_campaigns
 from ..models import Campaign, HistoryItem
@@ -140,12 +140,18 @@ class LookupResult:
 
 
 def describe_failure(err: BaseException, email: str, *, repassed: bool = False) -> str:
-    reason = describe(err)
+    """The row's reason (a :class:`~cmlib.lazy_text.LazyText`: each reader reads it in their language)."""
     if isinstance(err, AuthenticationError):
-        return f"Not looked up: authentication failed ({reason})"
-    after = " after retries" if isinstance(err, TRANSIENT_ERRORS) else ""
-    again = " and a final re-pass" if repassed else ""
-    return f"Looking up the lists of {email} failed{after}{again}: {reason}"
+        return later.t("Not looked up: authentication failed ({reason})", reason=err)
+    if isinstance(err, TRANSIENT_ERRORS):
+        if repassed:
+            return later.t("Looking up the lists of {email} failed after retries and a final re-pass: {reason}",
+                           email=email, reason=err)
+        return later.t("Looking up the lists of {email} failed after retries: {reason}", email=email, reason=err)
+    if repassed:
+        return later.t("Looking up the lists of {email} failed and a final re-pass: {reason}", email=email,
+                       reason=err)
+    return later.t("Looking up the lists of {email} failed: {reason}", email=email, reason=err)
 
 
 class BulkLookup:
@@ -172,8 +178,8 @@ class BulkLookup:
         except AuthenticationError:
             raise
         except CMError as exc:
-            self.notes.append(f"Could not load the client's lists ({exc.reason}); only lists someone is on "
-                              "are shown.")
+            self.notes.append(later.t("Could not load the client's lists ({reason}); only lists someone is on "
+                                      "are shown.", reason=exc))
         self._load_suppression()
         if self.with_activity:
             try:
@@ -183,8 +189,9 @@ class BulkLookup:
             except AuthenticationError:
                 raise
             except CMError as exc:
-                self.notes.append(f"Could not load the client's sent campaigns ({exc.reason}); campaign names "
-                                  "come from the subscriber history and sent dates may be missing.")
+                self.notes.append(later.t("Could not load the client's sent campaigns ({reason}); campaign names "
+                                          "come from the subscriber history and sent dates may be missing.",
+                                          reason=exc))
 
     def _load_suppression(self) -> None:
         """The suppression list, read fresh: a run reports who is suppressed now, not two minutes ago."""
@@ -193,12 +200,14 @@ class BulkLookup:
         except AuthenticationError:
             raise
         except CMError as exc:
-            self.notes.append(f"Could not load the client's suppression list ({exc.reason}); the Suppressed "
-                              "columns are empty.")
+            self.notes.append(later.t("Could not load the client's suppression list ({reason}); the Suppressed "
+                                      "columns are empty.", reason=exc))
             return
         if not self.suppression.complete:
-            self.notes.append(f"The client's suppression list is longer than the {len(self.suppression):,} "
-                              "addresses read; an address shown as not suppressed may still be.")
+            self.notes.append(later.nt("The client's suppression list is longer than the {n} address read; an "
+                                       "address shown as not suppressed may still be.",
+                                       "The client's suppression list is longer than the {n} addresses read; an "
+                                       "address shown as not suppressed may still be.", len(self.suppression)))
 
     def _intern(self, s: str) -> str:
         return self._interned.setdefault(s, s)
@@ -220,10 +229,10 @@ class BulkLookup:
             return LookupResult(email=email, memberships=pairs,
                                 activity=ActivitySummary(0, 0, 0, 0.0, 0.0) if self.with_activity else None)
         histories: dict[str, Sequence[HistoryItem]] = {}
-        problems: list[str] = []
+        problems: list[later.LazyText] = []
         for m in ms:
             if cancel is not None and cancel.is_set():
-                problems.append("the run was cancelled before the history was loaded")
+                problems.append(later.t("the run was cancelled before the history was loaded"))
                 break
             try:
                 histories[m.list_id] = self.client.history(m.list_id, email)
@@ -234,7 +243,7 @@ class BulkLookup:
             except CMError as exc:
                 if is_outage(exc, breaker_of(self)):
                     raise  # the API went away: the whole address waits and is looked up again
-                problems.append(f"history on list “{m.list_name}”: {exc.reason}")
+                problems.append(later.t("history on list “{list}”: {reason}", list=m.list_name, reason=exc))
         camps = received_campaigns(histories, self.campaign_index)
         act = Activity.of(camps)
         last = camps[0] if camps else None
@@ -244,7 +253,8 @@ class BulkLookup:
             last_campaign=(last.subject or last.name) if last else "",
             last_sent=last.sent if last else None,
         )
-        warning = ("Activity incomplete: " + "; ".join(problems)) if problems else None
+        warning = (later.t("Activity incomplete: {problems}", problems=later.join("; ", problems))
+                   if problems else None)
         return LookupResult(email=email, memberships=pairs, activity=summary, warning=warning)
 
 

@@ -2,8 +2,11 @@
 
 * CSV is UTF-8 **with a BOM**: without it Excel reads UTF-8 as the local code page and every
   Cyrillic name turns into mojibake. The separator follows the input (a Russian Excel expects
-  ``;``), comma by default. Dates are written in ISO 8601 (``2025-05-01 10:00:00``, the
-  RFC 3339 form with a space, which Excel reads as a date); whole numbers as ``4``, never ``4.0``.
+  ``;``), comma by default; fractions are written with the ``decimal`` mark the caller asks for
+  (a comma for Excel with Russian regional settings, :func:`cmlib.i18n.csv_dialect`), so they
+  open as numbers there. Dates are written in ISO 8601 (``2025-05-01 10:00:00``, the RFC 3339
+  form with a space, which Excel reads as a date); whole numbers as ``4``, never ``4.0``, and
+  never with a thousands separator.
 * Every text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is
   protected (OWASP "CSV injection"): a list name or a CSV cell such as
   ``=HYPERLINK("http://evil", "click")`` must stay text. Headers are cells too: list names
@@ -29,6 +32,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from ..i18n import N_, Language, resolve, t
 from ..spreadsheet import FORMULA_PREFIXES, is_risky, neutralise, protect_xlsx_cell
 from .matrix import state_background, state_color
 
@@ -46,8 +50,12 @@ _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 CSV_MIME = "text/csv"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXCEL_DATE_FORMAT = "yyyy-mm-dd hh:mm"
+# Date cells as the reader's locale writes them (Russian: 25.11.2026 16:00); the value is a date either way.
+EXCEL_DATE_FORMATS = {Language.EN: (EXCEL_DATE_FORMAT, "yyyy-mm-dd"), Language.RU: ("dd.mm.yyyy hh:mm", "dd.mm.yyyy")}
 WIDTH_SAMPLE = 1000  # rows read ahead to size the Excel columns (write-only sheets are sized first)
 MIN_WIDTH, MAX_WIDTH = 8, 60
+MATRIX_SHEET = N_("Matrix")
+SUMMARY_SHEET = N_("Summary")
 
 
 def _plain(value: Any) -> Any:
@@ -70,31 +78,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _csv_value(value: Any) -> Any:
-    """A CSV cell: dates in ISO 8601, risky text with a leading ``'``."""
+def _csv_value(value: Any, decimal: str = ".") -> Any:
+    """A CSV cell: dates in ISO 8601, fractions with the ``decimal`` mark, risky text with a leading ``'``."""
     v = _plain(value)
     if isinstance(v, datetime):
         return v.isoformat(sep=" ", timespec="seconds")
     if isinstance(v, date):
         return v.isoformat()
+    if isinstance(v, float) and decimal != ".":
+        return repr(v).replace(".", decimal)
     return neutralise(v)
 
 
-def safe_row(values: Iterable[Any]) -> list[Any]:
-    return [_csv_value(v) for v in values]
+def safe_row(values: Iterable[Any], decimal: str = ".") -> list[Any]:
+    return [_csv_value(v, decimal) for v in values]
 
 
 class CsvSink:
     """Rows streamed to a CSV file (the CLI): BOM, header, then rows as they come."""
 
-    def __init__(self, fh: IO[str], headers: Sequence[str], delimiter: str = ",") -> None:
+    def __init__(self, fh: IO[str], headers: Sequence[str], delimiter: str = ",", decimal: str = ".") -> None:
         self._fh = fh
+        self._decimal = decimal
         self._w = csv.writer(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         self._w.writerow(safe_row(headers))
         self.rows = 0
 
     def write(self, values: Iterable[Any]) -> None:
-        self._w.writerow(safe_row(values))
+        self._w.writerow(safe_row(values, self._decimal))
         self.rows += 1
 
     def flush(self) -> None:
@@ -102,16 +113,17 @@ class CsvSink:
 
 
 @contextmanager
-def open_csv_output(path: str, headers: Sequence[str], delimiter: str = ",") -> Iterator[CsvSink]:
+def open_csv_output(path: str, headers: Sequence[str], delimiter: str = ",", decimal: str = ".") -> Iterator[CsvSink]:
     """A new CSV file in UTF-8 with BOM (Python's ``utf-8-sig`` writes the BOM), closed on leaving."""
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
-        yield CsvSink(fh, headers, delimiter)
+        yield CsvSink(fh, headers, delimiter, decimal)
 
 
-def csv_bytes(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, delimiter: str = ",") -> bytes:
+def csv_bytes(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, delimiter: str = ",",
+              decimal: str = ".") -> bytes:
     """Rows as CSV bytes for a download button (UTF-8 with BOM)."""
     buf = io.StringIO()
-    sink = CsvSink(buf, headers, delimiter)
+    sink = CsvSink(buf, headers, delimiter, decimal)
     for row in rows:
         sink.write(row)
     return buf.getvalue().encode("utf-8-sig")
@@ -122,10 +134,10 @@ def _frame_rows(df: pd.DataFrame, index: bool) -> Iterator[list[Any]]:
         yield ([idx] if index else []) + list(row)
 
 
-def to_csv_bytes(df: pd.DataFrame, *, delimiter: str = ",", index: bool = False) -> bytes:
+def to_csv_bytes(df: pd.DataFrame, *, delimiter: str = ",", index: bool = False, decimal: str = ".") -> bytes:
     """The frame as CSV bytes for a download button."""
     headers = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
-    return csv_bytes(headers, _frame_rows(df, index), delimiter=delimiter)
+    return csv_bytes(headers, _frame_rows(df, index), delimiter=delimiter, decimal=decimal)
 
 
 def _xlsx_value(value: Any) -> Any:
@@ -163,17 +175,22 @@ def excel_bytes(
     *,
     state_columns: Sequence[str] = (),
     summary: pd.DataFrame | None = None,
-    matrix_sheet: str = "Matrix",
-    summary_sheet: str = "Summary",
+    matrix_sheet: str | None = None,
+    summary_sheet: str | None = None,
+    lang: Language | str | None = None,
 ) -> bytes:
     """An .xlsx with the rows (state cells coloured, dates as date cells, header frozen, filters
-    on, columns sized to their content) and, when given, the per-list summary on a second sheet."""
+    on, columns sized to their content) and, when given, the per-list summary on a second sheet.
+
+    ``headers`` and cells come as the caller says them; ``lang`` names the sheets (default: the
+    current language)."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
 
     wb = Workbook(write_only=True)
+    date_formats = EXCEL_DATE_FORMATS[resolve(lang)]
     bold = Font(bold=True)
     fills: dict[str, tuple[PatternFill, Font]] = {}
 
@@ -193,11 +210,11 @@ def excel_bytes(
             return protect_xlsx_cell(WriteOnlyCell(ws, value=val))
         if isinstance(val, (datetime, date)):
             c = WriteOnlyCell(ws, value=val)
-            c.number_format = EXCEL_DATE_FORMAT if isinstance(val, datetime) else "yyyy-mm-dd"
+            c.number_format = date_formats[0] if isinstance(val, datetime) else date_formats[1]
             return c
         return val
 
-    ws = wb.create_sheet(matrix_sheet)
+    ws = wb.create_sheet(matrix_sheet or t(MATRIX_SHEET, lang=lang))
     ws.freeze_panes = "C2"
     columns = [str(c) for c in headers]
     it = iter(rows)
@@ -227,8 +244,8 @@ def excel_bytes(
         ws.auto_filter.ref = f"A1:{get_column_letter(max(1, len(columns)))}{n + 1}"
 
     if summary is not None:
-        ss = wb.create_sheet(summary_sheet)
-        first = protect_xlsx_cell(WriteOnlyCell(ss, value=_xlsx_value(summary.index.name or "List")))
+        ss = wb.create_sheet(summary_sheet or t(SUMMARY_SHEET, lang=lang))
+        first = protect_xlsx_cell(WriteOnlyCell(ss, value=_xlsx_value(summary.index.name or t("List", lang=lang))))
         first.font = bold
         head = [first]
         for s in summary.columns:
@@ -251,10 +268,10 @@ def to_excel_bytes(
     *,
     state_columns: Sequence[str] = (),
     summary: pd.DataFrame | None = None,
-    matrix_sheet: str = "Matrix",
-    summary_sheet: str = "Summary",
+    matrix_sheet: str | None = None,
+    summary_sheet: str | None = None,
+    lang: Language | str | None = None,
 ) -> bytes:
     """:func:`excel_bytes` of a frame (the matrix built whole: tests and small results)."""
     return excel_bytes([str(c) for c in matrix.columns], _frame_rows(matrix, False), state_columns=state_columns,
-                       summary=summary, matrix_sheet=matrix_sheet,
-                       summary_sheet=summary_sheet)
+                       summary=summary, matrix_sheet=matrix_sheet, summary_sheet=summary_sheet, lang=lang)

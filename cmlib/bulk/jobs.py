@@ -9,6 +9,11 @@ it when the run ends, so a finished run holds no connection, pool or per-address
 
 Watchers that need to know when something happened (a result, a pause, the end) wait on the
 job's own signal (:meth:`BulkJob.wait`) instead of polling the clock.
+
+The page talks to a :class:`JobBook` (submit, get, remove) and to a :class:`JobHandle` (progress,
+snapshot, cancel, memo), not to these classes: :func:`open_job_book` gives the in-process
+:class:`JobRegistry` by default, and the durable book of :mod:`.durable` (jobs in Postgres, run
+by ``python -m cmlib worker``, seen by every replica) when ``CM_DATABASE_URL`` names Postgres.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .. import runtime
 from ..client import CampaignMonitor, ClientOptions
@@ -33,7 +38,7 @@ from .tally import ResultTally
 from .validate import BulkInput, InputRow, Verdict
 
 # Progress and RateMeter live in .progress; they are re-exported for the callers that import them here.
-__all__ = ["BulkJob", "JobRegistry", "JobSnapshot", "Progress", "RateMeter"]
+__all__ = ["BulkJob", "JobBook", "JobHandle", "JobRegistry", "JobSnapshot", "Progress", "RateMeter", "open_job_book"]
 
 T = TypeVar("T")
 
@@ -71,6 +76,57 @@ class JobSnapshot:
 
     def not_run_reason(self) -> str:
         return not_looked_up_reason(self.state, fatal=self.fatal, gave_up=self.gave_up)
+
+
+@runtime_checkable
+class JobHandle(Protocol):
+    """What the Bulk page needs of a run, wherever it runs: a thread of this process
+    (:class:`BulkJob`) or a worker, read back from the database (:class:`~.durable.DurableJob`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def input(self) -> BulkInput: ...
+    @property
+    def with_activity(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def state(self) -> JobState: ...
+    @property
+    def finished(self) -> bool: ...
+    def progress(self) -> Progress: ...
+    def snapshot(self) -> JobSnapshot: ...
+    def cancel(self) -> None: ...
+    def memo(self, name: str, version: object, build: Callable[[], T]) -> T: ...
+
+
+@runtime_checkable
+class JobBook(Protocol):
+    """Where the page submits runs and finds them again (by the id in its URL)."""
+
+    @property
+    def max_jobs(self) -> int: ...
+    @property
+    def max_age(self) -> float: ...
+    def submit(self, credentials: Credentials, bulk_input: BulkInput, *, with_activity: bool = False,
+               patience: float | None = DEFAULT_PATIENCE) -> JobHandle: ...
+    def add(self, job: BulkJob) -> BulkJob: ...  # an in-process run made elsewhere (the benchmark's)
+    def get(self, job_id: str | None) -> JobHandle | None: ...
+    def remove(self, job_id: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_job_book() -> JobBook:
+    """The job book of this deployment: durable on Postgres (``CM_DATABASE_URL``), else in-process."""
+    from ..deployment import database_url, uses_postgres
+
+    url = database_url()
+    if uses_postgres() and url is not None:
+        from .durable import DurableJobBook
+
+        return DurableJobBook(url)
+    return JobRegistry()
 
 
 class BulkJob:
@@ -300,6 +356,14 @@ class JobRegistry:
         self.max_age = max_age_seconds
         self._jobs: dict[str, BulkJob] = {}
         self._lock = threading.Lock()
+
+    def submit(self, credentials: Credentials, bulk_input: BulkInput, *, with_activity: bool = False,
+               patience: float | None = DEFAULT_PATIENCE) -> BulkJob:
+        """A run on a client of its own for ``credentials``, kept here and started. Raises
+        CMError when no client can be made."""
+        job = BulkJob.connect(credentials, bulk_input, with_activity=with_activity, patience=patience)
+        self.add(job)
+        return job.start()
 
     def add(self, job: BulkJob) -> BulkJob:
         with self._lock:

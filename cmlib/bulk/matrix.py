@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .. import lazy_text as later
+from ..i18n import N_, Language, resolve, t, translations
+from ..lazy_text import text_of
 from ..models import SuppressedAddress
-from ..states import STATE_STYLES, StateStyle, state_style, state_word
-from ..suppression import SuppressionIndex
+from ..states import STATE_STYLES, UNKNOWN_WORD, StateStyle, state_key, state_style
+from ..suppression import SuppressionIndex, reason_word
 from .engine import LookupResult
 from .structure import unique_names
 from .tally import ResultTally
@@ -48,35 +51,67 @@ class Status(StrEnum):
 
 
 PROBLEM_STATUSES = frozenset({Status.PARTIAL, Status.INVALID, Status.ERROR, Status.NOT_RUN})
+# How a person reads a status (the Status column's value is the enum's, in English, for a layout in English).
+STATUS_WORDS = {Status.OK: N_("ok"), Status.PARTIAL: N_("partial"), Status.INVALID: N_("invalid"),
+                Status.DUPLICATE: N_("duplicate"), Status.ERROR: N_("error"), Status.NOT_RUN: N_("not run")}
 
-COL_ROW = "Row"
-COL_EMAIL = "Email"
-COL_STATUS = "Status"
-COL_NO_LIST = "On no list"
-COL_ERROR = "Error"
-COL_OTHER_LISTS = "Other lists"
-COL_SUPPRESSED_SINCE = "Suppressed since"
-COL_SUPPRESSION_REASON = "Suppression reason"
-COL_RECEIVED = "Campaigns received"
-COL_LAST_SENT = "Last campaign sent"
-ACTIVITY_COLUMNS = (COL_RECEIVED, "Open rate %", "Click rate %", "Last campaign", COL_LAST_SENT)
-RATE_COLUMNS = ("Open rate %", "Click rate %")
+# Column keys: the English headers, translated by a Layout in another language (Layout.column).
+COL_ROW = N_("Row")
+COL_EMAIL = N_("Email")
+COL_STATUS = N_("Status")
+COL_NO_LIST = N_("On no list")
+COL_ERROR = N_("Error")
+COL_OTHER_LISTS = N_("Other lists")
+COL_SUPPRESSED_SINCE = N_("Suppressed since")
+COL_SUPPRESSION_REASON = N_("Suppression reason")
+COL_RECEIVED = N_("Campaigns received")
+COL_LAST_SENT = N_("Last campaign sent")
+COL_OPEN_RATE = N_("Open rate %")
+COL_CLICK_RATE = N_("Click rate %")
+COL_LAST_CAMPAIGN = N_("Last campaign")
+ACTIVITY_COLUMNS = (COL_RECEIVED, COL_OPEN_RATE, COL_CLICK_RATE, COL_LAST_CAMPAIGN, COL_LAST_SENT)
+RATE_COLUMNS = (COL_OPEN_RATE, COL_CLICK_RATE)
 API_STATE_SUFFIX = " (API state)"  # "Newsletter (API state)": the API's own value, for machines
+API_STATE_HEADER = N_("{list} (API state)")
+SUMMARY_INDEX = N_("List")  # the summary's row header
+YES, NO = N_("yes"), N_("no")
+NO_REASON_GIVEN = N_("(no reason given)")
 
 # The summary's order (the order of cmlib.states, which also gives every word and colour), in
 # the words a person reads: subscribed, unsubscribed, pending, bounced, deleted.
 SUMMARY_STATES = tuple(style.word for style in STATE_STYLES.values())
 _STYLE_OF_WORD = {style.word: style for style in STATE_STYLES.values()}
 
-# Pseudo-states for the matrix filter.
-FILTER_ON_NO_LIST = "(on no list)"
-FILTER_PROBLEM = "(error or not looked up)"
+# Pseudo-states for the matrix filter (keys; translated where shown).
+FILTER_ON_NO_LIST = N_("(on no list)")
+FILTER_PROBLEM = N_("(error or not looked up)")
+
+_TRANSLATED_STYLES: dict[Language, tuple[object, dict[str, StateStyle]]] = {}
+
+
+def _style_of_word(word: str) -> StateStyle | None:
+    """The style of a product word in any language ("subscribed", «подписан»)."""
+    found = _STYLE_OF_WORD.get(word)
+    if found is not None:
+        return found
+    for lang in Language:
+        if lang is Language.EN:
+            continue
+        catalog = translations(lang)
+        held = _TRANSLATED_STYLES.get(lang)
+        if held is None or held[0] is not catalog:  # built once per loaded catalog
+            held = (catalog, {t(s.word, lang=lang): s for s in STATE_STYLES.values()})
+            _TRANSLATED_STYLES[lang] = held
+        found = held[1].get(word)
+        if found is not None:
+            return found
+    return None
 
 
 def label_style(label: str) -> StateStyle:
-    """The style of a state as the matrix and summary show it: a product word ("subscribed"),
-    or the API's own name for a state cmlib.states does not know ("Spam")."""
-    return _STYLE_OF_WORD.get(label) or state_style(label)
+    """The style of a state as the matrix and summary show it: a product word in any language
+    ("subscribed", «подписан»), or the API's own name for a state cmlib.states does not know ("Spam")."""
+    return _style_of_word(label) or state_style(label)
 
 
 def state_color(label: str) -> str:
@@ -95,17 +130,21 @@ class RowOutcome:
 
 
 def resolve_row(row: InputRow, results: Mapping[str, LookupResult], not_run_reason: str) -> RowOutcome:
-    """The verdict for one input row given the results so far."""
+    """The verdict for one input row given the results so far; ``error`` is a
+    :class:`~cmlib.lazy_text.LazyText` each reader reads in their language."""
     if row.status == Verdict.INVALID:
-        return RowOutcome(Status.INVALID, None, f"Invalid address: {row.reason}")
+        return RowOutcome(Status.INVALID, None, later.t("Invalid address: {reason}", reason=row.reason))
     res = results.get(row.key or "")
     if row.status == Verdict.DUPLICATE:
-        note = f"Duplicate of row {row.duplicate_of}"
+        original = str(row.duplicate_of)
         if res is None:
-            return RowOutcome(Status.DUPLICATE, None, f"{note} ({not_run_reason.lower()})")
+            reason = not_run_reason.clause() if isinstance(not_run_reason, later.LazyText) else not_run_reason
+            return RowOutcome(Status.DUPLICATE, None, later.t("Duplicate of row {row} ({reason})", row=original,
+                                                              reason=reason))
         if not res.ok:
-            return RowOutcome(Status.DUPLICATE, None, f"{note}, which failed: {res.error}")
-        return RowOutcome(Status.DUPLICATE, res, note)
+            return RowOutcome(Status.DUPLICATE, None, later.t("Duplicate of row {row}, which failed: {reason}",
+                                                              row=original, reason=res.error))
+        return RowOutcome(Status.DUPLICATE, res, later.t("Duplicate of row {row}", row=original))
     if res is None:
         return RowOutcome(Status.NOT_RUN, None, not_run_reason)
     if not res.ok:
@@ -127,28 +166,54 @@ class Layout:
     bounced, deleted: :mod:`cmlib.states`), what a person reads; its ``<list> (API state)``
     column, after everything else, holds Campaign Monitor's own value (``Active``,
     ``Unconfirmed``…) for scripts and for anyone matching the API's documentation.
+
+    A layout speaks one language (``lang``, default the current one), fixed when it is made:
+    headers, state and status words, "yes"/"no" and the row reasons are in it, so a download
+    built later on another thread (or the CLI's ``--lang``) says the same as the page. The
+    API-state columns hold Campaign Monitor's values in every language. Code refers to the
+    fixed columns by their English keys (``COL_ROW``…) through :meth:`column`.
     """
 
     def __init__(self, list_names: Mapping[str, str], extra_columns: Sequence[str], *, with_activity: bool,
-                 other_lists_column: bool = False) -> None:
+                 other_lists_column: bool = False, lang: Language | str | None = None) -> None:
+        self.lang = resolve(lang)
         self.list_ids = list(list_names)
         self.with_activity = with_activity
         self.other_lists_column = other_lists_column
-        fixed = [COL_ROW, COL_EMAIL, COL_STATUS]
-        tail = [COL_NO_LIST, COL_SUPPRESSED_SINCE, COL_SUPPRESSION_REASON, COL_ERROR]
-        tail += list(ACTIVITY_COLUMNS) if with_activity else []
+        fixed_keys = [COL_ROW, COL_EMAIL, COL_STATUS]
+        tail_keys = [COL_NO_LIST, COL_SUPPRESSED_SINCE, COL_SUPPRESSION_REASON, COL_ERROR]
+        tail_keys += list(ACTIVITY_COLUMNS) if with_activity else []
         if other_lists_column:
-            tail.insert(0, COL_OTHER_LISTS)
+            tail_keys.insert(0, COL_OTHER_LISTS)
+        self._names = {key: t(key, lang=self.lang) for key in fixed_keys + tail_keys}
+        fixed = [self._names[k] for k in fixed_keys]
+        tail = [self._names[k] for k in tail_keys]
         # List names are API data: two lists may share a name, or one may be called "Email".
-        list_cols = unique_names([list_names[i] or f"List {i}" for i in self.list_ids], taken=fixed + tail)
+        list_cols = unique_names([list_names[i] or t("List {id}", lang=self.lang, id=i) for i in self.list_ids],
+                                 taken=fixed + tail)
         self.list_columns = list_cols
         self.list_column_of = dict(zip(self.list_ids, list_cols, strict=True))
-        extra = unique_names([c or "Column" for c in extra_columns], taken=fixed + tail + list_cols)
+        extra = unique_names([text_of(c, self.lang) or t("Column", lang=self.lang) for c in extra_columns],
+                             taken=fixed + tail + list_cols)
         self.extra_columns = extra
-        self.api_state_columns = unique_names([c + API_STATE_SUFFIX for c in list_cols],
+        self.api_state_columns = unique_names([t(API_STATE_HEADER, lang=self.lang, list=c) for c in list_cols],
                                               taken=fixed + tail + list_cols + extra)
         self.headers = fixed + list_cols + tail + extra + self.api_state_columns
         self._list_index = {lid: i for i, lid in enumerate(self.list_ids)}
+        self.yes, self.no = t(YES, lang=self.lang), t(NO, lang=self.lang)
+        self._no_reason = t(NO_REASON_GIVEN, lang=self.lang)
+
+    def column(self, key: str) -> str:
+        """The header of a fixed column (``COL_ROW``…) in this layout's language."""
+        return self._names.get(key, key)
+
+    def status_word(self, status: Status) -> str:
+        """A status as the Status column says it in this layout's language."""
+        return status.value if self.lang is Language.EN else t(STATUS_WORDS[status], lang=self.lang)
+
+    def state_word(self, key: str) -> str:
+        """A state key ("subscribed", or the API's name for a state it invented) in this layout's language."""
+        return t(key, lang=self.lang) if key in _STYLE_OF_WORD or key == UNKNOWN_WORD else key
 
     @property
     def shown_columns(self) -> list[str]:
@@ -158,7 +223,7 @@ class Layout:
     @property
     def date_columns(self) -> list[str]:
         """Columns holding ``datetime`` values (date cells in Excel, ISO dates in CSV)."""
-        return [COL_SUPPRESSED_SINCE] + ([COL_LAST_SENT] if self.with_activity else [])
+        return [self.column(COL_SUPPRESSED_SINCE)] + ([self.column(COL_LAST_SENT)] if self.with_activity else [])
 
     def cells(self, row: InputRow, outcome: RowOutcome, suppressed: SuppressedAddress | None = None) -> list[Any]:
         """One output row; ``suppressed`` is the row's entry on the suppression list, if any."""
@@ -170,17 +235,19 @@ class Layout:
         if res is not None:
             for lid, state in res.memberships:
                 idx = self._list_index.get(lid)
+                word = self.state_word(state_key(state))
                 if idx is None:
-                    others.append(f"{lid}: {state_word(state)}")
+                    others.append(f"{lid}: {word}")
                 else:
-                    words[idx] = _joined(words[idx], state_word(state))
+                    words[idx] = _joined(words[idx], word)
                     raw[idx] = _joined(raw[idx], state)
-        out: list[Any] = [row.row, row.shown_email, outcome.status.value, *words]
+        out: list[Any] = [row.row, row.shown_email, self.status_word(outcome.status), *words]
         if self.other_lists_column:
             out.append("; ".join(others))
-        out.append(("yes" if not res.memberships else "no") if res is not None else "")
-        out += [suppressed.date, suppressed.reason or "(no reason given)"] if suppressed is not None else [None, ""]
-        out.append(outcome.error)
+        out.append((self.yes if not res.memberships else self.no) if res is not None else "")
+        out += ([suppressed.date, reason_word(suppressed.reason, self.lang) if suppressed.reason else self._no_reason]
+                if suppressed is not None else [None, ""])
+        out.append(text_of(outcome.error, self.lang))
         if self.with_activity:
             act = res.activity if res is not None else None
             if act is None:
@@ -210,8 +277,9 @@ def iter_matrix_rows(layout: Layout, rows: Iterable[InputRow], results: Mapping[
         yield layout.cells(r, resolve_row(r, results, not_run_reason), suppression_of(suppression, r))
 
 
-def layout_for(snapshot: JobSnapshot) -> Layout:
-    return Layout(snapshot.list_names, snapshot.input.extra_columns, with_activity=snapshot.with_activity)
+def layout_for(snapshot: JobSnapshot, *, lang: Language | str | None = None) -> Layout:
+    """The layout of a run's results in ``lang`` (default: the current language)."""
+    return Layout(snapshot.list_names, snapshot.input.extra_columns, with_activity=snapshot.with_activity, lang=lang)
 
 
 def typed_frame(layout: Layout, data: list[list[Any]]) -> pd.DataFrame:
@@ -220,12 +288,15 @@ def typed_frame(layout: Layout, data: list[list[Any]]) -> pd.DataFrame:
     import pandas as pd
 
     df = pd.DataFrame(data, columns=layout.headers)
-    df[COL_ROW] = df[COL_ROW].astype("int64")
+    row = layout.column(COL_ROW)
+    df[row] = df[row].astype("int64")
     for col in layout.date_columns:
         df[col] = pd.to_datetime(df[col], errors="coerce")
     if layout.with_activity:
-        df[COL_RECEIVED] = pd.array(pd.to_numeric(df[COL_RECEIVED], errors="coerce"), dtype="Int64")
-        for col in RATE_COLUMNS:
+        received = layout.column(COL_RECEIVED)
+        df[received] = pd.array(pd.to_numeric(df[received], errors="coerce"), dtype="Int64")
+        for key in RATE_COLUMNS:
+            col = layout.column(key)
             df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
 
@@ -254,9 +325,9 @@ def summarise(snapshot: JobSnapshot, layout: Layout | None = None) -> tuple[pd.D
     """Per list (rows, by its matrix column name) the number of distinct addresses in each state.
 
     Columns are the states in the product's words (subscribed, unsubscribed, pending, bounced,
-    deleted), in that order; a state the API invents later gets its own column, under the
-    API's name, rather than vanishing. Every list of the client is a row, even with zeros:
-    "nobody from the event is on Webinars" is an answer too.
+    deleted), in that order, in the layout's language; a state the API invents later gets its
+    own column, under the API's name, rather than vanishing. Every list of the client is a row,
+    even with zeros: "nobody from the event is on Webinars" is an answer too.
     """
     import pandas as pd
 
@@ -266,9 +337,9 @@ def summarise(snapshot: JobSnapshot, layout: Layout | None = None) -> tuple[pd.D
     counts: dict[str, dict[str, int]] = {lid: {} for lid in layout.list_ids} | tally.by_list
     states = list(SUMMARY_STATES) + [s for s in tally.words if s not in SUMMARY_STATES]
     index = [layout.list_column_of.get(lid, lid) for lid in counts]
-    df = pd.DataFrame([[counts[lid].get(s, 0) for s in states] for lid in counts], index=index, columns=states,
-                      dtype="int64")
-    df.index.name = "List"
+    df = pd.DataFrame([[counts[lid].get(s, 0) for s in states] for lid in counts], index=index,
+                      columns=[layout.state_word(s) for s in states], dtype="int64")
+    df.index.name = t(SUMMARY_INDEX, lang=layout.lang)
     not_run = max(0, snapshot.input.counts.valid - len(snapshot.results))
     return df, SummaryCounts(tally.looked_up, tally.on_no_list, tally.failed, not_run, snapshot.input.counts.invalid,
                              snapshot.input.counts.duplicates, suppressed_count(snapshot.input, snapshot.suppression))
@@ -284,7 +355,7 @@ def suppressed_count(bulk_input: BulkInput, index: SuppressionIndex | None) -> i
 def filter_matrix(df: pd.DataFrame, layout: Layout, lists: Sequence[str] = (),
                   states: Sequence[str] = ()) -> pd.DataFrame:
     """Rows where one of ``lists`` (all when empty) holds one of ``states`` (any when empty).
-    States are the words the matrix shows ("subscribed").
+    States are the product's words ("subscribed"), or as the layout's language says them.
 
     Two pseudo-states widen the choice: FILTER_ON_NO_LIST and FILTER_PROBLEM.
     """
@@ -293,7 +364,8 @@ def filter_matrix(df: pd.DataFrame, layout: Layout, lists: Sequence[str] = (),
     if not lists and not states:
         return df
     cols = [c for c in (lists or layout.list_columns) if c in df.columns]
-    real_states = [s for s in states if s not in (FILTER_ON_NO_LIST, FILTER_PROBLEM)]
+    keys = [s for s in states if s not in (FILTER_ON_NO_LIST, FILTER_PROBLEM)]
+    real_states = set(keys) | {layout.state_word(s) for s in keys}
     mask = pd.Series(False, index=df.index)
     if real_states or not states:
         for c in cols:
@@ -304,21 +376,24 @@ def filter_matrix(df: pd.DataFrame, layout: Layout, lists: Sequence[str] = (),
             else:
                 mask |= col != ""
     if FILTER_ON_NO_LIST in states:
-        mask |= df[COL_NO_LIST] == "yes"
+        mask |= df[layout.column(COL_NO_LIST)] == layout.yes
     if FILTER_PROBLEM in states:
-        mask |= df[COL_STATUS].isin(PROBLEM_STATUSES)
+        mask |= df[layout.column(COL_STATUS)].isin({layout.status_word(s) for s in PROBLEM_STATUSES})
     return df[mask]
 
 
 def filter_states(df: pd.DataFrame, layout: Layout) -> list[str]:
-    """The states present in the matrix (known ones first), then the pseudo-states."""
+    """The states present in the matrix as keys (known ones first, :func:`.view.filter_options`'s
+    order), then the pseudo-states."""
+    key_of = {layout.state_word(k): k for k in SUMMARY_STATES}
     present: list[str] = []
     for c in layout.list_columns:
         if c in df.columns:
             for v in df[c].unique():
                 for part in str(v).split(", "):
-                    if part and part not in present:
-                        present.append(part)
+                    key = key_of.get(part, part)
+                    if part and key not in present:
+                        present.append(key)
     ordered = [s for s in SUMMARY_STATES if s in present] + [s for s in present if s not in SUMMARY_STATES]
     return [*ordered, FILTER_ON_NO_LIST, FILTER_PROBLEM]
 
@@ -350,11 +425,13 @@ def chart_colors(columns: Sequence[str]) -> list[str]:
     return [state_color(s) for s in columns]
 
 
-def problems_frame(bulk_input: BulkInput) -> pd.DataFrame:
-    """Invalid and duplicate rows for the validation panel: row, value as given, reason."""
+def problems_frame(bulk_input: BulkInput, *, lang: Language | str | None = None) -> pd.DataFrame:
+    """Invalid and duplicate rows for the validation panel: row, value as given, reason (in
+    ``lang``, default the current language)."""
     import pandas as pd
 
     rows = [(r.row, r.raw,
-             f"Invalid: {r.reason}" if r.status == Verdict.INVALID else f"Duplicate of row {r.duplicate_of}")
+             t("Invalid: {reason}", lang=lang, reason=text_of(r.reason, lang)) if r.status == Verdict.INVALID
+             else t("Duplicate of row {row}", lang=lang, row=str(r.duplicate_of)))
             for r in bulk_input.rows if r.status != Verdict.VALID]
-    return pd.DataFrame(rows, columns=["Row", "Value", "Reason"])
+    return pd.DataFrame(rows, columns=[t(COL_ROW, lang=lang), t("Value", lang=lang), t("Reason", lang=lang)])

@@ -7,6 +7,7 @@ reach the output.
 """
 from __future__ import annotations
 
+from .. import lazy_text as later
 from ..emails import candidates
 from .structure import header_email_score, looks_like_email, parse_text
 from .table import BulkInputError, Detected, SourceRow, Table
@@ -26,7 +27,7 @@ def parse_pasted(text: str, *, email_column: int | str | None = None) -> Table:
     header) or just addresses separated by anything. A table is kept as a table so its other
     columns reach the output; a bare list becomes one row per address, numbered in order."""
     if not text or not text.strip():
-        raise BulkInputError("Paste at least one address.")
+        raise BulkInputError(later.t("Paste at least one address."))
     text = text.lstrip("\ufeff")
     table = parse_text(text, email_column=email_column)
     det = table.detected
@@ -45,7 +46,7 @@ def parse_pasted(text: str, *, email_column: int | str | None = None) -> Table:
             items = split_addresses(text)
             if items and header_email_score(items[0]) == 2:  # "Email" above a pasted list
                 items = items[1:]
-            flat = Detected(encoding="utf-8", delimiter=",", has_header=False, columns=("Email",), email_column=0,
-                            email_column_reason="pasted addresses", flat_list=True)
+            flat = Detected(encoding="utf-8", delimiter=",", has_header=False, columns=(later.t("Email"),),
+                            email_column=0, email_column_reason=later.t("pasted addresses"), flat_list=True)
             return Table(flat, tuple(SourceRow(i, (t,)) for i, t in enumerate(items, start=1)))
     return table

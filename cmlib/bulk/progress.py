@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..i18n import Language, format_number, nt, t
 from .control import FINISHED_STATES, JobState, Pause, format_duration
 
 __all__ = ["RECENT_WINDOW", "Progress", "RateMeter"]
@@ -110,24 +111,26 @@ class Progress:
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
 
-    def pause_message(self) -> str | None:
+    def pause_message(self, *, lang: Language | str | None = None) -> str | None:
         """"Campaign Monitor is not answering since 14:02 UTC — paused, 705 addresses waiting"."""
         if self.paused is None or not self.active:
             return None
-        return self.paused.message(self.waiting)
+        return self.paused.message(self.waiting, lang=lang)
 
-    def describe(self) -> str:
-        parts = [f"{self.done:,} / {self.total:,} addresses"]
+    def describe(self, *, lang: Language | str | None = None) -> str:
+        """The bar's sentence, in ``lang`` (default: the current language)."""
+        parts = [nt("{done} / {n} address", "{done} / {n} addresses", self.total, lang=lang, done=self.done)]
         if self.preparing and self.active:
-            parts.append("preparing: loading the client's lists and suppression list")
+            parts.append(t("preparing: loading the client's lists and suppression list", lang=lang))
         elif self.paused is not None and self.active:
-            parts.append("paused: Campaign Monitor is not answering")
+            parts.append(t("paused: Campaign Monitor is not answering", lang=lang))
         elif self.rate > 0:
-            parts.append(f"{self.rate:.1f}/s")
+            parts.append(t("{rate}/s", lang=lang, rate=format_number(self.rate, digits=1, lang=lang)))
         if self.state == JobState.CANCELLING:
-            parts.append("cancelling: the lookups in flight finish")
+            parts.append(t("cancelling: the lookups in flight finish", lang=lang))
         elif self.paused is None and not self.preparing and self.active and self.done < self.total:
-            parts.append(f"about {format_duration(self.eta)} left" if self.eta is not None else "estimating time left")
+            parts.append(t("about {duration} left", lang=lang, duration=format_duration(self.eta, lang=lang))
+                         if self.eta is not None else t("estimating time left", lang=lang))
         if self.errors:
-            parts.append(f"{self.errors:,} failed")
+            parts.append(nt("{n} failed", "{n} failed", self.errors, lang=lang))
         return " · ".join(parts)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import lazy_text as later
 from .encoding import BLOCK, check_text, detect_encoding_blocks
 from .structure import analyse, detect_delimiter, head_records, is_blank, iter_source_rows, read_records, with_column
 from .table import BulkInputError, Detected, SourceRow, Table
@@ -45,11 +46,11 @@ def inspect_file(path: str | Path, *, email_column: int | str | None = None) -> 
     """Detect encoding, delimiter, header and email column, and count rows, in flat memory."""
     p = Path(path)
     if not p.exists():
-        raise BulkInputError(f"No such file: {p}")
+        raise BulkInputError(later.t("No such file: {path}", path=str(p)))
     if p.is_dir():
-        raise BulkInputError(f"{p} is a folder, not a CSV file.")
+        raise BulkInputError(later.t("{path} is a folder, not a CSV file.", path=str(p)))
     if p.stat().st_size == 0:
-        raise BulkInputError(f"{p} is empty.")
+        raise BulkInputError(later.t("{path} is empty.", path=str(p)))
     encoding = detect_encoding_blocks(_file_blocks(p))
     with _open_text(p, encoding) as fh:
         head = fh.read(262144)
@@ -57,7 +58,7 @@ def inspect_file(path: str | Path, *, email_column: int | str | None = None) -> 
         head = head[1:]
     check_text(head[:65536])
     if not head.strip():
-        raise BulkInputError(f"{p} has no rows (only empty lines).")
+        raise BulkInputError(later.t("{path} has no rows (only empty lines).", path=str(p)))
     delimiter = detect_delimiter(head)
     sample, _ = head_records(head, delimiter)
     width = 0
@@ -70,7 +71,7 @@ def inspect_file(path: str | Path, *, email_column: int | str | None = None) -> 
                     if len(rec) > width:
                         width = len(rec)
     except csv.Error as exc:
-        raise BulkInputError(f"The CSV could not be read: {exc}.") from None
+        raise BulkInputError(later.t("The CSV could not be read: {reason}.", reason=str(exc))) from None
     det = analyse(sample, width, encoding, delimiter)
     if email_column is not None:
         det = with_column(det, email_column)

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
+from .. import lazy_text as later
 from .encoding import decode
 from .table import BulkInputError, Detected, SourceRow, Table
 
@@ -37,6 +38,8 @@ EMAIL_HEADER_FRAGMENTS = ("email", "e-mail", "e mail", "mail", "почт", "ем
 # A cheap "looks like an address" for choosing a column; email-validator judges each row later.
 _LOOKS_LIKE = re.compile(r"^\s*(?:mailto:)?[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+\s*$|<[^<>\s]+@[^<>\s]+>",
                          re.IGNORECASE)
+
+CHOSEN_BY_YOU = later.t("chosen by you")  # why this is the email column: someone chose it
 
 SAMPLE_RECORDS = 200  # records looked at to choose the delimiter, header and column
 
@@ -142,9 +145,10 @@ def _choose_by_content(records: Sequence[Sequence[str]], width: int) -> tuple[in
             if looks_like_email(cell):
                 hits[i] += 1
     if not records or max(hits, default=0) == 0:
-        return None, "no column holds email addresses"
+        return None, later.t("no column holds email addresses")
     best = max(range(width), key=lambda i: (hits[i], -i))
-    return best, f"{hits[best]} of {len(records)} sampled rows hold an address in this column"
+    return best, later.nt("{hits} of {n} sampled row holds an address in this column",
+                          "{hits} of {n} sampled rows hold an address in this column", len(records), hits=hits[best])
 
 
 def analyse(sample_records: Sequence[Sequence[str]], width: int, encoding: str, delimiter: str) -> Detected:
@@ -152,7 +156,7 @@ def analyse(sample_records: Sequence[Sequence[str]], width: int, encoding: str, 
     records = [r for r in sample_records if not is_blank(r)]
     width = max(width, 1)
     if not records:
-        raise BulkInputError("The file has no rows (only empty lines).")
+        raise BulkInputError(later.t("The file has no rows (only empty lines)."))
     first = records[0]
     scores = [header_email_score(c) for c in first]
     header_hit = max(scores, default=0)
@@ -168,10 +172,10 @@ def analyse(sample_records: Sequence[Sequence[str]], width: int, encoding: str, 
         col, _ = _choose_by_content(records[1:], width)
         has_header = not (col is not None and col < len(first) and "@" in first[col])
     if has_header:
-        raw_names = [(first[i].strip() if i < len(first) else "") or f"Column {i + 1}" for i in range(width)]
+        raw_names = [(first[i].strip() if i < len(first) else "") or _column(i) for i in range(width)]
         columns = tuple(unique_names(raw_names))
     else:
-        columns = tuple(f"Column {i + 1}" for i in range(width))
+        columns = tuple(_column(i) for i in range(width))
     body = records[1:] if has_header else records
     email_col: int | None = None
     reason = ""
@@ -185,7 +189,7 @@ def analyse(sample_records: Sequence[Sequence[str]], width: int, encoding: str, 
         if header_hit == 1 and body and not any(email_col < len(r) and looks_like_email(r[email_col]) for r in body):
             email_col = None  # "Mailing status" is not an address column; fall back to content
         else:
-            reason = f"header “{columns[email_col]}”"
+            reason = later.t("header “{name}”", name=columns[email_col])
     if email_col is None:
         email_col, reason = _choose_by_content(body, width)
     return Detected(encoding=encoding, delimiter=delimiter, has_header=has_header, columns=columns,
@@ -221,13 +225,13 @@ def parse_text(text: str, *, encoding: str = "utf-8", email_column: int | str | 
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
-        raise BulkInputError("There is nothing to read: the input is empty.")
+        raise BulkInputError(later.t("There is nothing to read: the input is empty."))
     delimiter = detect_delimiter(text[:262144])
     sample, _ = head_records(text, delimiter)
     try:
         rows = tuple(iter_source_rows(read_records(io.StringIO(text, newline=""), delimiter), skip_header=False))
     except csv.Error as exc:
-        raise BulkInputError(f"The CSV could not be read: {exc}.") from None
+        raise BulkInputError(later.t("The CSV could not be read: {reason}.", reason=str(exc))) from None
     width = max((len(r.cells) for r in rows), default=1)
     det = analyse(sample, width, encoding, delimiter)
     if email_column is not None:
@@ -237,15 +241,21 @@ def parse_text(text: str, *, encoding: str = "utf-8", email_column: int | str | 
     return Table(det, rows)
 
 
+def _column(i: int) -> str:
+    """The name of a column without a header cell: "Column 2" (translated where shown)."""
+    return later.t("Column {number}", number=str(i + 1))
+
+
 def with_column(det: Detected, column: int | str) -> Detected:
     idx = det.column_index(column)
-    return replace(det, email_column=idx, email_column_reason="chosen by you")
+    return replace(det, email_column=idx, email_column_reason=CHOSEN_BY_YOU)
 
 
 def read_bytes(data: bytes, *, email_column: int | str | None = None, max_bytes: int | None = None) -> Table:
     """An uploaded file, whole (the page's path: at most a few megabytes)."""
     if max_bytes is not None and len(data) > max_bytes:
-        raise BulkInputError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
-                             "Split it into smaller files or ask an admin to raise CM_BULK_MAX_MB.")
+        raise BulkInputError(later.t("The file is {size} MB; the limit is {limit} MB. Split it into smaller files or "
+                                     "ask an admin to raise CM_BULK_MAX_MB.", size=round(len(data) / 1e6, 1),
+                                     limit=round(max_bytes / 1e6)))
     text, enc = decode(data)
     return parse_text(text, encoding=enc, email_column=email_column)

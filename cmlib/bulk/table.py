@@ -9,23 +9,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+from .. import lazy_text as later
+from ..i18n import N_, Language, nt, t
+from ..lazy_text import text_of
+
+# Names of delimiters and encodings as a person reads them (message ids: translated where shown).
+DELIMITER_NAMES = {",": N_("comma"), ";": N_("semicolon"), "\t": N_("tab")}
 ENCODING_NAMES = {
-    "utf-8-sig": "UTF-8 with BOM",
+    "utf-8-sig": N_("UTF-8 with BOM"),
     "utf-8": "UTF-8",
     "utf-16": "UTF-16 (BOM)",
     "utf-32": "UTF-32 (BOM)",
-    "utf-16-le": "UTF-16 LE (no BOM)",
-    "utf-16-be": "UTF-16 BE (no BOM)",
-    "cp1251": "Windows-1251 (Cyrillic)",
-    "koi8-r": "KOI8-R (Cyrillic)",
-    "cp1252": "Windows-1252 (Western)",
+    "utf-16-le": N_("UTF-16 LE (no BOM)"),
+    "utf-16-be": N_("UTF-16 BE (no BOM)"),
+    "cp1251": N_("Windows-1251 (Cyrillic)"),
+    "koi8-r": N_("KOI8-R (Cyrillic)"),
+    "cp1252": N_("Windows-1252 (Western)"),
     "latin-1": "Latin-1",
 }
 
 
 class BulkInputError(ValueError):
-    """The input cannot be used as it is; the message says why and what to do, for a person."""
+    """The input cannot be used as it is; the message says why and what to do, for a person.
+
+    The message is usually a :class:`~cmlib.lazy_text.LazyText`: ``str(exc)`` is English (logs),
+    :meth:`text` says it in a reader's language."""
+
+    def text(self, lang: Language | str | None = None) -> str:
+        return text_of(self.args[0], lang) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -48,13 +59,28 @@ class Detected:
     def delimiter_name(self) -> str:
         return DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
 
-    def describe(self) -> str:
+    def describe(self, *, lang: Language | str | None = None) -> str:
+        """How the input was read, in ``lang`` (default: the current language)."""
         if self.flat_list:
-            return "a list of addresses"
-        header = "with a header row" if self.has_header else "without a header row"
+            return t("a list of addresses", lang=lang)
+        encoding = t(self.encoding_name, lang=lang)
         if len(self.columns) == 1:
-            return f"{self.encoding_name}, one column, {header}"
-        return f"{self.encoding_name}, {self.delimiter_name}-separated, {len(self.columns)} columns, {header}"
+            if self.has_header:
+                return t("{encoding}, one column, with a header row", lang=lang, encoding=encoding)
+            return t("{encoding}, one column, without a header row", lang=lang, encoding=encoding)
+        delimiter = t(self.delimiter_name, lang=lang)
+        n = len(self.columns)
+        if self.has_header:
+            return nt("{encoding}, {delimiter}-separated, {n} column, with a header row",
+                      "{encoding}, {delimiter}-separated, {n} columns, with a header row", n, lang=lang,
+                      encoding=encoding, delimiter=delimiter)
+        return nt("{encoding}, {delimiter}-separated, {n} column, without a header row",
+                  "{encoding}, {delimiter}-separated, {n} columns, without a header row", n, lang=lang,
+                  encoding=encoding, delimiter=delimiter)
+
+    def column_name(self, index: int, *, lang: Language | str | None = None) -> str:
+        """A column's name as a person reads it ("Column 2" is ours, translated; a header cell is shown as it is)."""
+        return text_of(self.columns[index], lang)
 
     def column_index(self, column: int | str | None) -> int | None:
         """Resolve a user's choice: an index, an exact column name, or a case-insensitive one."""
@@ -63,7 +89,8 @@ class Detected:
         if isinstance(column, int):
             if 0 <= column < len(self.columns):
                 return column
-            raise BulkInputError(f"There is no column number {column + 1}; the file has {len(self.columns)}.")
+            raise BulkInputError(later.t("There is no column number {number}; the file has {count}.",
+                                         number=str(column + 1), count=len(self.columns)))
         for i, name in enumerate(self.columns):
             if name == column:
                 return i
@@ -72,8 +99,9 @@ class Detected:
                 return i
         if str(column).isdigit() and 1 <= int(column) <= len(self.columns):
             return int(column) - 1
-        shown = ", ".join(repr(c) for c in self.columns)
-        raise BulkInputError(f"There is no column named {column!r}. The columns are: {shown}.")
+        shown = ", ".join(repr(str(c)) for c in self.columns)
+        raise BulkInputError(later.t("There is no column named {name}. The columns are: {columns}.",
+                                     name=repr(column), columns=shown))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..states import state_word
+from ..states import state_key
 from .engine import LookupResult
 
 __all__ = ["ResultTally"]
@@ -39,7 +39,7 @@ class ResultTally:
         if not res.memberships:
             self.on_no_list += sign
         for lid, state in res.memberships:
-            word = state_word(state)
+            word = state_key(state)
             per = self.by_list.setdefault(lid, {})
             per[word] = per.get(word, 0) + sign
             if word not in self.words:

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..emails import Address, check
+from .. import lazy_text as later
+from ..emails import EMPTY_REASON, Address, check
+from ..i18n import Language, t
 from .table import BulkInputError, Detected, SourceRow, Table
 
 
@@ -33,12 +35,13 @@ class InputSource(StrEnum):
     UPLOADED = "uploaded"
     FILE = "file"  # a file read by the CLI
 
-    def describe(self, name: str) -> str:
-        """"the uploaded file “event.csv”", "pasted addresses"."""
+    def describe(self, name: str, *, lang: Language | str | None = None) -> str:
+        """"the uploaded file “event.csv”", "pasted addresses" (in ``lang``, default the current language)."""
         if self is InputSource.PASTED:
-            return "pasted addresses"
-        noun = "the uploaded file" if self is InputSource.UPLOADED else "the file"
-        return f"{noun} “{name}”" if name else noun
+            return t("pasted addresses", lang=lang)
+        if self is InputSource.UPLOADED:
+            return t("the uploaded file “{name}”", lang=lang, name=name) if name else t("the uploaded file", lang=lang)
+        return t("the file “{name}”", lang=lang, name=name) if name else t("the file", lang=lang)
 
 
 DEFAULT_MAX_MB = 20.0
@@ -82,7 +85,7 @@ class InputRow:
     email: str | None  # normalised address when the row is valid or a duplicate
     extra: tuple[str, ...]
     status: Verdict
-    reason: str = ""  # why it is invalid
+    reason: str = ""  # why it is invalid (usually a LazyText: each reader reads it in their language)
     duplicate_of: int | None = None
 
     @property
@@ -113,7 +116,7 @@ class Validator:
         result = check(raw)
         if not isinstance(result, Address):
             self.invalid += 1
-            reason = "empty" if not raw.strip() else result.reason
+            reason = EMPTY_REASON if not raw.strip() else result.why
             return InputRow(source.row, raw, None, extra, Verdict.INVALID, reason=reason)
         key = result.key
         first = self.first_row.get(key)
@@ -151,8 +154,8 @@ class BulkInput:
     source_name: str = ""  # the file's name as uploaded ("" for pasted text)
     source: InputSource = InputSource.PASTED
 
-    def describe_source(self) -> str:
-        return self.source.describe(self.source_name)
+    def describe_source(self, *, lang: Language | str | None = None) -> str:
+        return self.source.describe(self.source_name, lang=lang)
 
     @property
     def to_lookup(self) -> list[InputRow]:
@@ -177,16 +180,16 @@ def validate_table(table: Table, *, max_rows: int | None = None, source_name: st
     when no email column was found or the table is over the row limit."""
     det = table.detected
     if det.email_column is None:
-        cols = ", ".join(f"“{c}”" for c in det.columns)
-        raise BulkInputError(f"No column with email addresses was found (columns: {cols}). Choose the email "
-                             "column yourself.")
+        cols = later.join(", ", [later.t("“{column}”", column=c) for c in det.columns])
+        raise BulkInputError(later.t("No column with email addresses was found (columns: {columns}). Choose the "
+                                     "email column yourself.", columns=cols))
     if max_rows is not None and len(table.rows) > max_rows:
-        raise BulkInputError(f"The input has {len(table.rows):,} rows; the limit is {max_rows:,}. Split it into "
-                             "smaller files, use the command line (python -m cmlib bulk) or ask an admin to raise "
-                             "CM_BULK_MAX_ROWS.")
+        raise BulkInputError(later.t("The input has {rows} rows; the limit is {limit}. Split it into smaller files, "
+                                     "use the command line (python -m cmlib bulk) or ask an admin to raise "
+                                     "CM_BULK_MAX_ROWS.", rows=len(table.rows), limit=max_rows))
     v = Validator()
     rows = tuple(v.iter_rows(table.rows, det.email_column))
     if not rows:
-        raise BulkInputError("The input has a header but no rows.")
+        raise BulkInputError(later.t("The input has a header but no rows."))
     return BulkInput(detected=det, rows=rows, counts=v.counts(), extra_columns=extra_column_names(det),
                      source_name=source_name, source=source)

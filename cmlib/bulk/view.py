@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..states import state_word
+from ..i18n import csv_dialect
+from ..states import state_key
 from .export import csv_bytes, excel_bytes
 from .matrix import (
     FILTER_ON_NO_LIST,
@@ -77,7 +78,7 @@ def matching_rows(snap: JobSnapshot, layout: Layout, flt: MatrixFilter) -> Seque
         keep = False
         if res is not None and (any_state or real_states):
             for lid, state in res.memberships:
-                if lid in chosen and (any_state or state_word(state) in real_states):
+                if lid in chosen and (any_state or state_key(state) in real_states):
                     keep = True
                     break
         if not keep and want_no_list:
@@ -120,13 +121,26 @@ def page_frame(snap: JobSnapshot, layout: Layout, indices: Sequence[int]) -> pd.
     return typed_frame(layout, list(iter_cells(snap, layout, indices)))
 
 
-def matrix_csv(snap: JobSnapshot, layout: Layout, indices: Sequence[int], *, delimiter: str = ",") -> bytes:
-    """The CSV download of these rows, built when someone asks for it."""
-    return csv_bytes(layout.headers, iter_cells(snap, layout, indices), delimiter=delimiter)
+def csv_format(layout: Layout, delimiter: str | None = None) -> tuple[str, str]:
+    """(separator, decimal mark) of a CSV download in the layout's language: by default what a
+    spreadsheet in that locale opens as numbers (Russian: ``;`` and a decimal comma,
+    :func:`cmlib.i18n.csv_dialect`). A comma chosen as the separator keeps the decimal point, so
+    a comma-separated file stays readable by scripts."""
+    sep, decimal = csv_dialect(layout.lang)
+    chosen = delimiter or sep
+    return chosen, ("." if chosen == "," else decimal)
+
+
+def matrix_csv(snap: JobSnapshot, layout: Layout, indices: Sequence[int], *, delimiter: str | None = None) -> bytes:
+    """The CSV download of these rows, built when someone asks for it, in the layout's language
+    (headers, state words, reasons; separator and decimal mark: :func:`csv_format`)."""
+    sep, decimal = csv_format(layout, delimiter)
+    return csv_bytes(layout.headers, iter_cells(snap, layout, indices), delimiter=sep, decimal=decimal)
 
 
 def matrix_excel(snap: JobSnapshot, layout: Layout, indices: Sequence[int], *,
                  summary: pd.DataFrame | None = None) -> bytes:
-    """The Excel download of these rows (and the summary sheet), built when someone asks for it."""
+    """The Excel download of these rows (and the summary sheet), built when someone asks for it,
+    in the layout's language."""
     return excel_bytes(layout.headers, iter_cells(snap, layout, indices), state_columns=layout.list_columns,
-                       summary=summary)
+                       summary=summary, lang=layout.lang)

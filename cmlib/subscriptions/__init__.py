@@ -11,7 +11,10 @@ One job per module:
 * :mod:`.verdict` -- what each attempt came to (done, already so, queued, failed, unknown, not
   sent...) and the report the dialog shows;
 * :mod:`.rebase` -- after a conflict, the operator's choices carried over to the new states, to
-  be confirmed again.
+  be confirmed again;
+* :mod:`.wording` -- the words they share (states, names), and the audit log's stored English
+  read back for the Audit page (their sentences are lazy: English in the audit log, the
+  operator's language in the dialog; see :mod:`cmlib.lazy_text`).
 
 Everything a caller needs is importable from ``cmlib.subscriptions`` itself.
 """
@@ -26,6 +29,7 @@ from .plan import (
     PlanWarning,
     Step,
     WarningKind,
+    action_text,
     join_names,
     plan_changes,
     unsubscribe_all_desired,
@@ -46,7 +50,7 @@ from .snapshot import (
     state_text,
     take_snapshot,
 )
-from .verdict import ApplyReport, StepResult
+from .verdict import ApplyReport, StepResult, localise_result
 
 __all__ = [
     "CONSENT_UNCHANGED",
@@ -66,10 +70,12 @@ __all__ = [
     "Step",
     "StepResult",
     "WarningKind",
+    "action_text",
     "apply_plan",
     "diff_states",
     "join_names",
     "load_lists",
+    "localise_result",
     "plan_changes",
     "read_for_editing",
     "rebase_choices",

@@ -15,14 +15,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .. import lazy_text as lazy
 from ..audit import ActorSource, AuditEntry, AuditLog, Outcome, SecretInTextError
 from ..client import CONSENT_VALUES, CampaignMonitor
 from ..errors import CMError, TransportError, describe
+from ..i18n import N_, t
 from ..states import SUBSCRIBED_STATES
-from ..write_locks import DEFAULT_WAIT_SECONDS, WriteKey, WriteLocks, WriteLockTimeout, write_locks
-from .plan import CONSENT_UNCHANGED, Action, Plan, PlanNotReady, Step
+from ..write_locks import BUSY_MESSAGE, DEFAULT_WAIT_SECONDS, WriteKey, WriteLocks, WriteLockTimeout, write_locks
+from .plan import ACTION_VIA, CONSENT_UNCHANGED, Action, Plan, PlanNotReady, Step
 from .snapshot import Snapshot, StateChange, diff_states
-from .verdict import MAYBE_WRITTEN, ApplyReport, StepResult, judge
+from .verdict import MAYBE_WRITTEN, READBACK_FAILED, UNREACHABLE, ApplyReport, StepResult, judge, recorded
+
+# The details this module puts into results (stored in English, read back by the Audit page).
+CHANGED_MEANWHILE = recorded(N_("changed since the dialog opened"))
+ALREADY_WHEN_RECHECKED = recorded(N_("already so when re-checked just before writing (changed since the dialog "
+                                     "opened, e.g. by another session); nothing sent"))
+STOPPED_ANSWERING = recorded(N_("Campaign Monitor stopped answering during the change to {list} ({reason}), so "
+                                "this one was not sent"))
+NOT_REREAD = recorded(N_("the current states could not be re-read ({reason})"))
+recorded(BUSY_MESSAGE)  # another change of the address held the write lock: the steps' detail
 
 
 @dataclass(frozen=True)
@@ -90,20 +101,20 @@ def apply_plan(client: CampaignMonitor, plan: Plan, options: ApplyOptions, *, au
     """
     missing = plan.missing(options.confirmed, options.reason)
     if not options.actor.strip():
-        missing.insert(0, "who is acting is not known (give an operator name for the audit log)")
+        missing.insert(0, t("who is acting is not known (give an operator name for the audit log)"))
     if missing:
         raise PlanNotReady("; ".join(missing))
     if options.consent not in CONSENT_VALUES:
-        raise PlanNotReady(f"consent to track must be one of {', '.join(CONSENT_VALUES)}")
+        raise PlanNotReady(t("consent to track must be one of {values}", values=", ".join(CONSENT_VALUES)))
     if plan.snapshot.email.lower() != plan.email.lower():
-        raise PlanNotReady("the plan and its snapshot are for different addresses")
+        raise PlanNotReady(t("the plan and its snapshot are for different addresses"))
     reason = options.reason.strip()
     # Checked before anything is sent: a row the audit log would refuse must not describe a
     # change that already happened.
     try:
         audit.check_text(reason=reason, operator_name=options.actor, email=plan.email)
     except SecretInTextError as exc:
-        raise PlanNotReady(f"{exc}; nothing was sent") from None
+        raise PlanNotReady(t("{problem}; nothing was sent", problem=describe(exc))) from None
 
     run = _Run(client, plan, reason=reason, consent=options.consent, actor=options.actor.strip(),
                actor_source=options.actor_source, audit=audit)
@@ -112,14 +123,16 @@ def apply_plan(client: CampaignMonitor, plan: Plan, options: ApplyOptions, *, au
     try:
         audit.ensure_writable()
     except Exception as exc:  # any storage failure means "do not write"
-        return ApplyReport(plan.email, plan.token, problem=f"the audit log cannot be written ({describe(exc)}), "
-                                                           f"so no change was sent")
+        return ApplyReport(plan.email, plan.token, problem=lazy.t(
+            N_("the audit log cannot be written ({reason}), so no change was sent"), reason=exc))
     key = WriteKey.of(plan.client_id, plan.email)
     try:
         with (locks if locks is not None else write_locks()).hold(key, timeout=options.lock_timeout):
             return run.locked()
     except WriteLockTimeout as exc:
-        return run.nothing_sent(f"{exc}", problem=f"{exc}, so no change was sent; try again in a moment")
+        busy = lazy.error_text(exc)
+        return run.nothing_sent(busy, problem=lazy.t(N_("{reason}, so no change was sent; try again in a moment"),
+                                                     reason=busy))
 
 
 class _Run:
@@ -141,7 +154,7 @@ class _Run:
         try:
             self.audit.record_many(rows)
         except Exception as exc:  # the outcome stands: report, do not hide it
-            return describe(exc)
+            return lazy.error_text(exc)
         return ""
 
     def nothing_sent(self, detail: str, *, problem: str, unreachable: bool = False) -> ApplyReport:
@@ -161,17 +174,19 @@ class _Run:
         try:
             current = self.reread()
         except CMError as err:
+            reason = lazy.error_text(err)
             if isinstance(err, TransportError):
-                why = f"Campaign Monitor could not be reached ({err.reason})"
-                return self.nothing_sent(f"API unreachable ({err.reason})", problem=why, unreachable=True)
-            why = f"the current states could not be re-read ({err.reason})"
-            return self.nothing_sent(why, problem=f"{why}, so no change was sent")
+                return self.nothing_sent(lazy.t(UNREACHABLE, reason=reason), unreachable=True,
+                                         problem=lazy.t(N_("Campaign Monitor could not be reached ({reason})"),
+                                                        reason=reason))
+            why = lazy.t(NOT_REREAD, reason=reason)
+            return self.nothing_sent(why, problem=lazy.t(N_("{problem}, so no change was sent"), problem=why))
         changes = diff_states(self.snapshot, current)
         wanted = _wanted_subscribed(plan)
         if any(not _in_line_with(c, wanted) for c in changes):
             conflicts = tuple(StepResult(s.list_id, s.list_name, s.audit_action, s.state_before,
                                          current.state_of(s.list_id), Outcome.CONFLICT,
-                                         "changed since the dialog opened") for s in plan.steps)
+                                         lazy.t(CHANGED_MEANWHILE)) for s in plan.steps)
             return ApplyReport(self.email, plan.token, results=conflicts, conflict=tuple(changes),
                                new_snapshot=current, audit_problem=self.record(conflicts))
 
@@ -187,7 +202,7 @@ class _Run:
             try:
                 after = self.reread()
             except CMError as err:
-                readback_problem = f"read-back failed: {err.reason}"
+                readback_problem = lazy.t(READBACK_FAILED, reason=err)
 
         results: list[StepResult] = []
         by_step: dict[str, StepResult] = {}
@@ -196,8 +211,7 @@ class _Run:
             if s.list_id in already:
                 was = current.state_of(s.list_id)
                 r = StepResult(s.list_id, s.list_name, s.audit_action, was, was, Outcome.ALREADY,
-                               "already so when re-checked just before writing (changed since the dialog "
-                               "opened, e.g. by another session); nothing sent")
+                               lazy.t(ALREADY_WHEN_RECHECKED))
             elif s.list_id in skipped:
                 r = StepResult(s.list_id, s.list_name, s.audit_action, s.state_before, now, Outcome.NOT_SENT,
                                skipped[s.list_id])
@@ -232,8 +246,7 @@ class _Run:
             except CMError as err:
                 errors[s.list_id] = err
                 if isinstance(err, TransportError):  # no answer at all: do not pile up more writes
-                    stop = (f"Campaign Monitor stopped answering during the change to {s.list_name} "
-                            f"({err.reason}), so this one was not sent")
+                    stop = lazy.t(STOPPED_ANSWERING, list=s.list_name, reason=err)
         return errors, skipped
 
     def cascaded(self, by_step: Mapping[str, StepResult], current: Snapshot, after: Snapshot | None,
@@ -251,7 +264,7 @@ class _Run:
                 stepped.add(lid)
                 now = after.state_of(lid) if after else None
                 before = current.state_of(lid)
-                action = f"unsubscribe (via {s.list_name})"
+                action = ACTION_VIA.format(list=s.list_name)  # English: the audit log's action column
                 if before not in SUBSCRIBED_STATES:
                     out.append(StepResult(lid, lname, action, before, now if now is not None else before,
                                           Outcome.ALREADY))

@@ -20,13 +20,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
+from typing import cast
 
+from .. import lazy_text as lazy
+from ..i18n import N_, Language, format_date, nt, t, use_language
+from ..lazy_text import text_of
 from ..models import SuppressedAddress
-from ..states import STATE_STYLES, SubscriberState, state_word
-from .snapshot import ListInfo, Snapshot, state_text
+from ..states import STATE_STYLES, SubscriberState
+from ..suppression import reason_word
+from .snapshot import ListInfo, Snapshot
+from .wording import join_names, names_lazy, state_lazy
 
 CONSENT_UNCHANGED = "Unchanged"
+
+__all__ = ["CONSENT_UNCHANGED", "Action", "Plan", "PlanNotReady", "PlanWarning", "Step", "WarningKind",
+           "action_text", "join_names", "plan_changes", "unsubscribe_all_desired"]
 
 
 class Action(StrEnum):
@@ -49,13 +59,26 @@ class PlanNotReady(ValueError):
     """Apply was asked for a plan whose warnings are not confirmed or whose reason is missing."""
 
 
-def join_names(names: Sequence[str]) -> str:
-    names = list(names)
-    if not names:
-        return ""
-    if len(names) == 1:
-        return names[0]
-    return ", ".join(names[:-1]) + " and " + names[-1]
+# The ``action`` column of the audit log (stored in English) and how a person reads it.
+ACTION_WORDS = {
+    "subscribe": N_("subscribe"),
+    "resubscribe": N_("resubscribe"),
+    "unsubscribe": N_("unsubscribe"),
+    "unsubscribe (all client lists)": N_("unsubscribe (all client lists)"),
+}
+ACTION_VIA = N_("unsubscribe (via {list})")  # a list an all-client-lists unsubscribe took along
+_VIA_HEAD, _VIA_TAIL = ACTION_VIA.split("{list}")
+
+
+def action_text(action: str, *, lang: Language | str | None = None) -> str:
+    """A stored action (``unsubscribe (via Offers)``) in the reader's language; one we do not
+    know is shown as stored."""
+    word = ACTION_WORDS.get(action)
+    if word is not None:
+        return t(word, lang=lang)
+    if action.startswith(_VIA_HEAD) and action.endswith(_VIA_TAIL) and len(action) > len(ACTION_VIA) - 6:
+        return t(ACTION_VIA, lang=lang, list=action[len(_VIA_HEAD):len(action) - len(_VIA_TAIL)])
+    return action
 
 
 @dataclass(frozen=True)
@@ -71,24 +94,32 @@ class Step:
 
     @property
     def audit_action(self) -> str:
-        """The ``action`` column of the audit log."""
+        """The ``action`` column of the audit log (English: it is data)."""
         if self.action == Action.SUBSCRIBE:
             return "resubscribe" if self.resubscribe else "subscribe"
         return "unsubscribe (all client lists)" if self.unsubscribes_from_all else "unsubscribe"
 
-    def describe(self) -> str:
+    def text(self) -> str:
+        """The step in words (a lazy sentence: English as the ``str``, any language with ``text_of``)."""
+        name = self.list_name
         if self.action == Action.SUBSCRIBE:
             if self.resubscribe and self.state_before:
-                return f"resubscribe to {self.list_name} (now {state_text(self.state_before)})"
+                return lazy.t(N_("resubscribe to {list} (now {state})"), list=name,
+                              state=state_lazy(self.state_before))
             if self.resubscribe:
-                return f"subscribe to {self.list_name} (with Resubscribe)"
-            return f"subscribe to {self.list_name}"
-        text = f"unsubscribe from {self.list_name}"
+                return lazy.t(N_("subscribe to {list} (with Resubscribe)"), list=name)
+            return lazy.t(N_("subscribe to {list}"), list=name)
+        if self.unsubscribes_from_all and self.cascade:
+            return lazy.t(N_("unsubscribe from {list} — this list is set to unsubscribe from ALL client lists, "
+                             "so the address will also leave {names}"),
+                          list=name, names=names_lazy(n for _, n in self.cascade))
         if self.unsubscribes_from_all:
-            text += " — this list is set to unsubscribe from ALL client lists"
-            if self.cascade:
-                text += ", so the address will also leave " + join_names([n for _, n in self.cascade])
-        return text
+            return lazy.t(N_("unsubscribe from {list} — this list is set to unsubscribe from ALL client lists"),
+                          list=name)
+        return lazy.t(N_("unsubscribe from {list}"), list=name)
+
+    def describe(self, lang: Language | str | None = None) -> str:
+        return text_of(self.text(), lang)
 
 
 @dataclass(frozen=True)
@@ -97,7 +128,7 @@ class PlanWarning:
 
     key: str  # stable per plan content, used for the confirmation widget's key
     kind: WarningKind
-    message: str
+    message: str  # a lazy sentence: English as the str, the reader's language with text_of
     needs_confirmation: bool = True
     needs_reason: bool = False
     list_ids: tuple[str, ...] = ()
@@ -109,7 +140,7 @@ class Plan:
     snapshot: Snapshot = field(repr=False, compare=False)  # the baseline the steps were computed from
     steps: tuple[Step, ...] = ()
     warnings: tuple[PlanWarning, ...] = ()
-    notes: tuple[str, ...] = ()  # informational, nothing to confirm
+    notes: tuple[str, ...] = ()  # informational, nothing to confirm (lazy sentences)
     token: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
 
     @property
@@ -141,48 +172,93 @@ class Plan:
     def unsubscribes(self) -> tuple[Step, ...]:
         return tuple(s for s in self.steps if s.action == Action.UNSUBSCRIBE)
 
-    def describe(self) -> str:
+    def describe(self, lang: Language | str | None = None) -> str:
         """The plan in words: what is added, then what is left (steps run unsubscribes first)."""
         if not self.steps:
-            return "no changes"
-        return "; ".join(s.describe() for s in self.subscribes + self.unsubscribes)
+            return t("no changes", lang=lang)
+        return text_of(lazy.join("; ", (s.text() for s in self.subscribes + self.unsubscribes)), lang)
 
-    def missing(self, confirmed: Iterable[str] = (), reason: str = "") -> list[str]:
+    def missing(self, confirmed: Iterable[str] = (), reason: str = "", *,
+                lang: Language | str | None = None) -> list[str]:
         """What still stands between this plan and Apply, in words (empty: ready)."""
         out: list[str] = []
         if not self.steps:
-            out.append("there is nothing to change")
+            out.append(t("there is nothing to change", lang=lang))
         done = set(confirmed)
         n = len(self.confirmation_keys - done)
         if n:
-            out.append(f"{n} warning{'s' if n != 1 else ''} not confirmed")
+            out.append(nt("{n} warning not confirmed", "{n} warnings not confirmed", n, lang=lang))
         if self.needs_reason and not reason.strip():
-            out.append("a reason is required (e.g. the ticket number)")
+            out.append(t("a reason is required (e.g. the ticket number)", lang=lang))
         return out
 
     def ready(self, confirmed: Iterable[str] = (), reason: str = "") -> bool:
         return not self.missing(confirmed, reason)
 
 
-def _suppression_text(s: SuppressedAddress) -> str:
-    bits = []
+_PERMISSION = N_("Adding it again sends Resubscribe, which needs the person's permission: give the reason "
+                 "(e.g. the ticket number).")
+_MAY_BOUNCE = N_("Mail to it could not be delivered before and may bounce again.")
+
+
+def _suppression_details(s: SuppressedAddress) -> str:
+    """``reason: …, since …`` of a suppression entry (the reason is Campaign Monitor's word, the
+    day in the reader's format); "" when the entry says neither."""
+    bits: list[str] = []
     if s.reason:
-        bits.append(f"reason: {s.reason}")
+        bits.append(lazy.t(N_("reason: {reason}"), reason=_SuppressionReason(s.reason)))
     if s.date:
-        bits.append(f"since {s.date.strftime('%Y-%m-%d')}")
-    return f" ({', '.join(bits)})" if bits else ""
+        bits.append(_since(s.date.date() if isinstance(s.date, datetime) else s.date))
+    return lazy.join(", ", bits) if bits else ""
+
+
+class _Since(lazy.LazyText):
+    """``since 2 Jan 2024`` / ``с 02.01.2024``: the day is formatted in the language it is read in."""
+
+    day: date
+
+    def __new__(cls, day: date) -> _Since:
+        obj = cast("_Since", super().__new__(cls, N_("since {date}"),
+                                             params={"date": format_date(day, lang=Language.EN)}))
+        obj.day = day
+        return obj
+
+    def text(self, lang: Language | str | None = None) -> str:
+        return t(self.msgid, lang=lang, date=format_date(self.day, lang=lang))
+
+
+def _since(day: date) -> str:
+    return _Since(day)
+
+
+class _SuppressionReason(lazy.LazyText):
+    """Campaign Monitor's suppression reason (``Unsubscribed``, ``Spam Complaint``): in the reader's
+    words where :mod:`cmlib.suppression` knows it, else as the API spells it."""
+
+    raw: str
+
+    def __new__(cls, raw: str) -> _SuppressionReason:
+        obj = cast("_SuppressionReason", super().__new__(cls, "{reason}", params={"reason": raw}))
+        obj.raw = raw
+        return obj
+
+    def text(self, lang: Language | str | None = None) -> str:
+        with use_language(lang):
+            return reason_word(self.raw)
 
 
 def _resubscribe_warning(s: Step, email: str) -> PlanWarning:
-    known = s.state_before in STATE_STYLES
-    word = state_word(s.state_before) if known else f"in state {s.state_before}"
-    extra = (" Mail to it could not be delivered before and may bounce again."
-             if s.state_before == SubscriberState.BOUNCED else "")
-    return PlanWarning(
-        key=f"resubscribe:{s.list_id}", kind=WarningKind.RESUBSCRIBE, needs_reason=True, list_ids=(s.list_id,),
-        message=(f"{email} is {word} on {s.list_name}. Adding it again sends Resubscribe, which needs "
-                 f"the person's permission: give the reason (e.g. the ticket number).{extra}"),
-    )
+    if s.state_before in STATE_STYLES:
+        head = lazy.t(N_("{email} is {state} on {list}."), email=email, state=state_lazy(s.state_before),
+                      list=s.list_name)
+    else:
+        head = lazy.t(N_("{email} is in state {api_state} on {list}."), email=email, api_state=s.state_before,
+                      list=s.list_name)
+    parts = [head, lazy.t(_PERMISSION)]
+    if s.state_before == SubscriberState.BOUNCED:
+        parts.append(lazy.t(_MAY_BOUNCE))
+    return PlanWarning(key=f"resubscribe:{s.list_id}", kind=WarningKind.RESUBSCRIBE, needs_reason=True,
+                       list_ids=(s.list_id,), message=lazy.join(" ", parts))
 
 
 def plan_changes(snapshot: Snapshot, desired: Mapping[str, bool], lists_info: Sequence[ListInfo]) -> Plan:
@@ -237,53 +313,62 @@ def plan_changes(snapshot: Snapshot, desired: Mapping[str, bool], lists_info: Se
             if kept:
                 warnings.append(PlanWarning(
                     key=f"cascade:{s.list_id}", kind=WarningKind.CASCADE, list_ids=tuple(o for o, _ in kept),
-                    message=(f"{s.list_name} is set to unsubscribe from ALL client lists: unsubscribing "
-                             f"{email} there also removes it from {join_names(others)} — including "
-                             f"{join_names([n for _, n in kept])}, which you left ticked."),
+                    message=lazy.t(N_("{list} is set to unsubscribe from ALL client lists: unsubscribing {email} "
+                                      "there also removes it from {names} — including {kept_names}, which you left "
+                                      "ticked."),
+                                   list=s.list_name, email=email, names=names_lazy(others),
+                                   kept_names=names_lazy(n for _, n in kept)),
                 ))
             elif others:
-                notes.append(f"{s.list_name} is set to unsubscribe from ALL client lists, so one unsubscribe "
-                             f"there already removes the address from {join_names(others)}; the plan still "
-                             f"unsubscribes each list explicitly.")
+                notes.append(lazy.t(N_("{list} is set to unsubscribe from ALL client lists, so one unsubscribe there "
+                                       "already removes the address from {names}; the plan still unsubscribes each "
+                                       "list explicitly."), list=s.list_name, names=names_lazy(others)))
             else:
-                notes.append(f"{s.list_name} is set to unsubscribe from ALL client lists; the address is on "
-                             f"no other list right now.")
+                notes.append(lazy.t(N_("{list} is set to unsubscribe from ALL client lists; the address is on no "
+                                       "other list right now."), list=s.list_name))
         elif s.action == Action.UNSUBSCRIBE and s.unsubscribes_from_all is None:
-            others = [name(o) for o in subscribed_now if o != s.list_id]
-            if others:
+            maybe = [name(o) for o in subscribed_now if o != s.list_id]
+            if maybe:
                 warnings.append(PlanWarning(
                     key=f"maybe_cascade:{s.list_id}", kind=WarningKind.MAYBE_CASCADE, list_ids=(s.list_id,),
-                    message=(f"The settings of {s.list_name} could not be read, so it is unknown whether "
-                             f"unsubscribing there also removes {email} from every other list "
-                             f"({join_names(others)})."),
+                    message=lazy.t(N_("The settings of {list} could not be read, so it is unknown whether "
+                                      "unsubscribing there also removes {email} from every other list ({names})."),
+                                   list=s.list_name, email=email, names=names_lazy(maybe)),
                 ))
         elif s.action == Action.SUBSCRIBE and s.resubscribe and s.state_before:
             warnings.append(_resubscribe_warning(s, email))
         if s.action == Action.SUBSCRIBE and s.confirmed_opt_in:
-            notes.append(f"{s.list_name} uses confirmed opt-in: the address stays "
-                         f"{state_word(SubscriberState.UNCONFIRMED)} until the person clicks the confirmation "
-                         f"email.")
+            notes.append(lazy.t(N_("{list} uses confirmed opt-in: the address stays {state} until the person clicks "
+                                   "the confirmation email."),
+                                list=s.list_name, state=state_lazy(SubscriberState.UNCONFIRMED)))
 
     subs = [s for s in steps if s.action == Action.SUBSCRIBE]
     if subs and suppressed is not None:
+        details = _suppression_details(suppressed)
+        adding = names_lazy(s.list_name for s in subs)
+        text = (lazy.t(N_("{email} is on the client's suppression list ({details}), so Campaign Monitor will not "
+                          "add it to any list unless Resubscribe is sent. Adding it to {names} sends Resubscribe "
+                          "and needs the person's permission: give the reason (e.g. the ticket number)."),
+                       email=email, details=details, names=adding) if details else
+                lazy.t(N_("{email} is on the client's suppression list, so Campaign Monitor will not add it to any "
+                          "list unless Resubscribe is sent. Adding it to {names} sends Resubscribe and needs the "
+                          "person's permission: give the reason (e.g. the ticket number)."),
+                       email=email, names=adding))
         warnings.append(PlanWarning(
             key="suppressed", kind=WarningKind.SUPPRESSED, needs_reason=True, list_ids=tuple(s.list_id for s in subs),
-            message=(f"{email} is on the client's suppression list{_suppression_text(suppressed)}, so Campaign "
-                     f"Monitor will not add it to any list unless Resubscribe is sent. Adding it to "
-                     f"{join_names([s.list_name for s in subs])} sends Resubscribe and needs the person's "
-                     f"permission: give the reason (e.g. the ticket number)."),
+            message=text,
         ))
     if subs and snapshot.suppression_problem:
-        notes.append(f"The suppression list could not be checked ({snapshot.suppression_problem}); if the "
-                     f"address is suppressed Campaign Monitor will refuse the add and the report will say so.")
+        notes.append(lazy.t(N_("The suppression list could not be checked ({problem}); if the address is suppressed "
+                               "Campaign Monitor will refuse the add and the report will say so."),
+                            problem=snapshot.suppression_problem))
     cascading = [s for s in steps if s.action == Action.UNSUBSCRIBE and s.unsubscribes_from_all]
     if subs and cascading:
-        notes.append(
-            f"Unsubscribing from {join_names([s.list_name for s in cascading])} removes the address from ALL "
-            f"client lists, so the unsubscribes are sent first and {join_names([s.list_name for s in subs])} "
-            f"after them; if Campaign Monitor then refuses an add (e.g. because the address went onto the "
-            f"suppression list), the report says so."
-        )
+        notes.append(lazy.t(
+            N_("Unsubscribing from {names} removes the address from ALL client lists, so the unsubscribes are sent "
+               "first and {add_names} after them; if Campaign Monitor then refuses an add (e.g. because the address "
+               "went onto the suppression list), the report says so."),
+            names=names_lazy(s.list_name for s in cascading), add_names=names_lazy(s.list_name for s in subs)))
     # Unsubscribes first: an all-lists unsubscribe sent after an add would undo it.
     steps = [s for s in steps if s.action == Action.UNSUBSCRIBE] + [s for s in steps if s.action == Action.SUBSCRIBE]
     return Plan(email=email, snapshot=snapshot, steps=tuple(steps), warnings=tuple(warnings), notes=tuple(notes))

@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .plan import join_names
-from .snapshot import Snapshot, StateChange, diff_states, state_text
+from ..i18n import Language, t
+from .snapshot import Snapshot, StateChange, diff_states
+from .wording import join_names, state_text
 
 
 @dataclass(frozen=True)
@@ -34,18 +35,20 @@ class Rebased:
     moot: tuple[StateChange, ...] = ()  # changed meanwhile the way the operator wanted: nothing left to do
     revisit: tuple[StateChange, ...] = ()  # changed meanwhile, the operator's choice kept: look again
 
-    def describe(self) -> list[str]:
+    def describe(self, lang: Language | str | None = None) -> list[str]:
         """What happened to the operator's choices, one sentence each (for the dialog)."""
         out: list[str] = []
         if self.moot:
-            out.append("Already so now, nothing left to do: "
-                       + "; ".join(f"{c.list_name} ({state_text(c.after)})" for c in self.moot) + ".")
+            items = "; ".join(t("{list} ({state})", lang=lang, list=c.list_name, state=state_text(c.after, lang=lang))
+                              for c in self.moot)
+            out.append(t("Already so now, nothing left to do: {items}.", lang=lang, items=items))
         if self.revisit:
-            out.append("Changed meanwhile, your choice kept — check it again: "
-                       + "; ".join(c.describe() for c in self.revisit) + ".")
+            out.append(t("Changed meanwhile, your choice kept — check it again: {changes}.", lang=lang,
+                         changes="; ".join(c.describe(lang) for c in self.revisit)))
         untouched = [c.list_name for c in self.changes if c not in self.moot and c not in self.revisit]
         if untouched:
-            out.append(f"The form shows the new state of {join_names(untouched)}.")
+            out.append(t("The form shows the new state of {names}.", lang=lang,
+                         names=join_names(untouched, lang=lang)))
         return out
 
 

@@ -20,24 +20,22 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import ParamSpec, TypeVar
 
+from .. import lazy_text as lazy
 from ..cache import DEFAULT_EXPIRY, CacheSettings
 from ..client import CampaignMonitor
 from ..concurrency import map_all
-from ..errors import AuthenticationError, CMError, describe
+from ..errors import AuthenticationError, CMError
+from ..i18n import N_, Language
 from ..models import ListMembership, SuppressedAddress
 from ..profiles import Profile
-from ..states import SUBSCRIBED_STATES, state_word
+from ..states import SUBSCRIBED_STATES
+from .wording import ARROW, NOT_ON_LIST, state_text
+
+__all__ = ["NOT_ON_LIST", "ListInfo", "LookupSeed", "Snapshot", "SnapshotSource", "StateChange", "diff_states",
+           "load_lists", "read_for_editing", "seed_max_age", "snapshot_from_lookup", "state_text", "take_snapshot"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-NOT_ON_LIST = "not on the list"
-
-
-def state_text(state: str | None) -> str:
-    """A state as the dialog, its plan and its report say it: the product's word from
-    :mod:`cmlib.states` (``Active`` -> ``subscribed``), or "not on the list" for no state."""
-    return state_word(state) if state else NOT_ON_LIST
 
 
 # --------------------------------------------------------------------------- the lists
@@ -49,7 +47,7 @@ class ListInfo:
     name: str
     confirmed_opt_in: bool | None = None  # None: the list's settings could not be read
     unsubscribes_from_all: bool | None = None
-    problem: str = ""
+    problem: str = ""  # why the settings are unknown (a lazy sentence, see cmlib.lazy_text)
 
 
 def load_lists(client: CampaignMonitor, client_id: str, *, executor: Executor | None = None,
@@ -76,8 +74,8 @@ def load_lists(client: CampaignMonitor, client_id: str, *, executor: Executor | 
         if o.error is not None:
             if isinstance(o.error, AuthenticationError):
                 raise o.error
-            out.append(ListInfo(ref.list_id, ref.name, problem=f"list settings could not be read: "
-                                                             f"{describe(o.error)}"))
+            out.append(ListInfo(ref.list_id, ref.name, problem=lazy.t(N_("list settings could not be read: {reason}"),
+                                                                      reason=o.error)))
         elif o.result is not None:
             d = o.result
             out.append(ListInfo(ref.list_id, ref.name or d.title, confirmed_opt_in=d.confirmed_opt_in,
@@ -104,7 +102,7 @@ class Snapshot:
     names: tuple[tuple[str, str], ...]  # (list_id, list name) as listsforemail named them
     taken_at: datetime
     suppressed: SuppressedAddress | None = None
-    suppression_problem: str = ""  # the suppression list could not be read
+    suppression_problem: str = ""  # why the suppression list could not be read (a lazy sentence)
     source: SnapshotSource = SnapshotSource.FRESH
 
     @classmethod
@@ -165,7 +163,7 @@ def _suppression(f_supp: Future[SuppressedAddress | None] | None) -> tuple[Suppr
     except CMError as err:
         if isinstance(err, AuthenticationError):
             raise
-        return None, err.reason
+        return None, lazy.error_text(err)
 
 
 def take_snapshot(client: CampaignMonitor, client_id: str, email: str, *, check_suppression: bool = True,
@@ -256,8 +254,13 @@ class StateChange:
     before: str
     after: str
 
-    def describe(self) -> str:
-        return f"{self.list_name}: {state_text(self.before)} → {state_text(self.after)}"
+    def describe(self, lang: Language | str | None = None) -> str:
+        """``Newsletter: subscribed → unsubscribed`` (the name is data, the states in ``lang``)."""
+        states = ARROW.format(before=state_text(self.before, lang=lang), after=state_text(self.after, lang=lang))
+        return f"{self.list_name}: {states}"
+
+    def render(self, lang: Language | str | None = None) -> str:
+        return self.describe(lang)
 
 
 def diff_states(before: Snapshot, after: Snapshot) -> list[StateChange]:

@@ -217,7 +217,7 @@ def test_without_embed_the_panel_also_fits_360px(browser, streamlit_app, screens
         wait_idle(page)
         expect(page.get_by_role("heading", name="Helpdesk panel")).to_be_visible()
         expect(page.get_by_role("textbox", name="Email addresses")).to_be_visible()
-        expect(page.get_by_role("radio")).to_have_count(len(ADDRESSES))
+        expect(page.locator('[data-testid="stMain"]').get_by_role("radio")).to_have_count(len(ADDRESSES))
         page.screenshot(path=str(screenshot_dir / "panel-360-standalone.png"))
         result = page.evaluate(OVERFLOW_JS)
         assert result["scrollers"] == [] and result["out"] == [], result
