@@ -197,3 +197,9 @@ def describe(exc: BaseException, *, lang: Language | str | None = None) -> str:
         return exc.describe(lang)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def logged(exc: BaseException) -> str:
+    """The reason of ``exc`` for a log line: always English, whatever the session speaks (logs
+    are read by whoever runs the deployment, and grepped)."""
+    return describe(exc, lang=Language.EN)

@@ -21,8 +21,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import redis
 
 INSTALL_HINT = "apt-get install -y redis-server postgresql"
 
@@ -185,6 +189,22 @@ def redis_url(redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def redis_mode(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """The deployment mode on a fresh Redis (``CM_REDIS_URL`` set, process-wide clients fresh);
+    yields a raw client to look inside it."""
+    import redis as redis_lib
+
+    from cmlib import deployment
+
+    monkeypatch.setenv("CM_REDIS_URL", redis_url)
+    deployment.reset_for_tests()
+    raw = redis_lib.Redis.from_url(redis_url)
+    yield raw
+    raw.close()
+    deployment.reset_for_tests()
 
 
 @pytest.fixture(scope="session")

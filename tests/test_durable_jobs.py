@@ -433,3 +433,18 @@ def test_look_up_queues_a_durable_job_and_cancel_takes_it_off_the_queue(durable)
     at.run()
     assert not at.exception, at.exception
     assert job.status(fresh=True).state == JobState.CANCELLED
+
+
+def test_a_runs_sentences_stay_translatable_through_the_job_table():
+    """A worker writes a run's reasons without knowing who reads them: a Russian reader on
+    another replica still reads them in Russian; a plain text stored earlier reads as it is."""
+    from cmlib import lazy_text
+    from cmlib.bulk.job_store import _notes_in, _text_in, _text_out
+    from cmlib.errors import AuthenticationError
+
+    gave_up = lazy_text.t("Not looked up: {reason}", reason=AuthenticationError("Invalid API key", code=100))
+    back = _text_out(_text_in(gave_up))
+    assert back == gave_up and back.text("ru").startswith("Не проверен")
+    assert _text_out(_text_in("plain")) == "plain" and _text_out(None) is None
+    [note] = [lazy_text.from_json(n) for n in _notes_in([gave_up])]
+    assert note.text("ru") == gave_up.text("ru")

@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import redis
 import responses
 
 from cmlib import cache as cache_mod
@@ -30,16 +28,6 @@ KEY_B = "key-BBBB-2222-second-credential"
 URL = f"{BASE}/clients/{CID}/listsforemail.json"
 ROOT = Path(__file__).resolve().parent.parent
 
-
-@pytest.fixture
-def shared(redis_url, monkeypatch):
-    """The deployment mode on a fresh Redis; the raw client to look inside it."""
-    monkeypatch.setenv("CM_REDIS_URL", redis_url)
-    deployment.reset_for_tests()
-    raw = redis.Redis.from_url(redis_url)
-    yield raw
-    raw.close()
-    deployment.reset_for_tests()
 
 
 def replica(key=KEY_A, **expiry):
@@ -70,7 +58,7 @@ def test_the_backend_is_redis_only_in_the_deployment_mode(redis_url, monkeypatch
 
 
 @responses.activate
-def test_replicas_share_a_credentials_entries_and_only_its_own(shared):
+def test_replicas_share_a_credentials_entries_and_only_its_own(redis_mode):
     a, b, other = replica(), replica(), replica(KEY_B)
     responses.get(URL, json=membership("v1"))
     assert a.lists_for_email(CID, "p@x.com")[0].list_name == "v1"
@@ -81,12 +69,12 @@ def test_replicas_share_a_credentials_entries_and_only_its_own(shared):
     assert b.calls_made == 0 and a.session is not b.session
     for c in (a, b, other):
         c.close()
-    assert shared.ping()  # closing a session leaves the deployment's shared connection pool alone
+    assert redis_mode.ping()  # closing a session leaves the deployment's shared connection pool alone
     assert replica().lists_for_email(CID, "p@x.com")[0].list_name == "v1"
 
 
 @responses.activate
-def test_a_write_on_one_replica_invalidates_what_the_other_serves(shared):
+def test_a_write_on_one_replica_invalidates_what_the_other_serves(redis_mode):
     a, b = replica(), replica()
     responses.get(URL, json=membership("v1"))
     responses.get(f"{BASE}/subscribers/l1.json", json={"EmailAddress": "p@x.com", "State": "Active"})
@@ -101,18 +89,18 @@ def test_a_write_on_one_replica_invalidates_what_the_other_serves(shared):
 
 
 @responses.activate
-def test_the_address_index_names_no_address_and_expires(shared):
+def test_the_address_index_names_no_address_and_expires(redis_mode):
     b = replica(listsforemail=60)
     responses.get(URL, json=membership("v1"))
     b.lists_for_email(CID, "Someone.Private@x.com")
-    [name] = list(shared.scan_iter(match=f"{INDEX_PREFIX}*"))
+    [name] = list(redis_mode.scan_iter(match=f"{INDEX_PREFIX}*"))
     assert b"private" not in name.lower() and b"@" not in name
     horizon = cache_mod.email_horizon(b.cache_settings)
-    assert 0 < shared.pttl(name) <= (horizon + TTL_OFFSET) * 1000
-    assert shared.smembers(name) == {name_of_entry(shared).encode()}
+    assert 0 < redis_mode.pttl(name) <= (horizon + TTL_OFFSET) * 1000
+    assert redis_mode.smembers(name) == {name_of_entry(redis_mode).encode()}
     assert b.indexed_address_count == 1
     b.clear_cache()
-    assert not entry_names(shared) and not list(shared.scan_iter(match=f"{INDEX_PREFIX}*"))
+    assert not entry_names(redis_mode) and not list(redis_mode.scan_iter(match=f"{INDEX_PREFIX}*"))
 
 
 def name_of_entry(raw) -> str:
@@ -121,26 +109,26 @@ def name_of_entry(raw) -> str:
 
 
 @responses.activate
-def test_entries_are_json_never_pickle_and_expire_shortly_after_expiry(shared):
+def test_entries_are_json_never_pickle_and_expire_shortly_after_expiry(redis_mode):
     a = replica(listsforemail=60)
     responses.get(URL, json=membership("v1"))
     a.lists_for_email(CID, "p@x.com")
-    [name] = entry_names(shared)
-    stored = shared.get(name)
+    [name] = entry_names(redis_mode)
+    stored = redis_mode.get(name)
     assert not stored.startswith(b"\x80")  # pickle's protocol marker
     document = json.loads(stored)  # plain JSON: whoever writes to Redis cannot make the app run code
     assert document["status_code"] == 200 and document["url"].startswith(URL)
-    ttl = shared.ttl(name)
+    ttl = redis_mode.ttl(name)
     assert 60 < ttl <= 60 + TTL_OFFSET  # expires with the entry, not an hour after it
     for secret in (KEY_A.encode(), base64.b64encode(f"{KEY_A}:x".encode())):
         assert secret not in stored
 
 
-def test_one_salt_for_every_replica_created_once(shared, redis_url):
+def test_one_salt_for_every_replica_created_once(redis_mode, redis_url):
     client = deployment.shared_redis()
     first = redis_cache.partition_salt(client)
     assert redis_cache.partition_salt(client) == first and len(first) == 32
-    assert shared.ttl(SALT_KEY) == -1  # kept: replicas started later must find the same one
+    assert redis_mode.ttl(SALT_KEY) == -1  # kept: replicas started later must find the same one
     env = {**os.environ, "CM_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
     env.pop("CM_CACHE_SALT", None)
     out = subprocess.run([sys.executable, "-c", "from cmlib import deployment, redis_cache; "
@@ -149,13 +137,13 @@ def test_one_salt_for_every_replica_created_once(shared, redis_url):
     assert bytes.fromhex(out.stdout.strip()) == first  # another process: the same partition
 
 
-def test_a_configured_salt_wins(shared, monkeypatch):
+def test_a_configured_salt_wins(redis_mode, monkeypatch):
     monkeypatch.setenv("CM_CACHE_SALT", "team-salt-from-configuration")
     assert redis_cache.partition_salt(deployment.shared_redis()) == b"team-salt-from-configuration"
-    assert shared.get(SALT_KEY) is None
+    assert redis_mode.get(SALT_KEY) is None
 
 
-def test_the_size_is_unknown_on_redis_and_the_settings_page_says_so(shared):
+def test_the_size_is_unknown_on_redis_and_the_settings_page_says_so(redis_mode):
     a = replica()
     assert a.cache_size_bytes() is None
     info = diagnostics.cache_info(a)
@@ -189,7 +177,7 @@ def test_a_redis_outage_is_a_cache_miss_not_an_error(monkeypatch):
         deployment.reset_for_tests()
 
 
-def test_a_write_through_replica_a_is_seen_by_a_lookup_on_replica_b(shared, app_env):
+def test_a_write_through_replica_a_is_seen_by_a_lookup_on_replica_b(redis_mode, app_env):
     """Against the sandbox, with the app's own cache settings (the fixture's CM_CACHE_BACKEND=memory
     gives way to Redis in the deployment mode): B's cached "Active" does not survive A's write."""
     from cmlib import runtime

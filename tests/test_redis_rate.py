@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 
 import pytest
-import redis
 import responses
 
 from cmlib import deployment
@@ -29,15 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 API = "https://api.test/api/v3.3"
 FP = credential_fingerprint(API, "key-1")
 
-
-@pytest.fixture
-def shared(redis_url, monkeypatch):
-    monkeypatch.setenv("CM_REDIS_URL", redis_url)
-    deployment.reset_for_tests()
-    raw = redis.Redis.from_url(redis_url)
-    yield raw
-    raw.close()
-    deployment.reset_for_tests()
 
 
 class Recording(SharedBucket):
@@ -75,17 +65,17 @@ def test_without_the_url_nothing_is_shared():
     lim.close()
 
 
-def test_the_registry_wires_the_shared_bucket_only_on_the_real_clock(shared):
+def test_the_registry_wires_the_shared_bucket_only_on_the_real_clock(redis_mode):
     lim = limiter_for(API, "key-1", rate=LEARN, max_in_flight=4)
     assert isinstance(lim.budget.shared, SharedBucket) and isinstance(rate_memory(), RedisRateMemory)
     fake = limiter_for(API, "key-1", rate=LEARN, max_in_flight=4, clock=lambda: 0.0, sleep=lambda s: None)
     assert fake.budget.shared is None  # an injected clock (tests, simulations) stays in the process
     lim.close()
     fake.close()
-    assert "key-1" not in " ".join(k.decode() for k in shared.scan_iter())
+    assert "key-1" not in " ".join(k.decode() for k in redis_mode.scan_iter())
 
 
-def test_threads_of_several_replicas_never_exceed_the_budget(shared):
+def test_threads_of_several_replicas_never_exceed_the_budget(redis_mode):
     rate = 400.0
     budgets = [replica_budget(rate) for _ in range(3)]
     start = threading.Barrier(3 * 4)
@@ -106,7 +96,7 @@ def test_threads_of_several_replicas_never_exceed_the_budget(shared):
     assert all(len(bucket.slots) == 40 for _, bucket in budgets)
 
 
-def test_processes_share_one_budget(shared, redis_url):
+def test_processes_share_one_budget(redis_mode, redis_url):
     """Three processes reserve from one bucket: together their slots are spaced at the rate."""
     code = (
         "import json, sys\n"
@@ -127,7 +117,7 @@ def test_processes_share_one_budget(shared, redis_url):
     assert_spaced(slots, 300.0)
 
 
-def test_a_persons_fan_out_may_go_ahead_by_the_burst_bulk_never(shared):
+def test_a_persons_fan_out_may_go_ahead_by_the_burst_bulk_never(redis_mode):
     bucket = SharedBucket(deployment.shared_redis(), FP)
     interval = 1.0
     first = [bucket.reserve(interval, tau=2 * interval) for _ in range(4)]
@@ -138,7 +128,7 @@ def test_a_persons_fan_out_may_go_ahead_by_the_burst_bulk_never(shared):
     assert bulk[0].wait == 0.0 and bulk[1].slot - bulk[0].slot == pytest.approx(interval, abs=2e-6)
 
 
-def test_a_429_on_one_replica_pauses_every_replica_for_the_announced_reset(shared):
+def test_a_429_on_one_replica_pauses_every_replica_for_the_announced_reset(redis_mode):
     a, _ = replica_budget(50.0)
     b, b_bucket = replica_budget(50.0)
     grant = a.acquire()
@@ -150,14 +140,14 @@ def test_a_429_on_one_replica_pauses_every_replica_for_the_announced_reset(share
     assert b_bucket.slots == []  # nothing was reserved for the refused caller
     assert b.status().waiting == {Lane.INTERACTIVE: 0, Lane.BULK: 0}
     # A caller that may wait gets the first slot after the pause, in Redis time.
-    pause_until = int(shared.get(f"cm:rate:{{{FP}}}:pause")) / 1e6
+    pause_until = int(redis_mode.get(f"cm:rate:{{{FP}}}:pause")) / 1e6
     r = b_bucket.reserve(1 / 50)
     assert r.slot >= pause_until and r.wait > 29 and r.paused
     after = b_bucket.reserve(1 / 50, tau=5 / 50)
     assert after.slot - r.slot == pytest.approx(1 / 50, abs=2e-6)  # no burst into the reopened window
 
 
-def test_a_pause_set_by_the_client_reaches_other_processes(shared, redis_url):
+def test_a_pause_set_by_the_client_reaches_other_processes(redis_mode, redis_url):
     a, _ = replica_budget(10.0)
     a.pause_for(20.0)
     code = ("from cmlib import deployment\nfrom cmlib.shared_rate import SharedBucket\nimport sys\n"
@@ -168,7 +158,7 @@ def test_a_pause_set_by_the_client_reaches_other_processes(shared, redis_url):
     assert 15 < float(out.stdout) <= 20
 
 
-def test_the_learned_rate_is_remembered_for_every_process(shared, redis_url):
+def test_the_learned_rate_is_remembered_for_every_process(redis_mode, redis_url):
     lim = limiter_for(API, "key-1", rate=LEARN, max_in_flight=4)
     lim.observe(lim.acquire(), RateSignal(200, 60, 59, 1))  # headers: 60 per second
     assert lim.rate == pytest.approx(57.0)
@@ -183,20 +173,20 @@ def test_the_learned_rate_is_remembered_for_every_process(shared, redis_url):
     out = subprocess.run([sys.executable, "-c", code, FP], env=env, capture_output=True, text=True, check=True,
                          timeout=60)
     assert "rate=57.0" in out.stdout and "HEADERS" in out.stdout
-    [name] = list(shared.scan_iter(match="cm:rate:*:learned"))
-    assert FP.encode() in name and shared.ttl(name) > 0
-    assert json.loads(shared.get(name))["limit"] == 60
+    [name] = list(redis_mode.scan_iter(match="cm:rate:*:learned"))
+    assert FP.encode() in name and redis_mode.ttl(name) > 0
+    assert json.loads(redis_mode.get(name))["limit"] == 60
 
 
-def test_an_unreadable_learned_rate_is_not_trusted(shared):
+def test_an_unreadable_learned_rate_is_not_trusted(redis_mode):
     memory = RedisRateMemory(deployment.shared_redis())
-    shared.set(f"cm:rate:{{{FP}}}:learned", b"\x80\x04not json")
+    redis_mode.set(f"cm:rate:{{{FP}}}:learned", b"\x80\x04not json")
     assert memory.recall(FP) is None
     memory.remember(FP, LearnedRate(12.5, RateSource.PROBED, ceiling=25.0))
     assert RedisRateMemory(deployment.shared_redis()).recall(FP) == LearnedRate(12.5, RateSource.PROBED, 25.0)
 
 
-def test_interactive_callers_go_before_the_processs_bulk_work(shared):
+def test_interactive_callers_go_before_the_processs_bulk_work(redis_mode):
     """Three bulk callers queue; a person comes last. The first bulk caller already holds a
     reserved slot (it sleeps until it), the person reserves the next one, the other two after."""
     release = threading.Event()
@@ -251,7 +241,7 @@ def test_redis_unreachable_falls_back_to_the_process_bucket(monkeypatch):
         deployment.reset_for_tests()
 
 
-def test_acquire_reaches_redis_once_per_request(shared):
+def test_acquire_reaches_redis_once_per_request(redis_mode):
     budget, bucket = replica_budget(1000.0)
     calls = []
     real = bucket.reserve
@@ -267,7 +257,7 @@ def test_acquire_reaches_redis_once_per_request(shared):
 
 
 @responses.activate
-def test_a_person_is_told_at_once_when_another_replica_paused_the_credential(shared):
+def test_a_person_is_told_at_once_when_another_replica_paused_the_credential(redis_mode):
     from cmlib.client import CampaignMonitor, ClientOptions
     from cmlib.deadline import call_deadline
     from cmlib.errors import RateLimitedError

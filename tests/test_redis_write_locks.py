@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-import redis
 
 from cmlib import deployment
 from cmlib.write_locks import (
@@ -41,15 +40,6 @@ class FakeTime:
         self.now += seconds
 
 
-@pytest.fixture
-def shared(redis_url, monkeypatch):
-    monkeypatch.setenv("CM_REDIS_URL", redis_url)
-    deployment.reset_for_tests()
-    raw = redis.Redis.from_url(redis_url)
-    yield raw
-    raw.close()
-    deployment.reset_for_tests()
-
 
 def test_the_redis_locks_are_chosen_only_in_the_deployment_mode(redis_url, monkeypatch):
     assert isinstance(write_locks(), LocalWriteLocks)
@@ -69,7 +59,7 @@ def test_the_redis_locks_are_chosen_only_in_the_deployment_mode(redis_url, monke
         deployment.reset_for_tests()
 
 
-def test_a_second_replica_is_excluded_until_the_first_releases(shared):
+def test_a_second_replica_is_excluded_until_the_first_releases(redis_mode):
     client = deployment.shared_redis()
     ft = FakeTime()
     contended: list[WriteKey] = []
@@ -77,33 +67,33 @@ def test_a_second_replica_is_excluded_until_the_first_releases(shared):
     b = RedisWriteLocks(client, on_contended=contended.append, clock=ft.clock, sleep=ft.sleep)
     with a.hold(KEY):
         assert b.is_held(KEY) and "anna" not in KEY.token
-        value = shared.get(KEY.token)
+        value = redis_mode.get(KEY.token)
         assert value and len(value) == 32  # a random token, not the holder's identity
-        assert 0 < shared.pttl(KEY.token) <= LEASE_SECONDS * 1000 and LEASE_SECONDS > DEFAULT_WAIT_SECONDS
+        assert 0 < redis_mode.pttl(KEY.token) <= LEASE_SECONDS * 1000 and LEASE_SECONDS > DEFAULT_WAIT_SECONDS
         with pytest.raises(WriteLockTimeout), b.hold(KEY, timeout=1.0):
             pass
         assert contended == [KEY] and ft.sleeps > 1  # it waited (on the fake clock), polling Redis
         with b.hold(WriteKey.of("C1", "ivan@example.com"), timeout=0):  # another address is free
             pass
-    assert not a.is_held(KEY) and shared.get(KEY.token) is None
+    assert not a.is_held(KEY) and redis_mode.get(KEY.token) is None
     with b.hold(KEY, timeout=0):
-        assert shared.get(KEY.token) is not None
+        assert redis_mode.get(KEY.token) is not None
 
 
-def test_a_holder_releases_only_its_own_token(shared):
+def test_a_holder_releases_only_its_own_token(redis_mode):
     a = RedisWriteLocks(deployment.shared_redis())
     with a.hold(KEY):
         # A's lease ran out and replica C took the lock: A's release must leave C's lock alone.
-        shared.set(KEY.token, "c-token", px=60_000)
-    assert shared.get(KEY.token) == b"c-token"
+        redis_mode.set(KEY.token, "c-token", px=60_000)
+    assert redis_mode.get(KEY.token) == b"c-token"
 
 
-def test_a_dead_holders_lock_frees_itself_with_its_lease(shared):
+def test_a_dead_holders_lock_frees_itself_with_its_lease(redis_mode):
     client = deployment.shared_redis()
     short = RedisWriteLocks(client, lease=0.05)
     held = short.hold(KEY)
     held.__enter__()  # the holder "dies" without releasing
-    assert 0 < shared.pttl(KEY.token) <= 50
+    assert 0 < redis_mode.pttl(KEY.token) <= 50
     done = threading.Event()
 
     def other_replica():
@@ -130,7 +120,7 @@ def test_redis_unreachable_falls_back_to_the_replicas_own_lock(monkeypatch):
         deployment.reset_for_tests()
 
 
-def test_two_sessions_on_two_replicas_send_the_same_change_once(shared, sandbox, tmp_path):
+def test_two_sessions_on_two_replicas_send_the_same_change_once(redis_mode, sandbox, tmp_path):
     """test_write_safety's race, with each session on its own replica: A is held inside its write
     until B provably waits for the Redis lock, so without it B would send a second unsubscribe."""
     from cmlib.audit import AuditLog, configured_secrets
@@ -185,4 +175,4 @@ def test_two_sessions_on_two_replicas_send_the_same_change_once(shared, sandbox,
     assert [r.status for r in reports["A"].results] == ["done"]
     [rb] = reports["B"].results
     assert rb.status == "already" and reports["B"].ok
-    assert shared.get(WriteKey.of(sb.main_client_id, ANNA).token) is None
+    assert redis_mode.get(WriteKey.of(sb.main_client_id, ANNA).token) is None

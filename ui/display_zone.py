@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from cmlib.errors import describe
+from cmlib.errors import logged
 from cmlib.i18n import t
 from cmlib.runtime import Connection
 from cmlib.timezones import DisplayZone, ZoneSource, choose_zone
@@ -64,7 +64,7 @@ def client_time_zone(conn: Connection | None) -> str | None:
     try:
         return conn.lookup_service().client_time_zone() or None
     except Exception as exc:  # an outage only costs the fallback: times are then shown in UTC, named
-        log.info("client time zone unavailable: %s", describe(exc))
+        log.info("client time zone unavailable: %s", logged(exc))
         return None
 
 

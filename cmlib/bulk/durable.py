@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from ..config import Credentials
 from ..database import Database, database
-from ..errors import ConfigurationError, describe
+from ..errors import ConfigurationError, logged
 from ..suppression import SuppressionIndex, email_key
 from ..urls import require_api_url
 from .control import DEFAULT_PATIENCE, FINISHED_STATES, JobState, Pause
@@ -40,7 +40,7 @@ from .engine import LookupResult
 from .job_codec import decode_result, decode_suppressed
 from .job_queue import JobQueue
 from .job_store import DB_ERRORS, JobRecord, JobStatus, JobStore
-from .jobs import BulkJob, JobHandle, JobRegistry, JobSnapshot
+from .jobs import BulkJob, JobHandle, JobRegistry, JobSnapshot, VersionMemo
 from .progress import Progress
 from .tally import ResultTally
 from .validate import BulkInput
@@ -64,7 +64,7 @@ class JobDatabaseError(ConfigurationError):
 
     def __init__(self, exc: BaseException) -> None:
         super().__init__("the job database is not answering; try again in a moment")
-        log.warning("bulk job database: %s", describe(exc))
+        log.warning("bulk job database: %s", logged(exc))
 
 
 class DurableJob:
@@ -90,7 +90,7 @@ class DurableJob:
         self._results: dict[str, LookupResult] = {}
         self._tally = ResultTally()
         self._seq = 0
-        self._memo: dict[str, tuple[object, Any]] = {}
+        self._memo = VersionMemo()
 
     # -- reading the database
     def status(self, *, fresh: bool = False) -> JobStatus:
@@ -104,7 +104,7 @@ class DurableJob:
             except DB_ERRORS as exc:
                 if self._status is None:
                     raise
-                log.warning("bulk job %s: showing the last reading (%s)", self.id, describe(exc))
+                log.warning("bulk job %s: showing the last reading (%s)", self.id, logged(exc))
                 return self._status
             if got is None:
                 self._gone = True
@@ -152,7 +152,7 @@ class DurableJob:
         try:
             fresh = self._store.results_since(self.id, self._seq)
         except DB_ERRORS as exc:
-            log.warning("bulk job %s: showing the results read so far (%s)", self.id, describe(exc))
+            log.warning("bulk job %s: showing the results read so far (%s)", self.id, logged(exc))
             return
         for stored in fresh:
             key = self._keys[stored.idx] or ""
@@ -214,14 +214,7 @@ class DurableJob:
 
     def memo(self, name: str, version: object, build: Callable[[], T]) -> T:
         """``build()`` once per ``version`` of the results, shared by this process's sessions."""
-        with self._lock:
-            held = self._memo.get(name)
-        if held is not None and held[0] == version:
-            return held[1]
-        value = build()
-        with self._lock:
-            self._memo[name] = (version, value)
-        return value
+        return self._memo.get(name, version, build)
 
     def wait(self, until: Callable[[Progress], bool], timeout: float | None = None, poll: float = 0.1) -> bool:
         """Block until ``until(progress)`` holds or ``timeout`` passes (a bounded poll of the
@@ -280,7 +273,7 @@ class DurableJobBook:
         try:
             self.store.sweep(max_age_seconds=self.max_age, keep=self.max_jobs)
         except DB_ERRORS as exc:  # housekeeping: the next submit sweeps
-            log.warning("could not sweep old bulk jobs: %s", describe(exc))
+            log.warning("could not sweep old bulk jobs: %s", logged(exc))
         return self._keep(DurableJob(self.store, record, cancel=self.cancel, bulk_input=bulk_input))
 
     def add(self, job: BulkJob) -> BulkJob:
@@ -308,7 +301,7 @@ class DurableJobBook:
             try:
                 record = self.store.record(job_id)
             except DB_ERRORS as exc:
-                log.warning("cannot read bulk job %s: %s", job_id, describe(exc))
+                log.warning("cannot read bulk job %s: %s", job_id, logged(exc))
                 return None
             if record is None:
                 return None

@@ -32,10 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .. import runtime
+from .. import lazy_text, runtime
 from ..client import CampaignMonitor, ClientOptions
 from ..config import Credentials
-from ..errors import AuthenticationError, CMError, describe
+from ..errors import AuthenticationError, CMError, logged
 from ..urls import display_url, same_api_url
 from .control import JobState, RunControl
 from .engine import BulkLookup, BulkRun, LookupResult, bulk_client_options
@@ -112,16 +112,16 @@ class DurableRun:
             raise
         except DB_ERRORS as exc:  # the database went away: the queue offers the job again
             self._release()
-            raise ResumeLater(f"the database is not answering: {describe(exc)}") from exc
+            raise ResumeLater(f"the database is not answering: {logged(exc)}") from exc
         except Exception as exc:  # a bug must still end the job visibly, never leave it "running"
             log.exception("bulk job %s failed", self.job_id)
-            self._finish(JobState.FAILED, fatal=describe(exc))
+            self._finish(JobState.FAILED, fatal=lazy_text.error_text(exc))
 
     def _attempt(self) -> None:
         try:
             claim = self.store.claim(self.job_id, self.owner)
         except DB_ERRORS as exc:
-            raise ResumeLater(f"the database is not answering: {describe(exc)}") from exc
+            raise ResumeLater(f"the database is not answering: {logged(exc)}") from exc
         if claim is None:
             log.info("bulk job %s is finished or gone; nothing to do", self.job_id)
             return
@@ -141,7 +141,7 @@ class DurableRun:
             conn = runtime.connect(creds, options=self.options or bulk_client_options())
         except DB_ERRORS as exc:
             self._release()
-            raise ResumeLater(f"the database is not answering: {describe(exc)}") from exc
+            raise ResumeLater(f"the database is not answering: {logged(exc)}") from exc
         except CMError as exc:
             self._finish(JobState.FAILED, fatal=exc.reason)
             return
@@ -181,7 +181,7 @@ class DurableRun:
             end_state = loop.run([[row for _, row in rows]], on_result)
         except Exception as exc:  # a bug must still end the job visibly, keeping its results
             log.exception("bulk job %s failed", self.job_id)
-            fatal = describe(exc)
+            fatal = lazy_text.error_text(exc)
         finally:
             self._done.set()
             flusher.join()
@@ -220,7 +220,7 @@ class DurableRun:
             return False
         except DB_ERRORS as exc:
             self._release()
-            raise ResumeLater(f"the database is not answering: {describe(exc)}") from exc
+            raise ResumeLater(f"the database is not answering: {logged(exc)}") from exc
         self._names_written = len(names)
         return True
 
@@ -275,7 +275,7 @@ class DurableRun:
                 control.cancel.set()
                 return
             except DB_ERRORS as exc:
-                log.warning("bulk job %s: cannot write results yet (%s)", self.job_id, describe(exc))
+                log.warning("bulk job %s: cannot write results yet (%s)", self.job_id, logged(exc))
                 if self.clock() - self._last_ok > self.db_patience:
                     self.interrupted = True
                     control.cancel.set()
@@ -297,7 +297,7 @@ class DurableRun:
                     self.interrupted = True
                     log.error("bulk job %s: the database did not answer for %.0f s; %d results will be looked up "
                               "again", self.job_id, self.db_patience, len(self._pending.outcomes))
-                    raise ResumeLater(f"the database is not answering: {describe(exc)}") from exc
+                    raise ResumeLater(f"the database is not answering: {logged(exc)}") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -314,11 +314,11 @@ class DurableRun:
         except LeaseLost:
             self.lost = True
         except DB_ERRORS as exc:
-            raise ResumeLater(f"the database is not answering: {describe(exc)}") from exc
+            raise ResumeLater(f"the database is not answering: {logged(exc)}") from exc
         log.info("bulk job %s ended: %s", self.job_id, state)
 
     def _release(self) -> None:
         try:
             self.store.release(self.job_id, self.owner)
         except DB_ERRORS as exc:  # the next attempt takes the job over anyway (a new owner token)
-            log.warning("bulk job %s: could not hand the run back (%s)", self.job_id, describe(exc))
+            log.warning("bulk job %s: could not hand the run back (%s)", self.job_id, logged(exc))

@@ -51,6 +51,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from .. import lazy_text
 from ..database import Database
 from .control import FINISHED_STATES, JobState
 from .job_codec import decode_input_meta, decode_row, encode_input_meta, encode_row
@@ -231,13 +232,36 @@ class Beat:
     notes: Sequence[str] | None = None
 
 
+_LAZY = "lazy:"  # a stored sentence kept translatable (cmlib.lazy_text), not its English only
+
+
+def _text_in(value: str | None) -> str | None:
+    """A run's fatal/gave-up sentence for a text column: a LazyText as its JSON, so a replica
+    whose reader speaks Russian still shows it in Russian."""
+    data = lazy_text.to_json(value)
+    return _LAZY + json.dumps(data) if isinstance(data, dict) else value
+
+
+def _text_out(value: str | None) -> str | None:
+    if value and value.startswith(_LAZY):
+        try:
+            return lazy_text.from_json(json.loads(value[len(_LAZY):]))
+        except ValueError:
+            return value
+    return value
+
+
+def _notes_in(notes: Sequence[str]) -> list[Any]:
+    return [lazy_text.to_json(n) for n in notes]
+
+
 def _status(row: Any) -> JobStatus:
     return JobStatus(
         state=JobState(row.state), cancel_requested=bool(row.cancel_requested), now=row.now,
         started_at=row.started_at, ended_at=row.ended_at, looked_up=row.looked_up, failed=row.failed,
         on_no_list=row.on_no_list, suppressed=row.suppressed, preparing=bool(row.preparing), rate=float(row.rate),
-        paused=bool(row.paused), paused_since=row.paused_since, patience=row.patience, fatal=row.fatal,
-        gave_up=row.gave_up, notes=tuple(row.notes or ()),
+        paused=bool(row.paused), paused_since=row.paused_since, patience=row.patience, fatal=_text_out(row.fatal),
+        gave_up=_text_out(row.gave_up), notes=tuple(lazy_text.from_json(n) for n in row.notes or ()),
         list_names=tuple((str(i), str(n)) for i, n in (row.list_names or ())),
         suppression_loaded=bool(row.suppression_loaded), suppression_complete=bool(row.suppression_complete),
         queue_job_id=row.queue_job_id,
@@ -426,7 +450,7 @@ class JobStore:
         first attempt -- the page reports the suppression list as it was when the run started."""
         with self.db.write() as conn:
             self._fence(conn, job_id, owner)
-            values: dict[str, Any] = {"list_names": [list(p) for p in list_names], "notes": list(notes),
+            values: dict[str, Any] = {"list_names": [list(p) for p in list_names], "notes": _notes_in(notes),
                                       "preparing": False, "updated_at": func.now()}
             if suppression is not None:
                 if suppression:
@@ -458,7 +482,7 @@ class JobStore:
             if beat.list_names is not None:
                 values["list_names"] = [list(p) for p in beat.list_names]
             if beat.notes is not None:
-                values["notes"] = list(beat.notes)
+                values["notes"] = _notes_in(beat.notes)
             conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
         return bool(fence.cancel_requested)
 
@@ -467,11 +491,12 @@ class JobStore:
                list_names: Sequence[tuple[str, str]] | None = None) -> None:
         with self.db.write() as conn:
             self._fence(conn, job_id, owner)
-            values: dict[str, Any] = {"state": str(state), "fatal": fatal, "gave_up": gave_up, "owner": None,
+            values: dict[str, Any] = {"state": str(state), "fatal": _text_in(fatal), "gave_up": _text_in(gave_up),
+                                      "owner": None,
                                       "ended_at": func.now(), "updated_at": func.now(), "preparing": False,
                                       "paused": False, "rate": 0.0}
             if notes is not None:
-                values["notes"] = list(notes)
+                values["notes"] = _notes_in(notes)
             if list_names is not None:
                 values["list_names"] = [list(p) for p in list_names]
             conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
@@ -488,7 +513,7 @@ class JobStore:
         """End a job no worker of this configuration may run (see the worker's credential check)."""
         with self.db.write() as conn:
             conn.execute(update(jobs_table).where(jobs_table.c.id == job_id, jobs_table.c.state.in_(_ACTIVE))
-                         .values(state=str(JobState.FAILED), fatal=message, owner=None, preparing=False,
+                         .values(state=str(JobState.FAILED), fatal=_text_in(message), owner=None, preparing=False,
                                  ended_at=func.now(), updated_at=func.now()))
 
     def row_results(self, job_id: str) -> Iterable[tuple[int, Mapping[str, Any] | None]]:

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from .. import runtime
 from ..client import CampaignMonitor, ClientOptions
 from ..config import Credentials
-from ..errors import AuthenticationError, describe
+from ..errors import AuthenticationError, describe, logged
 from ..suppression import SuppressionIndex
 from .control import DEFAULT_PATIENCE, FINISHED_STATES, JobState, RunControl, not_looked_up_reason
 from .engine import BulkLookup, BulkRun, LookupResult, bulk_client_options
@@ -41,6 +41,25 @@ from .validate import BulkInput, InputRow, Verdict
 __all__ = ["BulkJob", "JobBook", "JobHandle", "JobRegistry", "JobSnapshot", "Progress", "RateMeter", "open_job_book"]
 
 T = TypeVar("T")
+
+
+class VersionMemo:
+    """Values built once per version of a job's results, shared by every session watching the
+    job (the per-list summary: computed once, not per rerun and person)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[object, Any]] = {}
+
+    def get(self, name: str, version: object, build: Callable[[], T]) -> T:
+        with self._lock:
+            held = self._held.get(name)
+        if held is not None and held[0] == version:
+            return held[1]
+        value = build()
+        with self._lock:
+            self._held[name] = (version, value)
+        return value
 
 log = logging.getLogger("cmlib.bulk.jobs")
 
@@ -173,7 +192,7 @@ class BulkJob:
         self._meter = RateMeter(clock=clock, max_rate=self._max_rate)
         self._started = clock()
         self._ended: float | None = None
-        self._memo: dict[str, tuple[object, Any]] = {}
+        self._memo = VersionMemo()
         self.calls_at_start = client.calls_made
 
     @classmethod
@@ -283,7 +302,7 @@ class BulkJob:
         try:
             owned.close()
         except Exception as exc:  # closing must never turn a finished run into a failure
-            log.warning("closing the connection of bulk job %s failed: %s", self.id, describe(exc))
+            log.warning("closing the connection of bulk job %s failed: %s", self.id, logged(exc))
 
     def _notify(self) -> None:
         with self._changed:
@@ -331,16 +350,8 @@ class BulkJob:
                            suppression=self.lookup.suppression, tally=tally)
 
     def memo(self, name: str, version: object, build: Callable[[], T]) -> T:
-        """``build()`` once per ``version`` of the job's results, shared by every session
-        watching the job (the per-list summary: computed once, not per rerun and person)."""
-        with self._lock:
-            held = self._memo.get(name)
-        if held is not None and held[0] == version:
-            return held[1]
-        value = build()
-        with self._lock:
-            self._memo[name] = (version, value)
-        return value
+        """``build()`` once per ``version`` of the job's results (see :class:`VersionMemo`)."""
+        return self._memo.get(name, version, build)
 
     def calls_made(self) -> int:
         """HTTP calls since the job was created."""

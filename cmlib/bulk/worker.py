@@ -45,7 +45,7 @@ from procrastinate.job_context import AbortReason, JobContext
 from ..config import Credentials, resolve_credentials
 from ..database import Database, DatabaseUrlError, database
 from ..deployment import database_url, uses_postgres
-from ..errors import describe
+from ..errors import logged
 from .durable_run import DurableRun, StopReason
 from .job_queue import QUEUE, TASK_NAME, apply_schema_if_missing, conninfo, make_app
 from .job_store import DB_ERRORS, JobStore
@@ -119,7 +119,7 @@ async def _reaper(app: procrastinate.App, options: WorkerOptions) -> None:
         try:
             await _reap_once(app, options)
         except (ConnectorException, *DB_ERRORS) as exc:
-            log.warning("reaper: the database is not answering (%s)", describe(exc))
+            log.warning("reaper: the database is not answering (%s)", logged(exc))
         await asyncio.sleep(period)
 
 
@@ -171,7 +171,7 @@ async def serve(db: Database, options: WorkerOptions, stop: asyncio.Event) -> No
             log.warning("the worker stopped (the database went away?); starting again")
             delay = 0.5
         except (ConnectorException, *DB_ERRORS, OSError) as exc:
-            log.warning("the worker cannot run yet: %s; trying again in %.1f s", describe(exc), delay)
+            log.warning("the worker cannot run yet: %s; trying again in %.1f s", logged(exc), delay)
         except Exception:
             log.exception("the worker failed; starting again in %.1f s", delay)
         with contextlib.suppress(TimeoutError):
