@@ -42,6 +42,7 @@ from .profiles import (
     received_campaigns,
     with_suppression,
 )
+from .shared_generation import suppression_generation
 from .suppression import SuppressionIndex, SuppressionMemo
 
 # The profile types are re-exported: pages and tests import them from here.
@@ -98,7 +99,8 @@ class LookupService:
             memo_ttl = 0 if shared else min(expiry.get(k, 0) for k in ("listsforemail", "subscriber", "history"))
         self.memo_ttl = float(memo_ttl)
         # The client's suppression list, read once and kept as long as the HTTP cache keeps its pages.
-        self.suppression = SuppressionMemo(client, client_id, ttl=expiry.get("suppressionlist", 0), clock=clock)
+        self.suppression = SuppressionMemo(client, client_id, ttl=expiry.get("suppressionlist", 0), clock=clock,
+                                           shared=suppression_generation(client_id))
         self._time_zone: tuple[float, str | None] | None = None
         self._memo: OrderedDict[str, tuple[float, Profile]] = OrderedDict()  # oldest first
         self._pool: ThreadPoolExecutor | None = None

@@ -19,10 +19,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .i18n import N_, Language, t
 from .models import Page, SuppressedAddress
+
+if TYPE_CHECKING:
+    from .shared_generation import Generation
 
 PAGE_SIZE = 1000  # the API's largest page
 MAX_PAGES = 100  # 100,000 suppressed addresses; past that the index says it is incomplete
@@ -127,10 +130,14 @@ class SuppressionMemo:
     build bypass the HTTP cache: the cached pages still list an address that a Resubscribe has
     just taken off the suppression list. A build that an invalidation overtook is returned to
     its caller but not kept. ``ttl`` 0 keeps nothing (the HTTP cache is off).
+
+    With several replicas (``shared``, :mod:`cmlib.shared_generation`), an invalidation also bumps
+    a counter in Redis, and a copy built at another count is not used: a Resubscribe on one
+    replica reaches every replica's next lookup, read fresh from the API.
     """
 
     def __init__(self, client: SuppressionSource, client_id: str, *, ttl: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, shared: Generation | None = None) -> None:
         self.client = client
         self.client_id = client_id
         self.ttl = float(ttl)
@@ -140,6 +147,8 @@ class SuppressionMemo:
         self._held: tuple[float, SuppressionIndex] | None = None
         self._stale = False  # an address was written to: the next build reads fresh pages
         self._generation = 0
+        self._shared = shared
+        self._held_at: int | None = None  # the shared count the held copy was built at
 
     @property
     def held(self) -> bool:
@@ -150,6 +159,8 @@ class SuppressionMemo:
             self._held = None
             self._stale = True
             self._generation += 1
+        if self._shared is not None:
+            self._shared.bump()
 
     def clear(self) -> None:
         with self._lock:
@@ -157,9 +168,17 @@ class SuppressionMemo:
 
     def _kept(self) -> SuppressionIndex | None:
         with self._lock:
-            if self._held is not None and self._clock() - self._held[0] < self.ttl:
-                return self._held[1]
-            return None
+            if self._held is None or self._clock() - self._held[0] >= self.ttl:
+                return None
+            held, held_at = self._held[1], self._held_at
+        if self._shared is not None:
+            now = self._shared.current()
+            if now is not None and now != held_at:  # another replica wrote since: read it fresh
+                with self._lock:
+                    self._held = None
+                    self._stale = True
+                return None
+        return held
 
     def get(self, *, fresh: bool = False) -> SuppressionIndex:
         """The index, from memory when it is young enough, else read (``fresh``: bypassing the cache)."""
@@ -170,10 +189,12 @@ class SuppressionMemo:
                 return kept
             with self._lock:
                 generation, stale = self._generation, self._stale
+            shared_at = self._shared.current() if self._shared is not None else None  # before the read
             index = SuppressionIndex.for_client(self.client, self.client_id, fresh=fresh or stale)
             with self._lock:
                 if generation == self._generation:
                     self._stale = False
                     if self.ttl > 0:
                         self._held = (self._clock(), index)
+                        self._held_at = shared_at
             return index

@@ -54,3 +54,53 @@ def test_without_a_shared_cache_the_memo_stays(app_env):
             assert svc.memo_ttl > 0
     finally:
         client.close()
+
+
+class _Suppressions:
+    """A client's suppression list as the API would page it; counts reads and whether they
+    bypassed the HTTP cache."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+        self.reads: list[bool] = []
+
+    def suppression_list(self, client_id, *, page=1, page_size=1000, fresh=False):
+        from cmlib.models import Page, SuppressedAddress
+
+        self.reads.append(fresh)
+        items = tuple(SuppressedAddress(a, "Unsubscribed", None) for a in self.addresses)
+        return Page(items, 1, page_size, len(items), 1, len(items))
+
+
+def test_a_resubscribe_on_one_replica_reaches_the_others_suppression_copy(redis_mode):
+    """Each replica keeps the client's suppression list in memory for two minutes; a write on A
+    (which may take an address off the list) bumps a counter in Redis, so B's next lookup reads
+    the list again, bypassing the HTTP cache, instead of showing the address as suppressed."""
+    from cmlib.shared_generation import suppression_generation
+    from cmlib.suppression import SuppressionMemo
+
+    api = _Suppressions("anna@example.com")
+    on_a = SuppressionMemo(api, "c1", ttl=120, shared=suppression_generation("c1"))
+    on_b = SuppressionMemo(api, "c1", ttl=120, shared=suppression_generation("c1"))
+    assert "anna@example.com" in on_b.get()
+    assert "anna@example.com" in on_b.get() and api.reads == [False]  # kept: one read
+    api.addresses.clear()  # the Resubscribe, made through replica A
+    on_a.invalidate()
+    assert "anna@example.com" not in on_b.get()
+    assert api.reads[-1] is True  # read fresh, not from the shared HTTP cache's old pages
+    reads = len(api.reads)
+    on_b.get()
+    assert len(api.reads) == reads  # and kept again until the next write
+    other = SuppressionMemo(api, "c2", ttl=120, shared=suppression_generation("c2"))
+    other.get()
+    on_a.invalidate()
+    reads = len(api.reads)
+    other.get()
+    assert len(api.reads) == reads  # another client's copy is untouched
+
+
+def test_without_redis_the_counter_is_not_used(monkeypatch):
+    from cmlib.shared_generation import suppression_generation
+
+    monkeypatch.delenv("CM_REDIS_URL", raising=False)
+    assert suppression_generation("c1") is None
