@@ -18,6 +18,10 @@ happened. A table written before a column existed is brought up to date on first
 (``ALTER TABLE ... ADD COLUMN``, found by inspection; no manual step); its old rows read as
 "not recorded" there, and their case-folded copies are filled in.
 
+The entry and its enumerations live in :mod:`cmlib.audit_entry` (re-exported here), which does
+not import SQLAlchemy: the Lookup page and the dialog use them on every run, and the log itself
+is imported where a row is written or read, not before a page's first paint.
+
 Never credentials: no field takes them, and :func:`AuditLog.record` refuses a row whose text
 contains a configured secret (the API key, the admin password, secrets.toml credentials). The
 same check, :func:`find_secrets` (:mod:`cmlib.audit_secrets`, re-exported here), runs on
@@ -32,7 +36,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import (
@@ -54,6 +57,7 @@ from sqlalchemy import (
     update,
 )
 
+from .audit_entry import ACTOR_SOURCE_WORDS, OUTCOME_WORDS, RESULTS, ActorSource, AuditEntry, Outcome
 from .audit_secrets import (
     MIN_SECRET_LENGTH,
     Secret,
@@ -68,73 +72,17 @@ from .config import data_dir
 from .database import Backend, Database, DatabaseUrlError, database, sqlite_url
 from .db_schema import UtcDateTime, as_utc, ensure_table, fold, iso_utc
 from .deployment import database_url
-from .i18n import N_
 from .spreadsheet import neutralise
 
 __all__ = [
-    "CSV_COLUMNS", "ENV_PATH", "MIN_SECRET_LENGTH", "RESULTS", "TABLE_COLUMNS", "ActorSource", "AuditEntry",
-    "AuditFilter", "AuditLog", "Outcome", "Secret", "SecretFinding", "SecretInTextError", "api_key_secrets",
-    "configured_secrets", "default_path", "find_secrets", "neutralise_cell", "table_rows", "to_csv_bytes",
-    "utc_now_iso",
+    "ACTOR_SOURCE_WORDS", "CSV_COLUMNS", "ENV_PATH", "MIN_SECRET_LENGTH", "OUTCOME_WORDS", "RESULTS", "TABLE_COLUMNS",
+    "ActorSource", "AuditEntry", "AuditFilter", "AuditLog", "Outcome", "Secret", "SecretFinding", "SecretInTextError",
+    "api_key_secrets", "configured_secrets", "default_path", "find_secrets", "neutralise_cell", "table_rows",
+    "to_csv_bytes", "utc_now_iso",
 ]
 
 ENV_PATH = "CM_AUDIT_DB"
 
-
-class Outcome(StrEnum):
-    """What happened to one attempted change: the head of the ``result`` column (details after ": ").
-
-    A write whose answer was lost (5xx, timeout, dropped connection, malformed answer) is never
-    reported from the answer: the read-back decides between DONE, FAILED (not done) and UNKNOWN.
-    """
-
-    DONE = "done"  # the read-back shows the change (or the API confirmed it and the read-back agrees)
-    ALREADY = "already"  # nothing to send: the address was already so
-    QUEUED = "queued"  # the API accepted it but the read-back does not show it yet (adds are queued)
-    FAILED = "failed"  # not done: the API refused, or the answer was lost and the read-back shows no change
-    CONFLICT = "conflict"  # not written: the states changed since the dialog opened
-    SENT = "sent"  # the API accepted the write but the read-back failed
-    UNKNOWN = "unknown"  # the answer was lost and the read-back could not tell: someone must check
-    NOT_SENT = "not sent"  # never reached Campaign Monitor (API unreachable, another change in progress)
-
-
-RESULTS = tuple(o.value for o in Outcome)  # the Audit page's filter choices, as stored
-# How each outcome is shown to people (translate with cmlib.i18n.t where shown; stored values stay English).
-OUTCOME_WORDS: dict[Outcome, str] = {
-    Outcome.DONE: N_("done"), Outcome.ALREADY: N_("already"), Outcome.QUEUED: N_("queued"),
-    Outcome.FAILED: N_("failed"), Outcome.CONFLICT: N_("conflict"), Outcome.SENT: N_("sent"),
-    Outcome.UNKNOWN: N_("unknown"), Outcome.NOT_SENT: N_("not sent"),
-}
-
-
-class ActorSource(StrEnum):
-    """Where the ``actor`` of a row came from, stored as its value in ``actor_source``.
-
-    A reviewer weighs "signed-in user" (the login vouches for it) differently from "typed" (the
-    operator wrote a name into the dashboard) and "helpdesk link" (the ``operator=`` parameter
-    of the helpdesk panel's URL: whoever can edit a link can write any name there). Readers treat
-    an unknown stored value as NOT_RECORDED.
-    """
-
-    SIGNED_IN = "signed-in user"  # the login (OIDC) names the person
-    TYPED = "typed"  # typed by the operator in this browser (the sidebar, or when asked before a change)
-    HELPDESK_LINK = "helpdesk link"  # ``operator=`` in the panel URL the helpdesk built (not authenticated)
-    NOT_RECORDED = "not recorded"  # rows written before the source was recorded, or by code that did not say
-
-    @classmethod
-    def parse(cls, value: object) -> ActorSource:
-        """The member stored as ``value``; NOT_RECORDED for anything else (old rows, empty cells)."""
-        try:
-            return cls(str(value))
-        except ValueError:
-            return cls.NOT_RECORDED
-
-
-# How each source is shown to people (translate with cmlib.i18n.t where shown).
-ACTOR_SOURCE_WORDS: dict[ActorSource, str] = {
-    ActorSource.SIGNED_IN: N_("signed-in user"), ActorSource.TYPED: N_("typed"),
-    ActorSource.HELPDESK_LINK: N_("helpdesk link"), ActorSource.NOT_RECORDED: N_("not recorded"),
-}
 
 # The table as every version of the app has written it, plus the columns added since. An existing
 # SQLite file keeps its types (``at`` is text there); :func:`_prepare` adds what it lacks.
@@ -181,42 +129,6 @@ def utc_now_iso() -> str:
 def default_path() -> Path:
     env = os.environ.get(ENV_PATH)
     return Path(env) if env else data_dir() / "audit.sqlite"
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One attempted change of one address on one list."""
-
-    actor: str
-    client_id: str
-    email: str
-    list_id: str
-    list_name: str
-    state_before: str  # "" when the address was not on the list
-    action: str  # "subscribe", "resubscribe", "unsubscribe", "unsubscribe (via …)"
-    reason: str
-    result: str  # "done", "already", "queued", "failed: <reason>", "conflict — not written", ...
-    at: str = ""  # UTC ISO 8601 (``2026-03-01T09:30:00Z``); filled by record() when empty
-    plan_token: str = ""
-    actor_source: ActorSource = ActorSource.NOT_RECORDED
-    id: int | None = None
-
-    @property
-    def result_kind(self) -> str:
-        """The :class:`Outcome` value the result starts with (``done``, ``not sent``, …)."""
-        text = self.result.strip().lower()
-        for kind in sorted(RESULTS, key=len, reverse=True):
-            if text == kind or text.startswith((kind + ":", kind + " ")):
-                return kind
-        return text.split(":", 1)[0].split(" ", 1)[0]
-
-    @property
-    def timestamp(self) -> datetime | None:
-        """``at`` as an aware UTC datetime; None when empty or unreadable."""
-        try:
-            return as_utc(self.at) if self.at else None
-        except ValueError:
-            return None
 
 
 @dataclass(frozen=True)

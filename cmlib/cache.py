@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import requests
-import requests_cache
 from requests.auth import _basic_auth_str
 from requests.models import RequestEncodingMixin
 from requests.utils import requote_uri
@@ -194,11 +193,37 @@ def effective_backend(configured: str) -> str:
     return configured
 
 
+_REDIS_BACKEND_MODULE = "requests_cache.backends.redis"
+
+
+def _load_requests_cache() -> None:
+    """Import requests-cache, without its Redis backend unless this process may use Redis.
+
+    requests-cache imports every backend whose library is installed, and redis-py is (for the
+    team deployment): ~50 ms that an embedded app would pay before its first page is drawn for a
+    backend it never uses. Imported here, on the first cached session, not with this module.
+    Our Redis cache (:mod:`cmlib.redis_cache`) imports that backend module directly, which
+    still works afterwards; only requests-cache's own ``backend="redis"`` shortcut, which we
+    never use, stays unavailable in such a process.
+    """
+    if "requests_cache" in sys.modules or "redis" in sys.modules or deployment.redis_url() is not None:
+        return  # loaded already, or Redis is (or may be) used: the caller's plain import does it
+    sys.modules[_REDIS_BACKEND_MODULE] = None  # type: ignore[assignment]  # makes "from .redis import" fail
+    try:
+        import requests_cache  # noqa: F401
+    finally:
+        if _REDIS_BACKEND_MODULE in sys.modules and sys.modules[_REDIS_BACKEND_MODULE] is None:
+            del sys.modules[_REDIS_BACKEND_MODULE]
+
+
 def build_session(settings: CacheSettings | None) -> requests.Session:
     """A plain Session when caching is off, else a CachedSession with our key and expiries
     (on the shared Redis cache for the ``redis`` backend, :mod:`cmlib.redis_cache`)."""
     if settings is None or not settings.enabled:
         return requests.Session()
+    _load_requests_cache()
+    import requests_cache
+
     extra: dict[str, Any] = {}
     backend: Any = settings.backend
     if backend == "sqlite":

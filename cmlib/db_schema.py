@@ -14,29 +14,16 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Dialect, Table, Text, inspect, text
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-SQLITE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+from .utc import SQLITE_TIME_FORMAT, as_utc, iso_utc
 
-
-def as_utc(value: datetime | str) -> datetime:
-    """An aware UTC datetime, whole seconds, from a datetime or ISO 8601 text (naive means UTC).
-
-    Raises ValueError for text that is not ISO 8601.
-    """
-    moment = datetime.fromisoformat(value.strip()) if isinstance(value, str) else value
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.replace(microsecond=0)
-
-
-def iso_utc(value: datetime) -> str:
-    """``2026-03-01T09:30:00Z``: how times are written in the audit log's rows and CSV."""
-    return as_utc(value).strftime(SQLITE_TIME_FORMAT)
+__all__ = ["SQLITE_TIME_FORMAT", "UtcDateTime", "as_utc", "ensure_table", "fold", "iso_utc"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):

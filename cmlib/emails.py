@@ -28,8 +28,6 @@ import unicodedata
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from email_validator import EmailNotValidError, validate_email
-
 from . import lazy_text as later
 from .i18n import N_
 from .lazy_text import LazyText, text_of
@@ -293,6 +291,10 @@ def judge(item: Item) -> Address | InvalidAddress:
         else:
             why = later.t("looks like HTML markup, not an email address")
         return InvalidAddress(shown, why, kind=Rejection.MARKUP)
+    # Imported on the first address judged, not with this module: its Unicode tables cost a first
+    # page that has no address yet (~30 ms) before it is drawn.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:

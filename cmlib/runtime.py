@@ -11,7 +11,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import DEFAULT_EXPIRY, CacheSettings, effective_backend
 from .client import CampaignMonitor, ClientOptions
@@ -20,6 +20,9 @@ from .errors import ConfigurationError
 from .lookup import CLOSED_REASON, LookupService
 from .pacing import LEARN, Lane
 from .urls import require_api_url
+
+if TYPE_CHECKING:
+    from .subscriptions.catalog import ListCatalog
 
 log = logging.getLogger("cmlib.runtime")
 
@@ -104,15 +107,19 @@ class Connection:
             return pool
 
     def close(self) -> None:
-        """Release everything this connection owns: lookup service, pools, HTTP session. Idempotent."""
+        """Release everything this connection owns: lookup service, list catalog, pools, HTTP
+        session. Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             svc = self.extra.pop("lookup_service", None)
+            catalog = self.extra.pop("list_catalog", None)
             pool = self.extra.pop("executor", None)
         if svc is not None:
             svc.close()
+        if catalog is not None:
+            catalog.close()
         if pool is not None:
             pool.shutdown(wait=False)  # queued page tasks still run (and fail politely); never block the closer
         self.client.close()
@@ -122,6 +129,19 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def list_catalog(self) -> ListCatalog:
+        """The client's lists with their settings, read in the background for the subscription
+        dialog (:mod:`cmlib.subscriptions.catalog`); one per connection, closed with it."""
+        from .subscriptions.catalog import ListCatalog, catalog_max_age
+
+        with self._lock:
+            self._require_open()
+            catalog = self.extra.get("list_catalog")
+            if catalog is None:
+                catalog = self.extra["list_catalog"] = ListCatalog(
+                    self.client, self.client_id, max_age=catalog_max_age(self.client.cache_settings))
+            return catalog
 
     def lookup_service(self, max_workers: int | None = None) -> LookupService:
         """One service per connection, so its in-memory profile memo is shared by every rerun."""

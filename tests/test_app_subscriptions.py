@@ -174,9 +174,9 @@ def test_every_opening_reads_on_the_connections_own_pool(sb, monkeypatch):
     used = []
     real = dialog.read_for_editing
 
-    def recording(client, client_id, email, *, executor=None, seed=None):
+    def recording(client, client_id, email, *, executor=None, seed=None, lists=None):
         used.append(executor)
-        return real(client, client_id, email, executor=executor, seed=seed)
+        return real(client, client_id, email, executor=executor, seed=seed, lists=lists)
 
     monkeypatch.setattr(dialog, "read_for_editing", recording)
     at = open_dialog(ANNA)

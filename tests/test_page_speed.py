@@ -6,6 +6,7 @@ makes the page fast -- what is imported, and in what order addresses arrive -- w
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -22,12 +23,59 @@ THREE = list(DEMO_CUSTOMERS["three_addresses"])
 
 
 def test_the_shell_and_lookup_page_modules_do_not_import_pandas():
-    """pandas/pyarrow cost ~0.3 s on a first visit; only drawing the campaigns table needs them."""
+    """pandas/pyarrow cost ~0.3 s on a first visit; only drawing the campaigns table needs them.
+    Likewise the address validator (first address), the audit log's SQLAlchemy and redis."""
     code = ("import sys\n"
             "import ui.access, ui.connection, ui.demo, ui.shell, ui.sidebar, ui.profile\n"
-            "print(sorted(m for m in ('pandas', 'pyarrow', 'openpyxl') if m in sys.modules))\n")
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'openpyxl', 'email_validator', 'sqlalchemy', 'redis',\n"
+            "                         'requests_cache') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+DEFERRED = ("sqlalchemy", "redis", "procrastinate", "psycopg", "cmlib.audit", "cmlib.database")
+
+
+def test_an_embedded_first_visit_loads_no_database_redis_or_job_queue(tmp_path):
+    """The whole first run of the app (demo sandbox, embedded mode: no ``CM_REDIS_URL`` or
+    ``CM_DATABASE_URL``) draws the Lookup page without SQLAlchemy (~0.15 s; the audit log loads
+    it when a row is written or read), redis (~50 ms, which requests-cache would import for a
+    backend this mode never uses) or the job queue. (pandas and the address validator are
+    loaded in the background after the paint: the module test above keeps them off the page.)"""
+    code = ("import sys\n"
+            "from streamlit.testing.v1 import AppTest\n"
+            f"at = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=60)\n"
+            "at.run()\n"
+            "assert not at.exception, [e.value for e in at.exception]\n"
+            "assert [h.value for h in at.title] == ['Customer lookup'], at.title\n"
+            f"print(sorted(m for m in {DEFERRED!r} if m in sys.modules))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
+    env.update(CM_DATA_DIR=str(tmp_path), CM_SECRETS_PATH=str(tmp_path / "no-secrets.toml"))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=False, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr[-3000:]
+
+
+def test_a_team_deployment_still_gets_the_redis_backend_of_requests_cache(tmp_path):
+    """Leaving redis out is for the embedded mode only: with ``CM_REDIS_URL`` set (no server
+    needed to import) requests-cache loads as usual, its Redis backend included."""
+    code = ("import sys\n"
+            "from pathlib import Path\n"
+            "from cmlib.cache import CacheSettings, build_session\n"
+            f"s = build_session(CacheSettings(backend='memory', salt_path=Path({str(tmp_path / 's')!r})))\n"
+            "import requests_cache.backends as b\n"
+            "print('redis' in sys.modules, b.RedisCache.__module__)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
+    env.update(CM_DATA_DIR=str(tmp_path), CM_REDIS_URL="redis://127.0.0.1:1/0")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True requests_cache.backends.redis", out.stdout + out.stderr
+    env.pop("CM_REDIS_URL")
+    out = subprocess.run([sys.executable, "-c", code + "import requests_cache.backends.redis\n"
+                          "print('redis' in sys.modules)\n"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("False") and lines[1] == "True", out.stdout + out.stderr  # still importable on demand
 
 
 def test_each_address_is_handed_over_before_a_slower_one_finishes(sandbox):

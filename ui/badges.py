@@ -15,10 +15,11 @@ from cmlib.states import state_style
 from ui.text import md_escape
 
 
-def render_state_badge(state: str | None, container: Any = None) -> None:
-    """Draw the badge for ``state`` (in ``container`` when given). API text is escaped."""
+def render_state_badge(state: str | None, container: Any = None, width: int | str = "content") -> None:
+    """Draw the badge for ``state`` (in ``container`` when given; ``width`` in px to line up a
+    column of them). API text is escaped."""
     style = state_style(state)
     target = container if container is not None else st
     # st.badge escapes square brackets itself; everything else is escaped here. No ``help``:
     # a badge with a tooltip is rendered twice in the DOM, which screen readers and tests see.
-    target.badge(md_escape(style.label(), brackets=False), color=style.badge)
+    target.badge(md_escape(style.label(), brackets=False), color=style.badge, width=width)

@@ -32,7 +32,8 @@ from urllib.parse import unquote
 
 import streamlit as st
 
-from cmlib.audit import ActorSource, Secret, SecretFinding, find_secrets
+from cmlib.audit_entry import ActorSource
+from cmlib.audit_secrets import Secret, SecretFinding, find_secrets
 from cmlib.i18n import N_, Language, t
 
 OPERATOR_KEY = "operator_name"  # the sidebar field's widget key

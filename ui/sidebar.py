@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from cmlib.audit import configured_secrets, find_secrets
+from cmlib.audit_secrets import configured_secrets, find_secrets
 from cmlib.errors import AuthenticationError, CMError
 from cmlib.i18n import N_, t
 from cmlib.runtime import Connection

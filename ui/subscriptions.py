@@ -42,13 +42,16 @@ the operator typed are shown as they are; consent options are drawn translated, 
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from cmlib.audit import ActorSource, AuditLog, Outcome, configured_secrets
+from cmlib.audit_entry import ActorSource, Outcome
+from cmlib.audit_secrets import configured_secrets
 from cmlib.errors import CMError, describe
 from cmlib.i18n import N_, Language, current_language, nt, t
 from cmlib.lazy_text import text_of
@@ -83,6 +86,11 @@ from ui.identity import MAX_NAME, Actor, acting, remember_in_browser, set_typed_
 from ui.state import APPLIED_PLANS, SUBSCRIPTION_DIALOG, request_refresh
 from ui.text import md_escape
 
+if TYPE_CHECKING:
+    from cmlib.audit import AuditLog
+
+LIST_WIDTH = 340  # px: the list name's column in the dialog's form (its checkbox)
+STATE_WIDTH = 130  # px: the state's column (a badge, or "not on the list")
 CONSENT_OPTIONS = (CONSENT_UNCHANGED, "Yes", "No")  # the API's ConsentToTrack values (sent as they are)
 CONSENT_WORDS = {CONSENT_UNCHANGED: N_("Unchanged"), "Yes": N_("Yes"), "No": N_("No")}
 NAME_PROMPT_KEY = "subs_operator_name"  # "who is acting?" in the review, when nobody is known
@@ -165,8 +173,18 @@ def subscription_entry(conn: Connection, profile: Profile) -> None:
     """The button at the top of an address tab, and the dialog when it is open for this address.
 
     A fragment: a click on the button reruns only this (opening the dialog at once) rather than
-    the whole page with every tab; Close and Apply rerun the page (``st.rerun``)."""
+    the whole page with every tab; Close and Apply rerun the page (``st.rerun``). Drawing the
+    button starts reading the client's lists in the background (``Connection.list_catalog``),
+    so the dialog opens without a request for them."""
+    prefetch_lists(conn)
     _entry(conn, profile)
+
+
+def prefetch_lists(conn: Connection) -> None:
+    """Read the client's lists on the connection's pool unless they are kept and young (cheap
+    on every run). A closed connection just skips it: the dialog then reads them itself."""
+    with contextlib.suppress(CMError, RuntimeError):
+        conn.list_catalog().prefetch(conn.executor)
 
 
 @st.fragment
@@ -220,11 +238,14 @@ def _dialog_body(conn: Connection, email: str, profile: Profile | None = None) -
 # ---------------------------------------------------------------- the editor
 def _load(conn: Connection, email: str, profile: Profile | None = None) -> EditorState:
     """The lookup's states when it is younger than the cache's subscriber expiry (no request for
-    states: the dialog opens at once), else a fresh read. Apply re-reads before writing either way."""
+    states: the dialog opens at once), else a fresh read. Apply re-reads before writing either way.
+    The client's lists come from the connection's catalog when it has them (read in the background
+    when the button was drawn), else they are read here."""
     seed = None
     if profile is not None and profile.email.lower() == email.lower():
         seed = snapshot_from_lookup(profile, conn.client_id, max_age=seed_max_age(conn.client.cache_settings))
-    lists, snapshot = read_for_editing(conn.client, conn.client_id, email, executor=conn.executor, seed=seed)
+    lists, snapshot = read_for_editing(conn.client, conn.client_id, email, executor=conn.executor, seed=seed,
+                                       lists=conn.list_catalog().lists())
     return EditorState(email=email, snapshot=snapshot, lists=lists)
 
 
@@ -333,12 +354,12 @@ def render_editor(conn: Connection, email: str, profile: Profile | None = None) 
         st.caption(t("States as of {time}, read fresh from Campaign Monitor.",
                      time=md_escape(_clock_time(snap.taken_at))))
     _render_form(ed)
-    c1, c2 = st.columns(2)
-    c1.button(t("Reset to original values"), key=button_key("reset", email), on_click=_on_reset, args=(email,),
-              icon=":material/undo:", help=t("Put every checkbox back to the states read from Campaign Monitor."))
-    c2.button(t("Unsubscribe from all lists"), key=button_key("unsub_all", email), on_click=_on_unsubscribe_all,
-              args=(email,), icon=":material/unsubscribe:",
-              disabled=ed.plan is not None or not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()))
+    with st.container(horizontal=True, gap="medium"):
+        st.button(t("Reset to original values"), key=button_key("reset", email), on_click=_on_reset, args=(email,),
+                  icon=":material/undo:", help=t("Put every checkbox back to the states read from Campaign Monitor."))
+        st.button(t("Unsubscribe from all lists"), key=button_key("unsub_all", email), on_click=_on_unsubscribe_all,
+                  args=(email,), icon=":material/unsubscribe:",
+                  disabled=ed.plan is not None or not any(snap.is_subscribed(lid) for lid in ed.all_list_ids()))
     if ed.plan is not None:
         _render_review(conn, ed)
 
@@ -353,15 +374,15 @@ def _render_form(ed: EditorState) -> None:
         for lid in ed.all_list_ids():
             li = ed.info(lid)
             state = ed.snapshot.state_of(lid)
-            c1, c2, c3 = st.columns([4, 2, 3], vertical_alignment="center")
-            with c1:
-                st.checkbox(md_escape(li.name or lid), key=checkbox_key(ed.email, ed.gen, lid))
-            with c2:
+            # One row per list: checkbox, state, notes side by side in one horizontal container --
+            # three or four elements where columns took seven, so a long list of lists is drawn
+            # that much sooner. Fixed widths keep the states and the notes in line.
+            with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
+                st.checkbox(md_escape(li.name or lid), key=checkbox_key(ed.email, ed.gen, lid), width=LIST_WIDTH)
                 if state:
-                    render_state_badge(state)
+                    render_state_badge(state, width=STATE_WIDTH)
                 else:
-                    st.caption(t(NOT_ON_LIST))
-            with c3:
+                    st.caption(t(NOT_ON_LIST), width=STATE_WIDTH)
                 bits = []
                 if li.unsubscribes_from_all:
                     bits.append(t("unsubscribe leaves ALL lists"))
@@ -370,7 +391,7 @@ def _render_form(ed: EditorState) -> None:
                 if li.problem:
                     bits.append(t("settings unknown"))
                 if bits:
-                    st.caption(md_escape(" · ".join(bits)))
+                    st.caption(md_escape(" · ".join(bits)), width="content")
         st.form_submit_button(t("Save changes"), type="primary", key=button_key("save", ed.email),
                               on_click=_on_save, args=(ed.email,))
 
@@ -552,7 +573,11 @@ def _render_rebased(ed: EditorState, rebased: Rebased) -> None:
 
 def audit_log(conn: Connection | None = None) -> AuditLog:
     """The audit log, told every configured secret (the API key, the admin password, secrets.toml
-    credentials) so it refuses any row -- and apply_plan any reason -- that would contain one."""
+    credentials) so it refuses any row -- and apply_plan any reason -- that would contain one.
+    Imported here, when a change is about to be written: the log loads SQLAlchemy, which the
+    page's first paint does without."""
+    from cmlib.audit import AuditLog
+
     return AuditLog(secrets=configured_secrets(conn.credentials.api_key if conn is not None else None))
 
 

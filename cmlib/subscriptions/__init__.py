@@ -4,6 +4,8 @@ One job per module:
 
 * :mod:`.snapshot` -- the client's lists with their settings, and a fresh snapshot of one
   address's states (the baseline every change is measured from);
+* :mod:`.catalog` -- those lists read in the background once the dialog's button is drawn, so
+  opening the dialog sends no request for them (owned by the connection);
 * :mod:`.plan` -- the ticks compared with the snapshot: the steps, in words, with the warnings
   Campaign Monitor's own rules call for (all-lists unsubscribes, resubscribes, suppression);
 * :mod:`.apply` -- the plan sent under the per-address write lock after a conflict check, each

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import lazy_text as lazy
-from ..audit import ActorSource, AuditEntry, AuditLog, Outcome, SecretInTextError
+from ..audit_entry import ActorSource, AuditEntry, Outcome
+from ..audit_secrets import SecretInTextError
 from ..client import CONSENT_VALUES, CampaignMonitor
 from ..errors import CMError, TransportError, describe
 from ..i18n import N_, t
@@ -25,6 +27,9 @@ from ..write_locks import BUSY_MESSAGE, DEFAULT_WAIT_SECONDS, WriteKey, WriteLoc
 from .plan import ACTION_VIA, CONSENT_UNCHANGED, Action, Plan, PlanNotReady, Step
 from .snapshot import Snapshot, StateChange, diff_states
 from .verdict import MAYBE_WRITTEN, READBACK_FAILED, UNREACHABLE, ApplyReport, StepResult, judge, recorded
+
+if TYPE_CHECKING:  # the log is passed in: a lookup page that never writes does not load SQLAlchemy
+    from ..audit import AuditLog
 
 # The details this module puts into results (stored in English, read back by the Audit page).
 CHANGED_MEANWHILE = recorded(N_("changed since the dialog opened"))

@@ -13,7 +13,7 @@ only: the waiting happens in the caller's thread, so a small shared pool
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -26,13 +26,14 @@ from ..client import CampaignMonitor
 from ..concurrency import map_all
 from ..errors import AuthenticationError, CMError
 from ..i18n import N_, Language
-from ..models import ListMembership, SuppressedAddress
+from ..models import ListDetail, ListMembership, ListRef, SuppressedAddress
 from ..profiles import Profile
 from ..states import SUBSCRIBED_STATES
 from .wording import ARROW, NOT_ON_LIST, state_text
 
 __all__ = ["NOT_ON_LIST", "ListInfo", "LookupSeed", "Snapshot", "SnapshotSource", "StateChange", "diff_states",
-           "load_lists", "read_for_editing", "seed_max_age", "snapshot_from_lookup", "state_text", "take_snapshot"]
+           "list_infos", "load_lists", "read_for_editing", "seed_max_age", "snapshot_from_lookup", "state_text",
+           "take_snapshot", "with_known"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -62,24 +63,30 @@ def load_lists(client: CampaignMonitor, client_id: str, *, executor: Executor | 
     """
     refs = client.lists(client_id)
     known = known or {}
+    missing = [r for r in refs if r.list_id not in known]
+    details = map_all(lambda r: client.list_details(r.list_id), missing, max_workers=max_workers, executor=executor)
+    return list_infos(refs, known, ((o.item, o.result, o.error) for o in details))
+
+
+def list_infos(refs: Sequence[ListRef], known: Mapping[str, ListInfo],
+               details: Iterable[tuple[ListRef, ListDetail | None, BaseException | None]]) -> tuple[ListInfo, ...]:
+    """The lists in the client's order: ``known`` settings as they are, the others from their
+    details (``(ref, details, error)`` each); a wrong key is not a detail, it raises."""
     out: list[ListInfo] = []
     for ref in refs:
         have = known.get(ref.list_id)
         if have is not None:
             out.append(ListInfo(ref.list_id, ref.name or have.name, confirmed_opt_in=have.confirmed_opt_in,
                                 unsubscribes_from_all=have.unsubscribes_from_all))
-    missing = [r for r in refs if r.list_id not in known]
-    for o in map_all(lambda r: client.list_details(r.list_id), missing, max_workers=max_workers, executor=executor):
-        ref = o.item
-        if o.error is not None:
-            if isinstance(o.error, AuthenticationError):
-                raise o.error
+    for ref, detail, error in details:
+        if error is not None:
+            if isinstance(error, AuthenticationError):
+                raise error
             out.append(ListInfo(ref.list_id, ref.name, problem=lazy.t(N_("list settings could not be read: {reason}"),
-                                                                      reason=o.error)))
-        elif o.result is not None:
-            d = o.result
-            out.append(ListInfo(ref.list_id, ref.name or d.title, confirmed_opt_in=d.confirmed_opt_in,
-                                unsubscribes_from_all=d.unsubscribes_from_all))
+                                                                      reason=error)))
+        elif detail is not None:
+            out.append(ListInfo(ref.list_id, ref.name or detail.title, confirmed_opt_in=detail.confirmed_opt_in,
+                                unsubscribes_from_all=detail.unsubscribes_from_all))
     order = {r.list_id: i for i, r in enumerate(refs)}
     return tuple(sorted(out, key=lambda li: order[li.list_id]))  # the client's order, known or fetched
 
@@ -213,7 +220,8 @@ def snapshot_from_lookup(profile: Profile, client_id: str, *, max_age: float,
 
 def read_for_editing(client: CampaignMonitor, client_id: str, email: str, *,
                      executor: Executor | None = None,
-                     seed: LookupSeed | None = None) -> tuple[tuple[ListInfo, ...], Snapshot]:
+                     seed: LookupSeed | None = None,
+                     lists: Sequence[ListInfo] | None = None) -> tuple[tuple[ListInfo, ...], Snapshot]:
     """What the editor needs when it opens: the client's lists and a snapshot of ``email``.
 
     Without a ``seed`` the address's states and suppression entry are read fresh while the lists
@@ -221,29 +229,44 @@ def read_for_editing(client: CampaignMonitor, client_id: str, email: str, *,
     what the lists raise. With one (:func:`snapshot_from_lookup`) no state is read: only the
     lists and the settings the lookup did not read (reference data, from the cache when there).
     A seed without a suppression entry is checked against the (cached) suppression list.
+    ``lists``: the client's lists already read (:class:`cmlib.subscriptions.catalog.ListCatalog`),
+    used instead of reading them; a seed's settings for the address's own lists still win.
     """
     if seed is not None:
         f_supp = (_start(executor, client.is_suppressed, client_id, email)
                   if seed.snapshot.suppressed is None else None)
-        lists = load_lists(client, client_id, executor=executor, known=seed.lists)
+        infos = (with_known(lists, seed.lists) if lists is not None
+                 else load_lists(client, client_id, executor=executor, known=seed.lists))
         snapshot = seed.snapshot
         if f_supp is not None:
             suppressed, problem = _suppression(f_supp)
             snapshot = replace(snapshot, suppressed=suppressed, suppression_problem=problem)
-        return lists, snapshot
+        return infos, snapshot
     f_states = _start(executor, client.lists_for_email, client_id, email, fresh=True)
     f_supp = _start(executor, client.is_suppressed, client_id, email, fresh=True)
     lists_error: BaseException | None = None
-    lists = ()
-    try:
-        lists = load_lists(client, client_id, executor=executor)
-    except BaseException as exc:  # raised below, after the states' own error if there is one
-        lists_error = exc
+    infos = tuple(lists) if lists is not None else ()
+    if lists is None:
+        try:
+            infos = load_lists(client, client_id, executor=executor)
+        except BaseException as exc:  # raised below, after the states' own error if there is one
+            lists_error = exc
     memberships = f_states.result()
     suppressed, problem = _suppression(f_supp)
     if lists_error is not None:
         raise lists_error
-    return lists, Snapshot.of(email, client_id, memberships, suppressed=suppressed, suppression_problem=problem)
+    return infos, Snapshot.of(email, client_id, memberships, suppressed=suppressed, suppression_problem=problem)
+
+
+def with_known(lists: Sequence[ListInfo], known: Mapping[str, ListInfo]) -> tuple[ListInfo, ...]:
+    """``lists`` with the settings in ``known`` (what the lookup just read) in place of their own."""
+    out = []
+    for li in lists:
+        have = known.get(li.list_id)
+        out.append(li if have is None else ListInfo(li.list_id, li.name or have.name,
+                                                    confirmed_opt_in=have.confirmed_opt_in,
+                                                    unsubscribes_from_all=have.unsubscribes_from_all))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- what changed

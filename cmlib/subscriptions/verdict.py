@@ -14,7 +14,7 @@ import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from .. import lazy_text as lazy
-from ..audit import OUTCOME_WORDS, Outcome
+from ..audit_entry import OUTCOME_WORDS, Outcome
 from ..errors import (
     APIError,
     ApiUnavailableError,
