@@ -62,6 +62,14 @@ class HeldWriter:
             self.there.set()
             assert self.release.wait(timeout=30), "the test never released the writer"
 
+    @classmethod
+    def at(cls, writer, step: str, monkeypatch) -> HeldWriter:
+        """Hold ``writer`` (the cache's) at ``step``: "flush" (before it takes what waits) or
+        "store" (holding a batch and the row lock, before the INSERTs)."""
+        held, real = cls(), getattr(writer, step)
+        monkeypatch.setattr(writer, step, lambda *args: (held.hold(), real(*args))[1])
+        return held
+
 
 class WatchedLock:
     """The cache's row lock, telling when a thread other than the writer asks for it."""
@@ -125,13 +133,11 @@ def test_an_idle_cache_starts_no_thread(tmp_path):
 
 # --------------------------------------------------------------------------- reads see earlier stores
 def test_a_read_of_a_waiting_answer_stores_it_first(tmp_path, monkeypatch):
-    held = HeldWriter()
     with responses.RequestsMock() as rsps:
         rsps.get(URL, json=membership("Newsletter"))
         c = client(tmp_path)
         cache = c.session.cache
-        real_flush = cache._writer.flush
-        monkeypatch.setattr(cache._writer, "flush", lambda: (held.hold(), real_flush())[1])
+        held = HeldWriter.at(cache._writer, "flush", monkeypatch)
         c.lists_for_email(CID, EMAIL)
         assert held.there.wait(timeout=30)  # the writer woke for the answer and is held before storing it
         assert cache.pending_count == 1
@@ -150,13 +156,11 @@ def test_an_invalidation_drops_an_answer_still_waiting_to_be_stored(tmp_path, mo
     invalidated: it must never reach the file afterwards, and the next read asks the API."""
     if not scan:
         monkeypatch.setattr(cache_mod, "SCAN_LIMIT", -1)  # the client's key index alone
-    held = HeldWriter()
     with responses.RequestsMock() as rsps:
         rsps.get(URL, json=membership("before"))
         c = client(tmp_path)
         cache = c.session.cache
-        real_flush = cache._writer.flush
-        monkeypatch.setattr(cache._writer, "flush", lambda: (held.hold(), real_flush())[1])
+        held = HeldWriter.at(cache._writer, "flush", monkeypatch)
         c.lists_for_email(CID, EMAIL)
         assert held.there.wait(timeout=30) and cache.pending_count == 1
         c.invalidate_email(EMAIL)  # e.g. right after a subscription change
@@ -176,14 +180,12 @@ def test_an_invalidation_waits_for_a_store_in_progress_then_deletes_it(tmp_path,
     invalidation waits for that store and deletes after it, so the answer does not survive."""
     if not scan:
         monkeypatch.setattr(cache_mod, "SCAN_LIMIT", -1)  # the client's key index alone
-    held = HeldWriter()
     with responses.RequestsMock() as rsps:
         rsps.get(URL, json=membership("before"))
         c = client(tmp_path)
         cache = c.session.cache
         writer = cache._writer
-        real_store = writer.store
-        monkeypatch.setattr(writer, "store", lambda batch: (held.hold(), real_store(batch))[1])
+        held = HeldWriter.at(writer, "store", monkeypatch)
         watched = WatchedLock(writer.io)
         monkeypatch.setattr(writer, "io", watched)
         c.lists_for_email(CID, EMAIL)
@@ -207,13 +209,11 @@ def test_a_read_while_its_answer_is_being_stored_waits_for_it_and_hits(tmp_path,
     """The writer has taken the answer out of the queue and is committing it when the same
     request comes again: the read waits for that commit and is served from the cache, instead of
     missing in the gap between "no longer waiting" and "stored"."""
-    held = HeldWriter()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.get(URL, json=membership("before"))
         c = client(tmp_path)
         writer = c.session.cache._writer
-        real_store = writer.store
-        monkeypatch.setattr(writer, "store", lambda batch: (held.hold(), real_store(batch))[1])
+        held = HeldWriter.at(writer, "store", monkeypatch)
         watched = WatchedLock(writer.io)
         monkeypatch.setattr(writer, "io", watched)
         c.lists_for_email(CID, EMAIL)
@@ -230,13 +230,11 @@ def test_a_read_while_its_answer_is_being_stored_waits_for_it_and_hits(tmp_path,
 
 
 def test_clear_drops_what_waits(tmp_path, monkeypatch):
-    held = HeldWriter()
     with responses.RequestsMock() as rsps:
         rsps.get(URL, json=membership("before"))
         c = client(tmp_path)
         cache = c.session.cache
-        real_flush = cache._writer.flush
-        monkeypatch.setattr(cache._writer, "flush", lambda: (held.hold(), real_flush())[1])
+        held = HeldWriter.at(cache._writer, "flush", monkeypatch)
         c.lists_for_email(CID, EMAIL)
         assert held.there.wait(timeout=30)
         c.clear_cache()
