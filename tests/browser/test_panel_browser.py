@@ -223,3 +223,30 @@ def test_without_embed_the_panel_also_fits_360px(browser, streamlit_app, screens
         assert result["scrollers"] == [] and result["out"] == [], result
     finally:
         context.close()
+
+
+def test_the_russian_panel_also_fits_360px(browser, streamlit_app, screenshot_dir):
+    """Russian words run longer than English ones («отказ доставки», «не подтверждён»): the
+    embedded panel in Russian still has no horizontal scrolling and its first badge above the fold."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT}, locale="ru-RU")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{streamlit_app.url}/panel?" + urlencode([("email", ",".join(ADDRESSES)), ("embed", "true"),
+                                                             ("lang", "ru")]))
+        expect(page.locator('[data-testid="stExpander"]').first).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        expect(page.get_by_text(re.compile(r"ivan\W*@example\.com · подписан: 4"))).to_be_visible()
+        page.get_by_role("radio", name=re.compile(r"^ivan\W*\.old")).check(force=True)
+        expect(page.get_by_text("отказ доставки", exact=True).first).to_be_visible()
+        wait_idle(page)
+        page.screenshot(path=str(screenshot_dir / "panel-360-ru.png"))
+        result = page.evaluate(OVERFLOW_JS)
+        assert result["width"] == WIDTH
+        assert result["scrollers"] == [] and result["out"] == [], result
+        box = page.get_by_text("отказ доставки", exact=True).first.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= HEIGHT, box
+    finally:
+        context.close()
