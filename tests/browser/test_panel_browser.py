@@ -238,7 +238,8 @@ def test_the_russian_panel_also_fits_360px(browser, streamlit_app, screenshot_di
                                                              ("lang", "ru")]))
         expect(page.locator('[data-testid="stExpander"]').first).to_be_visible(timeout=60_000)
         wait_idle(page)
-        expect(page.get_by_text(re.compile(r"ivan\W*@example\.com · подписан: 4"))).to_be_visible()
+        # no fixed counts: the module's dialog round trip changes ivan's lists on the shared app
+        expect(page.get_by_text(re.compile(r"ivan\W*@example\.com · подписан: \d"))).to_be_visible()
         page.get_by_role("radio", name=re.compile(r"^ivan\W*\.old")).check(force=True)
         expect(page.get_by_text("отказ доставки", exact=True).first).to_be_visible()
         wait_idle(page)
