@@ -176,7 +176,8 @@ class WriteBehindSQLiteCache(SQLiteCache):
         if self._writer.waiting(key):
             self.flush()  # takes ``io``: also waits for a batch holding the key to be committed
         try:
-            answer = self.responses.get(key)
+            with self._writer.io:  # one connection for every thread: no read while close() closes it
+                answer = self.responses.get(key)
         except Exception as exc:  # e.g. a row written by an incompatible version: a miss
             log.warning("reading a cached answer failed: %s", type(exc).__name__)
             return default
@@ -208,4 +209,5 @@ class WriteBehindSQLiteCache(SQLiteCache):
         """End the writer (what waits is stored first) and close the database. Idempotent; a
         store after this is written in the caller."""
         self._finalizer()  # the writer's stop, once
-        super().close()
+        with self._writer.io:  # never while another thread reads: SQLite crashes on a connection closed mid-query
+            super().close()
