@@ -12,6 +12,10 @@ starts its own sandbox, 0 ms latency), then measures, in a new browser context e
 (3) opening the subscription dialog on the first tab right after that lookup, click to the
     dialog's list checkboxes (target 300 ms).
 
+Baseline, in the same run: Streamlit's own floor -- a two-line app (a heading and a sentence)
+served the same way, a new browser context to its heading. Nothing an app does can make a page
+appear sooner than that, so (2) is also printed as its excess over the floor.
+
 Prints medians beside the targets; no assertion, exit 0 (``make bench`` reports, it does not
 gate). Without /usr/bin/chromium or the playwright package it says so and exits 0.
 """
@@ -62,17 +66,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+FLOOR_APP = 'import streamlit as st\nst.title("Customer lookup")\nst.markdown("A page with nothing else.")\n'
+
+
 @contextmanager
-def streamlit_server(data_dir: str) -> Iterator[str]:
-    """A fresh ``streamlit run app.py`` in demo mode; yields its URL once healthy, stops it by pid."""
+def streamlit_server(data_dir: str, script: str = "app.py", cwd: Path = ROOT) -> Iterator[str]:
+    """A fresh ``streamlit run <script>`` (app.py: in demo mode); yields its URL once healthy,
+    stops it by pid."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
     env.update(CM_DATA_DIR=data_dir, CM_SECRETS_PATH=os.path.join(data_dir, "no-secrets.toml"),
                PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+    cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -128,6 +136,25 @@ def one_run(browser, data_dir: str) -> dict[str, float]:
     return out
 
 
+def floor_runs(browser, data_dir: str, repeats: int) -> list[float]:
+    """Streamlit's floor: the two-line app, a new browser context each time, to its heading."""
+    folder = Path(data_dir) / "floor"
+    folder.mkdir()
+    (folder / "floor_app.py").write_text(FLOOR_APP, encoding="utf-8")
+    out = []
+    with streamlit_server(data_dir, "floor_app.py", folder) as base:
+        for _ in range(repeats + 1):  # the first visit after start is not a floor: dropped
+            ctx = browser.new_context(viewport={"width": 1440, "height": 1600})
+            page = ctx.new_page()
+            page.set_default_timeout(60_000)
+            t0 = time.perf_counter()
+            page.goto(base + "/")
+            page.get_by_role("heading", name="Customer lookup").wait_for()
+            out.append(time.perf_counter() - t0)
+            ctx.close()
+    return out[1:]
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
@@ -150,6 +177,8 @@ def main(argv: list[str]) -> int:
             for _ in range(repeats):
                 with tempfile.TemporaryDirectory(prefix="bench-pages-") as data:
                     runs.append(one_run(browser, data))
+            with tempfile.TemporaryDirectory(prefix="bench-pages-floor-") as data:
+                floor = floor_runs(browser, data, repeats)
         finally:
             browser.close()
 
@@ -167,6 +196,12 @@ def main(argv: list[str]) -> int:
         target = TARGETS_MS[key]
         print(f"{label:<58}{f'≤ {target:.0f} ms':>10}{med:>7.0f} ms{min(values):>6.0f}{max(values):>8.0f}  "
               f"{'met' if med <= target else 'MISSED'}")
+    floor_ms = [v * 1000 for v in floor]
+    floor_med = statistics.median(floor_ms)
+    print(f"{'(0) baseline: a two-line Streamlit app, new session, to its heading':<58}{'':>10}{floor_med:>7.0f} ms"
+          f"{min(floor_ms):>6.0f}{max(floor_ms):>8.0f}  (Streamlit's own floor on this machine, this run)")
+    deep_med = statistics.median(r["deep"] * 1000 for r in runs)
+    print(f"    (2) is the floor + {deep_med - floor_med:.0f} ms: the app's own share of the deep link")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from typing import Any
 
 from streamlit.testing.v1 import AppTest
@@ -51,6 +52,102 @@ def _dataframe_texts(node, where: str) -> Iterator[tuple[str, str]]:
             yield f"{where} [{column}]", str(value)
 
 
+class _HtmlText(HTMLParser):
+    """What an ``st.html`` body shows or says: its text outside ``<style>``/``<script>``, and the
+    ``aria-label``/``title``/``alt`` a screen reader or a tooltip gives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script"):
+            self._hidden += 1
+        self.texts.extend(v for k, v in attrs if k in ("aria-label", "title", "alt") and v)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script") and self._hidden:
+            self._hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden and data.strip():
+            self.texts.append(data.strip())
+
+
+def html_texts(body: str) -> list[str]:
+    parser = _HtmlText()
+    parser.feed(body)
+    return parser.texts
+
+
+_MARKS = {"yes": True, "no": False, "да": True, "нет": False}  # a ✓/✗'s text alternative
+
+
+class _CampaignTable(HTMLParser):
+    """The Lookup page's campaigns table (ui.campaigns_html) read back as a grid: header texts,
+    and per row the cells' text, a mark's text alternative ("yes"/"no"), a link's href."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header: list[str] = []
+        self.rows: list[list[object]] = []
+        self._cell: list[object] | None = None
+        self._in_head = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "thead":
+            self._in_head = True
+        elif tag == "tr" and not self._in_head:
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self._cell = []
+        elif self._cell is not None and tag == "span" and a.get("role") == "img":
+            self._cell.append(("mark", a.get("aria-label")))
+        elif self._cell is not None and tag == "a":
+            self._cell.append(("link", a.get("href")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "thead":
+            self._in_head = False
+        elif tag in ("th", "td") and self._cell is not None:
+            marks = [v for k, v in (c for c in self._cell if isinstance(c, tuple)) if k == "mark"]
+            links = [v for k, v in (c for c in self._cell if isinstance(c, tuple)) if k == "link"]
+            text = "".join(c for c in self._cell if isinstance(c, str)).strip()
+            value: object = _MARKS.get(marks[0], marks[0]) if marks else (links[0] if links else (text or None))
+            if self._in_head:
+                self.header.append(text)
+            else:
+                self.rows[-1].append(value)
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def campaign_tables(node) -> list[tuple[list[str], list[dict]]]:
+    """Every campaigns table under ``node`` (an AppTest, a tab): its column headers and its rows
+    as ``{header: value}``, a ✓/✗ as True/False ("yes"/"no" in the page's language), a link as
+    its href, an empty cell as None -- the shape ``presenters.campaign_rows`` gives."""
+    out = []
+    for h in node.get("html"):
+        if '<table class="cm-campaigns-table"' not in h.proto.body:
+            continue
+        table = _CampaignTable()
+        table.feed(h.proto.body)
+        rows = [dict(zip(table.header, row, strict=True)) for row in table.rows]
+        out.append((table.header, rows))
+    return out
+
+
+def campaign_table(node) -> tuple[list[str], list[dict]]:
+    """The one campaigns table under ``node``."""
+    [table] = campaign_tables(node)
+    return table
+
+
 def visible_texts(at: AppTest) -> list[tuple[str, str]]:
     """(where, text) for every string an element of the page shows a person."""
     out: list[tuple[str, str]] = []
@@ -59,6 +156,8 @@ def visible_texts(at: AppTest) -> list[tuple[str, str]]:
         kind = getattr(node, "type", type(node).__name__)
         if kind == "dataframe":
             out.extend(_dataframe_texts(node, where))
+        elif kind == "html":
+            out.extend((f"{where} html", text) for text in html_texts(node.proto.body))
         elif kind in ("vega_lite_chart", "arrow_vega_lite_chart"):
             out.append((f"{where} chart", node.proto.spec))
         else:

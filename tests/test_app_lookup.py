@@ -9,12 +9,11 @@ import re
 from datetime import timedelta, timezone
 from pathlib import Path
 
-import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from cmlib import ratelimit
 from cmlib.sandbox import DEMO_CUSTOMERS, VIP_LIST_NAME
-from tests.apptest_helpers import shown
+from tests.apptest_helpers import campaign_table, campaign_tables, shown
 from ui.connection import get_connection
 from ui.state import LOOKUP_REFRESH
 
@@ -122,10 +121,6 @@ def expected_metrics(sb, email: str) -> dict[str, str]:
     }
 
 
-def frame_rows(df: pd.DataFrame) -> list[dict]:
-    return df.to_dict("records")
-
-
 # --------------------------------------------------------------------------- product.md cases
 def test_case_on_no_list_offers_to_subscribe(app_env):
     email = DEMO_CUSTOMERS["no_list"][0]
@@ -134,7 +129,7 @@ def test_case_on_no_list_offers_to_subscribe(app_env):
     assert shown(tab.label) == f"{email} · on no list"
     info = " ".join(shown(i.value) for i in tab.info)
     assert "Not on any list." in info and email in info
-    assert "Lists" not in subheaders(tab) and not tab.dataframe and not tab.metric
+    assert "Lists" not in subheaders(tab) and not campaign_tables(tab) and not tab.metric
     # the subscription editor's entry point is offered in the tab (ui/subscriptions.py)
     assert any("Subscribe" in b.label for b in tab.button), [b.label for b in tab.button]
 
@@ -150,7 +145,7 @@ def test_case_on_lists_never_mailed_shows_lists_only(app_env):
     assert badges(tab) == [BADGE[s] for _, s in states]
     assert subheaders(tab) == ["Lists", "Campaigns"]
     assert [shown(i.value) for i in tab.info] == ["No campaigns received yet."]
-    assert not tab.dataframe and not tab.metric
+    assert not campaign_tables(tab) and not tab.metric
     assert shown(tab.label) == f"{email} · 1 subscribed, 1 pending"
 
 
@@ -163,9 +158,9 @@ def test_case_with_campaigns_shows_all_three_sections(app_env):
     assert shown(tab.label) == f"{email} · {len(states)} subscribed"
     assert subheaders(tab) == ["Lists", "Campaigns", "Activity"]
     assert badges(tab) == [BADGE[s] for _, s in states]
-    [frame] = tab.dataframe
-    assert list(frame.value.columns) == ["Subject", "Sent", "Opened", "Clicked", "Web version"]
-    assert frame_rows(frame.value) == expected_rows(sb, email)
+    columns, rows = campaign_table(tab)
+    assert columns == ["Subject", "Sent", "Opened", "Clicked", "Web version"]
+    assert rows == expected_rows(sb, email)
     assert metrics(tab) == expected_metrics(sb, email)
     # the shared campaign (Newsletter + Offers) is counted once
     assert metrics(tab)["Emails received"] == str(len(received(sb, email)))
@@ -184,7 +179,7 @@ def test_three_addresses_from_a_deep_link(app_env):
         assert badges(tab) == [BADGE[s] for _, s in states]
         summaries[email] = shown(tab.label).split(" · ")[1]
         if received(sb, email):
-            assert frame_rows(tab.dataframe[0].value) == expected_rows(sb, email)
+            assert campaign_table(tab)[1] == expected_rows(sb, email)
             assert metrics(tab) == expected_metrics(sb, email)
     assert summaries == {"ivan@example.com": "4 subscribed", "ivan.work@example.org": "2 subscribed, 2 unsubscribed",
                          "ivan.old@example.com": "3 bounced, 1 deleted"}
@@ -246,9 +241,11 @@ def test_html_and_markdown_list_name_is_shown_literally(app_env):
     # nothing markup-like reaches the renderer unescaped
     inner = raw[2:-2]
     assert re.search(r"(?<!\\)[<>*\[\]():=]", inner) is None, inner
-    # the subject with markup is a dataframe cell: plain data, shown as is
-    subjects = list(tab.dataframe[0].value["Subject"])
+    # the subject with markup is a table cell: plain text, shown as is (HTML-escaped)
+    subjects = [row["Subject"] for row in campaign_table(tab)[1]]
     assert any("<" in s or "**" in s for s in subjects)
+    [body] = [h.proto.body for h in tab.get("html") if '<table class="cm-campaigns-table"' in h.proto.body]
+    assert "<b>" not in body and "<script" not in body and "<img" not in body
 
 
 def test_unknown_state_is_shown_as_is_in_a_neutral_colour(app_env):
@@ -359,7 +356,7 @@ def test_one_failing_list_shows_in_place_and_the_rest_renders(app_env):
     assert sum(email in w for w in warnings) == 2  # subscriber details and history name the address
     assert len(badges(tab)) == len(expected_states(sb, email))
     # the history of the other lists still gives campaigns and activity
-    assert tab.dataframe and tab.metric
+    assert campaign_tables(tab) and tab.metric
     assert not tab_for(at, "fresh@example.com").warning
     assert not at.error
 
@@ -488,7 +485,7 @@ def test_a_hanging_api_fails_the_lookup_within_its_deadline_with_the_reason(app_
     tab = tab_for(at, email)
     [err] = [shown(e.value) for e in tab.error]
     assert email in err and "no answer within the 0.5 s allowed (read timeout after" in err
-    assert not tab.dataframe
+    assert not campaign_tables(tab)
 
 
 def test_while_the_api_is_not_answering_the_page_says_so_once(app_env, monkeypatch):

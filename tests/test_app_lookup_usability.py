@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from streamlit.testing.v1 import AppTest
 
 from cmlib.sandbox import DEMO_CUSTOMERS
-from tests.apptest_helpers import shown
+from tests.apptest_helpers import campaign_table, shown
 from tests.sandbox_fixtures import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def test_every_time_in_a_tab_is_in_one_zone_and_names_it(app_env):
     assert f"state since {record.date:%Y-%m-%d %H:%M} {CLIENT_ZONE}" in " ".join(texts)
     [reason] = [t for t in texts if t.startswith("Reason: Unsubscribe on ")]
     assert re.match(r"Reason: Unsubscribe on \d{4}-\d\d-\d\d \d\d:\d\d UTC\+03:00 from “", reason)
-    sent = list(tab.dataframe[0].value["Sent"])
+    sent = [row["Sent"] for row in campaign_table(tab)[1]]
     assert sent and all(re.fullmatch(DATE.pattern + f" {re.escape(CLIENT_ZONE)}", s) for s in sent)
     [as_of] = [c for c in tab.caption if shown(c.value).startswith("as of")]
     assert shown(as_of.help) == (f"Times are shown in {CLIENT_ZONE}, the Campaign Monitor client's time zone "
@@ -90,7 +90,7 @@ def test_times_follow_the_browsers_zone_when_streamlit_knows_it(app_env, monkeyp
     stamp = at.session_state["lookup.results"].profiles[email].fetched_at.astimezone(berlin)
     assert f"as of {stamp:%H:%M:%S} {stamp.tzname()}" in texts
     assert all(f.endswith((" CET", " CEST")) for f in dates_with_zone(texts)), dates_with_zone(texts)
-    sent = list(tab.dataframe[0].value["Sent"])
+    sent = [row["Sent"] for row in campaign_table(tab)[1]]
     assert all(s.endswith((" CET", " CEST")) for s in sent)
     [as_of] = [c for c in tab.caption if shown(c.value).startswith("as of")]
     note = shown(as_of.help)

@@ -23,7 +23,7 @@ from cmlib.presenters import TimeDisplay, activity_figures, state_summary
 from cmlib.profiles import ListStatus, with_suppression
 from cmlib.sandbox import DEMO_CUSTOMERS, Sandbox
 from cmlib.suppression import SuppressionIndex
-from tests.apptest_helpers import shown, visible_texts
+from tests.apptest_helpers import campaign_table, shown, visible_texts
 from tests.i18n_helpers import untranslated
 from ui.profile import DEMO_HELP
 
@@ -142,10 +142,10 @@ def test_the_lookup_page_writes_dates_numbers_and_plurals_the_russian_way(app_en
     assert RU_DATE_TIME.search(facts) and not EN_DATE_TIME.search(facts), facts
     assert any(c.startswith("данные на ") for c in captions), captions
     # the campaigns table: Russian headers, Sent in dd.mm.yyyy
-    [table] = at.dataframe
-    frame = table.value
-    assert list(frame.columns) == ["Тема", "Отправлено", "Открыто", "Переход", "Веб-версия"]
-    assert all(RU_DATE_TIME.search(v) for v in frame["Отправлено"]), list(frame["Отправлено"])
+    columns, rows = campaign_table(at)
+    assert columns == ["Тема", "Отправлено", "Открыто", "Переход", "Веб-версия"]
+    assert all(RU_DATE_TIME.search(r["Отправлено"]) for r in rows), rows
+    assert all(r["Открыто"] in (True, False) and r["Переход"] in (True, False) for r in rows), rows
     # the activity metrics: percentages with the Russian non-breaking space, plural forms by count
     metrics = {m.label: m for m in at.metric}
     assert set(metrics) == {"Получено писем", "Доля открытий", "Доля переходов", "Открытий на письмо, в среднем",
@@ -199,8 +199,9 @@ def test_the_lookup_page_in_english_is_unchanged(app_env):
     assert at.title[0].value == "Customer lookup"
     assert {"Lists", "Campaigns", "Activity"} <= {s.value for s in at.subheader}
     assert shown(at.tabs[0].label) == "anna@example.com · 3 subscribed"
-    assert list(at.dataframe[0].value.columns) == ["Subject", "Sent", "Opened", "Clicked", "Web version"]
-    assert all(EN_DATE_TIME.search(v) for v in at.dataframe[0].value["Sent"])
+    columns, rows = campaign_table(at)
+    assert columns == ["Subject", "Sent", "Opened", "Clicked", "Web version"]
+    assert all(EN_DATE_TIME.search(r["Sent"]) for r in rows)
     assert {m.label for m in at.metric} >= {"Emails received", "Open rate"}
     assert re.fullmatch(r"\d+%", next(m for m in at.metric if m.label == "Open rate").value)
     joined = " ".join(texts(at))

@@ -179,19 +179,20 @@ def test_the_dialog_opens_without_reading_the_lists_once_its_button_was_drawn(ap
     assert loads == []
 
 
-def test_the_page_script_loads_the_dialogs_checkbox_code_early(tmp_path):
+def test_the_page_loads_the_dialogs_checkbox_code_early(tmp_path):
     """The dialog draws the page's first checkbox, whose frontend code Streamlit fetches on first
-    use: the page's script (ui.a11y) loads it once the page is drawn. Found in this Streamlit;
-    a release without such a file loads nothing early (and the page works as before)."""
+    use: the app's first element (ui.preload) fetches it with the other widgets' code. Found in
+    this Streamlit; a release without such a file loads nothing early (and the page works as before)."""
     import streamlit as st
 
-    from ui import a11y
+    from ui import preload
 
     static_js = Path(st.__file__).parent / "static" / "static" / "js"
-    assert a11y.DIALOG_CHUNKS and all((static_js / name).is_file() for name in a11y.DIALOG_CHUNKS)
-    assert a11y.DIALOG_CHUNKS[0].startswith("Checkbox.")
-    assert json.dumps(a11y.DIALOG_CHUNKS) in a11y._SCRIPT
-    assert a11y.dialog_chunks(tmp_path) == []
+    assert preload.CHUNKS and all((static_js / name).is_file() for name in preload.CHUNKS)
+    assert len(preload.CHUNKS) == len(preload.PAGE_WIDGETS)
+    assert any(name.startswith("Checkbox.") for name in preload.CHUNKS)
+    assert json.dumps(preload.CHUNKS) in preload._SCRIPT
+    assert preload.widget_chunks(tmp_path) == []
 
 
 def test_the_background_reads_go_behind_what_a_person_waits_for(sandbox):

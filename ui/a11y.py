@@ -15,32 +15,15 @@ the frontend draws, now and whenever Streamlit redraws it:
   subscription dialog, :func:`announce_heading`) takes focus, so a screen reader reads it and the
   next Tab goes on from there; each ``data-step`` value is announced once.
 
-It also loads, once the page is drawn, the frontend code of the widgets the subscription dialog
-is the first to draw (:data:`DIALOG_CHUNKS`: Streamlit fetches a checkbox's code the first time
-one appears, ~70 ms after the click in a new browser session). The file names come from the
-installed Streamlit, not from anyone's input; a release that renames them just loads nothing early.
-
 Installed once per browser tab (a flag on ``window``) by :func:`install`.
 """
 from __future__ import annotations
 
 import html
-import json
-from pathlib import Path
 
 import streamlit as st
 
 ANNOUNCE_CLASS = "cm-announce"
-DIALOG_WIDGETS = ("Checkbox",)  # lazily loaded frontend modules the dialog is the first to need
-
-
-def dialog_chunks(static_js: Path | None = None) -> list[str]:
-    """File names of :data:`DIALOG_WIDGETS`' frontend modules in this Streamlit (``Checkbox.<hash>.js``)."""
-    folder = static_js or Path(st.__file__).parent / "static" / "static" / "js"
-    return [found[0].name for widget in DIALOG_WIDGETS if (found := sorted(folder.glob(f"{widget}.*.js")))]
-
-
-DIALOG_CHUNKS = dialog_chunks()
 
 _SCRIPT = """<script>(function () {
   if (window.__cmA11y) return;
@@ -97,9 +80,7 @@ _SCRIPT = """<script>(function () {
   new MutationObserver(all).observe(document.body,
     {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['aria-label']});
   all();
-  var entry = document.querySelector('script[src*="static/js/index."]');
-  if (entry) CHUNKS.forEach(function (file) { import(new URL(file, entry.src).href).catch(function () {}); });
-})();</script>""".replace("CHUNKS", json.dumps(DIALOG_CHUNKS))
+})();</script>"""
 
 
 def install() -> None:

@@ -49,6 +49,7 @@ from cmlib.presenters import (
 from cmlib.runtime import Connection
 from cmlib.states import state_style
 from ui import a11y
+from ui.campaigns_html import FLAG_CSS, flag_html, web_link_html
 from ui.connection import get_connection
 from ui.identity import use_link_operator
 from ui.language import url_language
@@ -77,8 +78,7 @@ _PANEL_CSS = """<style>
 .cm-campaigns li {padding: 0.35rem 0; border-bottom: 1px solid #e2e8f0;}
 .cm-campaigns .cm-subject {font-weight: 600; display: block;}
 .cm-campaigns .cm-meta {font-size: 0.85rem; color: #475569;}
-.cm-flag {font-weight: 700;}
-.cm-yes {color: #15803d;} .cm-no {color: #94a3b8;}
+""" + FLAG_CSS + """
 </style>"""
 
 
@@ -305,16 +305,6 @@ def list_row(status: ListStatus, times: TimeDisplay) -> None:
             st.caption(t("Nothing more is recorded for this list."))
 
 
-def _flag(done: bool, what: str) -> str:
-    """``Opened ✓`` with the icon's text alternative ("yes"/"no") for a screen reader (``what`` is
-    already translated and HTML-escaped)."""
-    if done:
-        icon = f'<span class="cm-flag cm-yes" role="img" aria-label="{html.escape(t("yes"), quote=True)}">✓</span>'
-    else:
-        icon = f'<span class="cm-flag cm-no" role="img" aria-label="{html.escape(t("no"), quote=True)}">✗</span>'
-    return f"{what} {icon}"
-
-
 def campaigns_html(profile: Profile, times: TimeDisplay) -> str:
     """The last campaigns as an ordered list: subject, sent date (zone named), opened, clicked and
     the web version (a link only when it is http(s)). Every API string is HTML-escaped, and every
@@ -328,13 +318,9 @@ def campaigns_html(profile: Profile, times: TimeDisplay) -> str:
         url = safe_web_link(c.web_version_url)
         web = ""
         if url:
-            # A screen reader hears which campaign's web version (one message, so Russian can
-            # order it its own way); the eye sees the short words.
-            name = html.escape(t("web version of {subject}", subject=raw_subject), quote=True)
-            web = (f' · <a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer" '
-                   f'aria-label="{name}">{html.escape(t("web version"))}</a>')
+            web = " · " + web_link_html(url, raw_subject, t("web version"))
         rows.append(f'<li><span class="cm-subject">{subject}</span><span class="cm-meta">{sent} · '
-                    f"{_flag(c.opened, opened)} · {_flag(c.clicked, clicked)}{web}</span></li>")
+                    f"{flag_html(c.opened, opened)} · {flag_html(c.clicked, clicked)}{web}</span></li>")
     label = last_emails_caption(profile).rstrip(".")
     return (f'<ol class="cm-campaigns" aria-label="{html.escape(label, quote=True)}">'
             + "".join(rows) + "</ol>")

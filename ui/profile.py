@@ -37,17 +37,9 @@ from cmlib.errors import AuthenticationError, CMError, ConfigurationError, RateL
 from cmlib.i18n import N_, nt, t
 from cmlib.lookup import CASE_NO_CAMPAIGNS, CASE_NO_LISTS, ListStatus, Problem, Profile
 from cmlib.presenters import (
-    CAMPAIGN_COLUMNS,
-    COL_CLICKED,
-    COL_OPENED,
-    COL_SENT,
-    COL_SUBJECT,
-    COL_WEB,
     TimeDisplay,
     activity_figures,
     as_of,
-    campaign_rows,
-    column_title,
     list_facts,
     state_reason,
     state_summary,
@@ -58,6 +50,7 @@ from cmlib.sandbox.demo import DEMO_CUSTOMERS
 from cmlib.timezones import parse_cm_time_zone
 from ui import a11y
 from ui.badges import render_state_badge
+from ui.campaigns_html import TABLE_CSS, campaigns_table_html
 from ui.connection import get_connection
 from ui.display_zone import browser_time_zone, zone_choice
 from ui.sidebar import settings_link
@@ -74,9 +67,9 @@ RETRY_KEY = "lookup.retry"  # "Try again" after a failed lookup (read once)
 FOCUS_KEY = "lookup.focus"  # address whose tab the tab bar selects when its labels change
 CAMPAIGNS_SHOWN = 3
 MAX_ADDRESSES = 20  # one customer; a longer list belongs on the Bulk page
-TABLE_MODULES = ("pandas", "pyarrow")  # what drawing the campaigns table imports (~0.3 s the first time)
-# What a first lookup imports besides: the address validator (~50 ms, cmlib.emails loads it on first use).
-WARM_MODULES = ("email_validator", *TABLE_MODULES)
+# What a first lookup imports: the address validator (~50 ms, cmlib.emails loads it on first use).
+# (No pandas: the page draws no data grid, see ui.campaigns_html.)
+WARM_MODULES = ("email_validator",)
 _warm_lock = threading.Lock()
 _warm_started = False
 
@@ -219,19 +212,16 @@ def _input_feedback(parsed: ParsedInput) -> None:
 
 
 # --------------------------------------------------------------------------- first paint
-def _import_table_modules() -> None:
+def _import_warm_modules() -> None:
     for name in WARM_MODULES:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
 
-def warm_up_tables(conn: Connection | None) -> None:
-    """Import what the campaigns table (and the address validator) needs on the connection's
-    pool, once per process (:data:`WARM_MODULES`).
-
-    The page itself imports pandas only where it builds that table, so a first visit paints
-    without it; this loads it after the paint (or while a first lookup waits on the network), so
-    the first table does not pay for it either. Best effort: a closed connection just skips it.
+def warm_up(conn: Connection | None) -> None:
+    """Import what a first lookup needs (:data:`WARM_MODULES`) on the connection's pool, once per
+    process: after the first paint, or while a first lookup waits on the network, so neither the
+    paint nor the lookup pays for it. Best effort: a closed connection just skips it.
     """
     global _warm_started
     if conn is None or all(name in sys.modules for name in WARM_MODULES):
@@ -241,7 +231,7 @@ def warm_up_tables(conn: Connection | None) -> None:
             return
         _warm_started = True
     with contextlib.suppress(ConfigurationError, RuntimeError):  # closed connection / pool shut down
-        conn.executor.submit(_import_table_modules)
+        conn.executor.submit(_import_warm_modules)
 
 
 @dataclass
@@ -292,7 +282,7 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str], stage: Stage,
                                time_zone=True, on_profile=arrived.put if preview is not None else None)
     job.add_done_callback(lambda _: arrived.put(None))  # so the wait below ends with it, not 50 ms later
     waiting_for = len(emails)
-    warm_up_tables(conn)  # while the lookup waits on the network
+    warm_up(conn)  # while the lookup waits on the network
     # A plain line, not st.status: that element sleeps 50 ms when it opens and 50 ms when it
     # closes (a frontend workaround in Streamlit), a tenth of a second on every lookup.
     slot = stage.status
@@ -400,6 +390,7 @@ def _results_for(conn: Connection, emails: list[str], stage: Stage) -> Results:
 def render_lookup_page() -> None:
     st.title(t("Customer lookup"))
     a11y.install()  # accessible names, focus back to the dialog's opener, the review announced
+    st.html(TABLE_CSS)  # the campaigns tables' style, once (a style-only block takes no room)
     _follow_link()
     conn: Connection | None = None
     conn_error = ""
@@ -422,7 +413,7 @@ def render_lookup_page() -> None:
     if not emails:
         st.info(t("Enter one or more email addresses of a customer to see every list they are on, the last "
                   "emails they received and how they engage."), icon=":material/person_search:")
-        warm_up_tables(conn)  # after the first paint, for the first lookup's table
+        warm_up(conn)  # after the first paint, for the first lookup
         return
 
     if conn is None:
@@ -601,25 +592,11 @@ def _list_card(status: ListStatus, times: TimeDisplay) -> None:
 
 def _campaigns_section(profile: Profile, times: TimeDisplay, zone_note: str) -> None:
     st.subheader(t("Campaigns"))
-    st.caption(last_emails_caption(profile))
-    import pandas as pd  # here, not at the top: a page without a table paints without it (~0.3 s)
-
-    # Columns named in the reader's language (the rows are keyed by the stable English ids).
-    titles = {c: column_title(c) for c in CAMPAIGN_COLUMNS}
-    frame = pd.DataFrame(campaign_rows(profile, CAMPAIGNS_SHOWN, times), columns=list(CAMPAIGN_COLUMNS))
-    frame = frame.rename(columns=titles)
-    st.dataframe(
-        frame,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            titles[COL_SUBJECT]: st.column_config.TextColumn(titles[COL_SUBJECT], width="large"),
-            titles[COL_SENT]: st.column_config.TextColumn(titles[COL_SENT], help=md_escape(zone_note) or None),
-            titles[COL_OPENED]: st.column_config.CheckboxColumn(titles[COL_OPENED]),
-            titles[COL_CLICKED]: st.column_config.CheckboxColumn(titles[COL_CLICKED]),
-            titles[COL_WEB]: st.column_config.LinkColumn(titles[COL_WEB], display_text=t("view")),
-        },
-    )
+    caption = last_emails_caption(profile)
+    st.caption(caption)
+    # A plain table, not a data grid: readable by a screen reader, copyable, and nothing for the
+    # browser to load first (ui.campaigns_html). Its style is drawn once per page (TABLE_CSS).
+    st.html(campaigns_table_html(profile, times, caption.rstrip("."), zone_note, CAMPAIGNS_SHOWN))
 
 
 def last_emails_caption(profile: Profile) -> str:
