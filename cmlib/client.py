@@ -13,19 +13,22 @@ breaker (:func:`cmlib.breaker.breaker_for`) belong to the credential and are sha
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 
 from . import cache as cache_mod
 from .breaker import DEFAULT_PROBE_INTERVAL, DEFAULT_THRESHOLD, BreakerStatus, CircuitBreaker, breaker_for
@@ -51,6 +54,30 @@ __all__ = ["CONSENT_VALUES", "INTERACTIVE_DEADLINE", "CallStats", "CampaignMonit
            "call_deadline"]
 
 log = logging.getLogger("cmlib.client")
+
+OPEN_AHEAD_BACKOFF = 60.0  # seconds without opening connections ahead after one could not be opened
+
+
+class _Transport(HTTPAdapter):
+    """requests' adapter, telling its client when a request really goes out through it: that is
+    when connections are opened ahead (:meth:`CampaignMonitor.open_connections`), so a burst the
+    cache answers opens none, and a test double that replaces ``send`` (the ``responses``
+    library) never gets here."""
+
+    def __init__(self, on_send: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Weak: the client owns the session that owns this; a strong reference back would keep a
+        # forgotten client (and its cache's writer) alive until a garbage collection pass.
+        self._on_send = weakref.WeakMethod(on_send)
+
+    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: bool | str | None,
+                                        proxies: Mapping[str, str] | None = None,
+                                        cert: tuple[str, str] | str | None = None) -> Any:
+        # requests' hook for adapter subclasses, called by send() for every request it sends
+        on_send = self._on_send()
+        if on_send is not None:
+            on_send()
+        return super().get_connection_with_tls_context(request, verify, proxies, cert)
 
 
 @dataclass
@@ -122,7 +149,7 @@ class CampaignMonitor(Endpoints):
         if ca_bundle:
             self.session.verify = ca_bundle
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.options.pool_size, max_retries=0)
+        adapter = _Transport(self._on_send, pool_connections=4, pool_maxsize=self.options.pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         # The credential's one rate budget in the process, behind this client's own in-flight cap.
@@ -142,6 +169,10 @@ class CampaignMonitor(Endpoints):
         # shares): invalidation never scans the cache.
         self._email_keys = cache_mod.address_index(self.session, cache, clock=clock)
         self._invalidation_listeners: list[Callable[[str], None]] = []
+        # An opening of connections waiting for the next request to go out (open_connections).
+        self._deferred_open: tuple[int, Callable[[Callable[[], None]], object] | None] | None = None
+        self._opening = 0  # connections being opened ahead (open_connections)
+        self._open_ahead_from = float("-inf")  # no opening ahead before this (clock), after a failure
 
     def __repr__(self) -> str:
         return f"CampaignMonitor(base_url={self.base_url!r})"
@@ -169,6 +200,100 @@ class CampaignMonitor(Endpoints):
                 self.last_rate_limit = stats
             if not stats.from_cache:
                 self.calls_made += 1
+
+    def open_connections(self, count: int, *, submit: Callable[[Callable[[], None]], object] | None = None) -> None:
+        """Open connections to the API ahead of a burst of requests, so each does not open its own.
+
+        Against the real API a new connection costs two round trips (TCP, then TLS) before its
+        request is even sent, so a lookup's second wave on a cold pool would take three round
+        trips instead of one; opened while the first wave waits, they cost none. Only
+        connections are opened: no HTTP request is sent, so nothing counts against the rate
+        budget and the breaker hears nothing.
+
+        The opening starts as the next request goes out through the transport: a burst the
+        cache answers opens nothing, and neither does a transport replaced by a test double.
+        ``count`` 0 withdraws an opening still waiting (the burst is over). Up to ``count``
+        idle connections are then made ready in the pool (at most what may be in flight at once
+        and what the pool keeps); ``submit`` runs each opening (an executor's ``submit``, so they
+        open in parallel), by default they open one after another. Best effort, never a burden:
+        none through a proxy (its tunnel is set up per request), none while the breaker is open
+        or an earlier batch is still opening, none for ``OPEN_AHEAD_BACKOFF`` seconds after one
+        failed; a connection that fails is left closed for its request to open and report.
+        """
+        count = min(count, self.options.pool_size, self.options.max_in_flight)
+        with self._stats_lock:
+            self._deferred_open = (count, submit) if count > 0 else None
+
+    def _on_send(self) -> None:
+        """Called by the transport as each request goes out (:class:`_Transport`)."""
+        if self._deferred_open is None:
+            return
+        with self._stats_lock:
+            deferred, self._deferred_open = self._deferred_open, None
+        if deferred is not None:
+            self._open_now(*deferred)
+
+    def _open_now(self, count: int, submit: Callable[[Callable[[], None]], object] | None) -> int:
+        """Open up to ``count`` connections now; how many are being opened."""
+        if self.breaker.check() is not None or select_proxy(self.base_url, self.session.proxies):
+            return 0
+        pool = self._connection_pool()
+        if pool is None:
+            return 0
+        with self._stats_lock:
+            if self._opening or self._clock() < self._open_ahead_from:
+                return 0
+            # urllib3's pool calls (the ones its own urlopen uses): every connection is taken
+            # first, so no opening re-takes one already opened; each goes back once ready.
+            try:
+                taken = [pool._get_conn() for _ in range(count)]
+            except Exception as exc:  # e.g. closed meanwhile: the requests will say so themselves
+                log.debug("no connections opened ahead: %s", type(exc).__name__)
+                return 0
+            closed = [conn for conn in taken if conn.is_closed]
+            self._opening = len(closed)
+        for conn in taken:
+            if not conn.is_closed:
+                pool._put_conn(conn)
+        run = submit or (lambda fn: fn())
+        for conn in closed:
+            try:
+                run(functools.partial(self._open, pool, conn))
+            except RuntimeError:  # the executor was shut down meanwhile
+                self._give_back(pool, conn, failed=False)
+        return len(closed)
+
+    def _connection_pool(self) -> Any:
+        """The urllib3 pool requests sends this client's calls through (same TLS settings, same key),
+        or None when the transport is not requests' own adapter."""
+        adapter = self.session.get_adapter(self.base_url)
+        if not isinstance(adapter, HTTPAdapter):
+            return None
+        prepared = requests.Request("GET", self.base_url + "/").prepare()
+        try:  # the base class's: asking for the pool is not a request going out
+            return HTTPAdapter.get_connection_with_tls_context(adapter, prepared, self.session.verify, None,
+                                                               self.session.cert)
+        except (requests.exceptions.RequestException, ValueError):
+            return None
+
+    def _open(self, pool: Any, conn: Any) -> None:
+        failed = False
+        try:
+            conn.timeout = self.options.connect_timeout
+            conn.connect()
+        except Exception as exc:  # its request opens it again and reports why
+            log.debug("opening a connection ahead failed: %s", type(exc).__name__)
+            conn.close()
+            failed = True
+        finally:
+            self._give_back(pool, conn, failed=failed)
+
+    def _give_back(self, pool: Any, conn: Any, *, failed: bool) -> None:
+        pool._put_conn(conn)  # a closed pool closes it instead
+        with self._stats_lock:
+            self._opening -= 1
+            if failed:
+                self._open_ahead_from = self._clock() + OPEN_AHEAD_BACKOFF
 
     def _unavailable(self, status: BreakerStatus | None, endpoint: str, ctx: dict) -> ApiUnavailableError:
         if status is None:  # a refused permit always carries its status; never seen, but say something true

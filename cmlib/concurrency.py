@@ -11,6 +11,7 @@ a lookup (:func:`cmlib.deadline.call_deadline`) also bounds the calls its worker
 from __future__ import annotations
 
 import contextvars
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
@@ -100,3 +101,45 @@ def map_all(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = 8,
         i, item = o.item
         out[i] = Outcome(item, o.result, o.error)
     return [o for o in out if o is not None]
+
+
+class TaskStream(Generic[T, R]):
+    """Tasks that may be added while earlier ones run, each outcome taken as it completes.
+
+    Why: a lookup's later calls depend on each address's first answer, and waiting for every
+    first answer before sending any later call makes the slowest one everyone's delay. Here
+    whoever iterates adds the next tasks as each outcome arrives, and they start at once.
+    Outcomes are captured as in :func:`run_many` (never raised) and each task runs in a copy of
+    the adder's context. Not thread-safe: one thread adds and iterates; workers only report.
+    """
+
+    def __init__(self, fn: Callable[[T], R], executor: Executor) -> None:
+        self._fn = fn
+        self._executor = executor
+        self._pending: dict[Future[R], T] = {}
+        self._finished: queue.SimpleQueue[Future[R]] = queue.SimpleQueue()
+
+    def add(self, item: T) -> None:
+        # A fresh copy per task: one Context cannot be entered by two threads at once.
+        future = self._executor.submit(contextvars.copy_context().run, self._fn, item)
+        self._pending[future] = item
+        future.add_done_callback(self._finished.put)
+
+    def __len__(self) -> int:
+        """Tasks added whose outcome has not been taken yet."""
+        return len(self._pending)
+
+    def __iter__(self) -> Iterator[Outcome[T, R]]:
+        """Until every task added (before or during the iteration) is taken; cancelled ones are skipped."""
+        while self._pending:
+            future = self._finished.get()
+            item = self._pending.pop(future)
+            if future.cancelled():
+                continue
+            exc = future.exception()
+            yield Outcome(item, None, exc) if exc is not None else Outcome(item, future.result(), None)
+
+    def cancel(self) -> None:
+        """Drop the tasks not started yet (when nobody will take their outcome); running ones finish."""
+        for future in list(self._pending):
+            future.cancel()

@@ -4,11 +4,13 @@ Campaign Monitor has no "subscriber profile" call: a profile (:mod:`cmlib.profil
 assembled from ``listsforemail`` (one call gives every list and state), then per list the
 subscriber detail (state date, consent, custom fields) and history (one item per email sent
 from that list), joined with the client's sent campaigns for subjects, sent dates and web
-links. Calls run in two concurrent waves (memberships + campaigns, then per-list detail +
-history + list settings), so a customer with three addresses costs about two round trips.
+links. Calls run concurrently: memberships, campaigns (and the suppression list and zone when
+asked) first, and each address's per-list detail + history + list settings as soon as its own
+memberships are in, so a customer with three addresses costs about two round trips.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +23,7 @@ from . import lazy_text as later
 from .assembly import as_cm, assemble, lists_failed
 from .cache import is_shared
 from .client import CampaignMonitor
-from .concurrency import map_all, run_many
+from .concurrency import Outcome, TaskStream
 from .deadline import call_deadline
 from .errors import AuthenticationError, CMError, ConfigurationError
 from .models import Campaign, ListMembership
@@ -55,6 +57,8 @@ __all__ = [
 MAX_MEMO = 1000  # profiles kept in memory per service at most (the oldest go first)
 CLIENT_DETAILS_TTL = 600.0  # seconds the client's time zone is kept (as the HTTP cache keeps its details)
 CLIENT_DETAILS_RETRY = 60.0  # seconds before a zone that could not be read is asked for again
+
+DEFAULT_CALLS_PER_ADDRESS = 8.0  # per-list calls per address expected before a lookup has shown otherwise
 
 CLOSED_REASON = "the connection was replaced after a settings change; try again"
 
@@ -107,6 +111,9 @@ class LookupService:
         self._active = 0  # lookups running now
         self._listening = False
         self._closed = False
+        # Per-list calls (and list settings) per address in the last lookup: how many connections
+        # the next one opens ahead. Before any, an address on three or four lists.
+        self._calls_per_address = DEFAULT_CALLS_PER_ADDRESS
 
     @property
     def closed(self) -> bool:
@@ -286,101 +293,155 @@ class LookupService:
                time_zone: bool = False, *,
                on_ready: Callable[[Profile, SuppressionIndex | BaseException | None], None] | None = None,
                known: Sequence[Profile] = ()) -> tuple[list[Profile], SuppressionIndex | BaseException | None]:
-        # Wave 1: memberships of every address and the client's campaigns (and suppression list and
-        # zone when asked), concurrently.
-        extras = [kind for kind, wanted in (("suppression", suppression), ("time_zone", time_zone)) if wanted]
-        tasks = [("campaigns", ""), *(("memberships", e) for e in emails), *((k, "") for k in extras)]
+        """Profiles of ``emails`` (input order) and the suppression index (or why it is missing).
 
-        def wave1(task: tuple[str, str]) -> Any:
-            kind, email = task
+        Pipelined rather than in two waves: an address's per-list calls start the moment its own
+        memberships are in, not when every first call (the slowest address, the campaigns, the
+        suppression list, the zone) is, so one slow answer delays only what needs it. While the
+        first calls wait, the pool opens the connections the per-list calls will use."""
+        executor = self._executor()
+        gather = _Gather(list(dict.fromkeys(emails)), suppression, on_ready, known)
+        tasks: TaskStream[Task, Any] = TaskStream(self._call_for(fresh_keys), executor)
+        for task in gather.first_tasks(time_zone):
+            tasks.add(task)
+        self._open_connections(len(gather.emails), executor)
+        try:
+            for outcome in tasks:
+                if isinstance(outcome.error, AuthenticationError):
+                    raise outcome.error
+                for task in gather.take(outcome):
+                    tasks.add(task)
+        except BaseException:
+            tasks.cancel()  # nobody will read them
+            raise
+        finally:
+            self._open_connections(0, executor)  # withdrawn if no request went out
+        if gather.asked:  # addresses on no list say nothing about the next lookup
+            self._calls_per_address = len(gather.asked) / len(gather.emails)
+        return [gather.done[e] for e in emails], gather.suppression_index
+
+    def _call_for(self, fresh_keys: set[str]) -> Callable[[Task], Any]:
+        """What each task of a lookup calls (``fresh`` for the addresses asked fresh)."""
+        def call(task: Task) -> Any:
+            kind, email, list_id = task
+            f = email.lower() in fresh_keys
             if kind == "campaigns":
                 return self.campaign_index()
             if kind == "suppression":
                 return self._read_suppression(bool(fresh_keys))
             if kind == "time_zone":
                 return self.client_time_zone()
-            return self.client.lists_for_email(self.client_id, email, fresh=email.lower() in fresh_keys)
-
-        results1 = map_all(wave1, tasks, executor=self._executor())
-        suppression_index = next((o.result if o.error is None else o.error
-                                  for o in results1 if o.item[0] == "suppression"), None)
-        results1 = results1[:len(results1) - len(extras)]
-        for o in results1:
-            if isinstance(o.error, AuthenticationError):
-                raise o.error
-        camp_outcome = results1[0]
-        index: dict[str, Campaign] = camp_outcome.result or {}
-        campaign_problem = None
-        if camp_outcome.error is not None:
-            campaign_problem = Problem("campaigns", later.t("Could not load the client's sent campaigns, so "
-                                                            "subjects and dates may be missing: {reason}",
-                                                            reason=later.error_text(camp_outcome.error)),
-                                       error=as_cm(camp_outcome.error))
-        memberships: dict[str, list[ListMembership] | BaseException] = {}
-        for o in results1[1:]:
-            memberships[o.item[1]] = o.error if o.error is not None else list(o.result or ())
-
-        # Wave 2: per (email, list): subscriber detail and history; per list: its settings.
-        per_list: list[tuple[str, str, str]] = []
-        list_ids: dict[str, None] = {}
-        for email, m in memberships.items():
-            if isinstance(m, list):
-                for ms in m:
-                    per_list.append(("subscriber", email, ms.list_id))
-                    per_list.append(("history", email, ms.list_id))
-                    list_ids[ms.list_id] = None
-        per_list += [("list", "", lid) for lid in list_ids]
-
-        def wave2(task: tuple[str, str, str]) -> Any:
-            kind, email, list_id = task
-            f = email.lower() in fresh_keys
+            if kind == "memberships":
+                return self.client.lists_for_email(self.client_id, email, fresh=f)
             if kind == "subscriber":
                 return self.client.subscriber(list_id, email, fresh=f)
             if kind == "history":
                 return self.client.history(list_id, email, fresh=f)
             return self.client.list_details(list_id)
+        return call
 
-        # Each address is assembled as soon as its own calls (and its lists' settings) are in, so
-        # ``on_ready`` hears of it before slower addresses finish.
-        waiting: dict[str, set[tuple[str, str, str]]] = {e: set() for e in emails}
-        for task in per_list:
-            if task[0] != "list":
-                waiting[task[1]].add(task)
-        for email, m in memberships.items():
-            if isinstance(m, list):
-                waiting[email].update(("list", "", ms.list_id) for ms in m)
-        now = datetime.now(UTC)
-        got: dict[tuple[str, str, str], Any] = {}
-        done: dict[str, Profile] = {}
+    def _open_connections(self, addresses: int, executor: ThreadPoolExecutor) -> None:
+        """Have the connections the per-list calls will need opened while the first calls wait
+        (as many as the last lookup made per address), once a first call goes to the API."""
+        opener = getattr(self.client, "open_connections", None)  # test doubles may have none
+        if opener is not None:
+            opener(math.ceil(addresses * self._calls_per_address), submit=executor.submit)
 
-        def finish(email: str) -> None:
-            m = memberships[email]
-            if not isinstance(m, list):
-                done[email] = Profile(
-                    email=email, lists=(), campaigns=(), activity=Activity.of(()), fetched_at=now,
-                    problems=(Problem("address", lists_failed(m, email), error=as_cm(m)),),
-                    failed=True,
-                )
-            else:
-                done[email] = assemble(email, m, got, index, campaign_problem, now)
-            if on_ready is not None:
-                on_ready(done[email], suppression_index)
 
-        if on_ready is not None:
-            for p in known:  # remembered addresses first: they cost nothing
-                on_ready(p, suppression_index)
-        for email in emails:
-            if not waiting[email]:  # failed, or on no list: nothing more to wait for
-                finish(email)
-        for outcome in run_many(wave2, per_list, executor=self._executor(), window=max(len(per_list), 1)):
-            if isinstance(outcome.error, AuthenticationError):
-                raise outcome.error
-            got[outcome.item] = outcome
-            for email in emails:
-                left = waiting[email]
-                if outcome.item in left:
-                    left.discard(outcome.item)
-                    if not left:
-                        finish(email)
-        profiles = [done[e] for e in emails]
-        return profiles, suppression_index
+Task = tuple[str, str, str]  # (kind, email, list_id); email and list_id "" where they do not apply
+
+
+class _Gather:
+    """One lookup's answers as they arrive: which calls each one makes possible, and which
+    addresses are complete. Used by the one thread that drives the lookup.
+
+    An address is complete when its memberships, per-list calls and its lists' settings are in,
+    and so are the campaigns (subjects and dates) and, when asked, the suppression list -- which
+    every address needs. Remembered (``known``) addresses are handed over first, as soon as the
+    suppression list is in. A list's settings are asked for once, for every address on it."""
+
+    def __init__(self, emails: list[str], suppression: bool,
+                 on_ready: Callable[[Profile, SuppressionIndex | BaseException | None], None] | None,
+                 known: Sequence[Profile]) -> None:
+        self.emails = emails
+        self.suppression = suppression
+        self.on_ready = on_ready
+        self.known = known
+        self.now = datetime.now(UTC)
+        self.shared_left = {"campaigns", *(("suppression",) if suppression else ())}
+        self.index: dict[str, Campaign] = {}
+        self.campaign_problem: Problem | None = None
+        self.suppression_index: SuppressionIndex | BaseException | None = None
+        self.memberships: dict[str, list[ListMembership] | BaseException] = {}
+        self.waiting: dict[str, set[Task]] = {}  # per address: calls not yet in
+        self.asked: set[Task] = set()  # per-list calls and list settings sent
+        self.got: dict[Task, Outcome] = {}
+        self.done: dict[str, Profile] = {}
+        self.known_told = False
+
+    def first_tasks(self, time_zone: bool) -> list[Task]:
+        extras = [k for k, wanted in (("suppression", self.suppression), ("time_zone", time_zone)) if wanted]
+        return [("campaigns", "", ""), *(("memberships", e, "") for e in self.emails), *((k, "", "") for k in extras)]
+
+    def take(self, outcome: Outcome) -> list[Task]:
+        """Record one answer; returns the calls it makes possible (an address's per-list calls)."""
+        kind, email, _ = outcome.item
+        new: list[Task] = []
+        if kind == "campaigns":
+            self._campaigns(outcome)
+        elif kind == "suppression":
+            self.suppression_index = outcome.result if outcome.error is None else outcome.error
+        elif kind == "memberships":
+            new = self._memberships(email, outcome)
+        elif kind != "time_zone":  # the zone is kept by the service: nothing waits for it
+            self.got[outcome.item] = outcome
+            for left in self.waiting.values():
+                left.discard(outcome.item)
+        self.shared_left.discard(kind)
+        self._finish_complete()
+        return new
+
+    def _campaigns(self, outcome: Outcome) -> None:
+        self.index = outcome.result or {}
+        if outcome.error is not None:
+            self.campaign_problem = Problem(
+                "campaigns", later.t("Could not load the client's sent campaigns, so subjects and dates may be "
+                                     "missing: {reason}", reason=later.error_text(outcome.error)),
+                error=as_cm(outcome.error))
+
+    def _memberships(self, email: str, outcome: Outcome) -> list[Task]:
+        found = outcome.error if outcome.error is not None else list(outcome.result or ())
+        self.memberships[email] = found
+        left = self.waiting[email] = set()
+        new: list[Task] = []
+        for ms in found if isinstance(found, list) else ():
+            for task in (("subscriber", email, ms.list_id), ("history", email, ms.list_id), ("list", "", ms.list_id)):
+                if task not in self.got:
+                    left.add(task)
+                if task not in self.asked:
+                    self.asked.add(task)
+                    new.append(task)
+        return new
+
+    def _finish_complete(self) -> None:
+        if self.shared_left:
+            return
+        if not self.known_told and self.on_ready is not None:
+            for p in self.known:  # remembered addresses first: they cost nothing
+                self.on_ready(p, self.suppression_index)
+        self.known_told = True
+        for email in self.emails:
+            if email not in self.done and email in self.memberships and not self.waiting[email]:
+                self._finish(email)
+
+    def _finish(self, email: str) -> None:
+        found = self.memberships[email]
+        if isinstance(found, list):
+            profile = assemble(email, found, self.got, self.index, self.campaign_problem, self.now)
+        else:
+            profile = Profile(email=email, lists=(), campaigns=(), activity=Activity.of(()), fetched_at=self.now,
+                              problems=(Problem("address", lists_failed(found, email), error=as_cm(found)),),
+                              failed=True)
+        self.done[email] = profile
+        if self.on_ready is not None:
+            self.on_ready(profile, self.suppression_index)
