@@ -41,8 +41,19 @@ TABLE_CSS = "<style>\n" + FLAG_CSS + """
   white-space: nowrap;}
 .cm-campaigns-table tbody th {font-weight: 600; overflow-wrap: anywhere; min-width: 12rem;}
 .cm-campaigns-table td.cm-sent {white-space: nowrap;}
+@media (max-width: 640px) {
+  /* A phone-sized window: each email as a small card, every value named, none scrolled away. */
+  .cm-campaigns-table thead {position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);}
+  .cm-campaigns-table tr {display: block; padding: 0.4rem 0; border-bottom: 1px solid #e2e8f0;}
+  .cm-campaigns-table th, .cm-campaigns-table td {display: block; border: none; padding: 0.1rem 0; min-width: 0;}
+  .cm-campaigns-table td.cm-sent {white-space: normal;}
+  .cm-campaigns-table td::before {content: attr(data-label) ": "; color: #475569;}
+  .cm-campaigns-table td:empty {display: none;}
+}
 </style>"""
 TABLE_CLASS = "cm-campaigns-table"
+# Explicit roles: on a narrow screen the rows are drawn as blocks, and a browser drops a table's
+# implicit roles for cells that are not displayed as table cells.
 
 
 def flag_html(done: bool, what: str = "") -> str:
@@ -69,17 +80,25 @@ def campaigns_table_html(profile: Profile, times: TimeDisplay, label: str, zone_
     page shows above it), Sent in the page's display zone with ``zone_note`` as its header's
     tooltip."""
     titles = {c: html.escape(column_title(c)) for c in CAMPAIGN_COLUMNS}
+    labels = {c: html.escape(column_title(c), quote=True) for c in CAMPAIGN_COLUMNS}
     sent_title = f' title="{html.escape(zone_note, quote=True)}"' if zone_note else ""
-    head = "".join(f'<th scope="col"{sent_title if c == COL_SENT else ""}>{titles[c]}</th>'
+    head = "".join(f'<th scope="col" role="columnheader"{sent_title if c == COL_SENT else ""}>{titles[c]}</th>'
                    for c in CAMPAIGN_COLUMNS)
     rows = []
     for row in campaign_rows(profile, shown, times):
         subject = row[COL_SUBJECT] or t("(no subject)")
         url = row[COL_WEB]
         web = web_link_html(url, subject, t("view")) if url else ""
-        rows.append(f'<tr><th scope="row">{html.escape(subject)}</th>'
-                    f'<td class="cm-sent">{html.escape(row[COL_SENT] or t("date unknown"))}</td>'
-                    f"<td>{flag_html(bool(row[COL_OPENED]))}</td><td>{flag_html(bool(row[COL_CLICKED]))}</td>"
-                    f"<td>{web}</td></tr>")
-    return (f'<div class="cm-table-wrap"><table class="{TABLE_CLASS}" aria-label="{html.escape(label, quote=True)}">'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+        def cell(column: str, content: str, css: str = "") -> str:
+            klass = f' class="{css}"' if css else ""
+            return f'<td role="cell" data-label="{labels[column]}"{klass}>{content}</td>'
+
+        rows.append(f'<tr role="row"><th scope="row" role="rowheader">{html.escape(subject)}</th>'
+                    + cell(COL_SENT, html.escape(row[COL_SENT] or t("date unknown")), "cm-sent")
+                    + cell(COL_OPENED, flag_html(bool(row[COL_OPENED])))
+                    + cell(COL_CLICKED, flag_html(bool(row[COL_CLICKED])))
+                    + cell(COL_WEB, web) + "</tr>")
+    return (f'<div class="cm-table-wrap"><table class="{TABLE_CLASS}" role="table" '
+            f'aria-label="{html.escape(label, quote=True)}"><thead><tr role="row">{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")

@@ -296,3 +296,31 @@ def test_times_are_in_the_browsers_zone_and_named(browser, streamlit_app):
         assert len(dated) >= 8 and all(d.endswith(" JST") for d in dated), dated
     finally:
         context.close()
+
+
+def test_the_campaigns_table_fits_a_360px_window_in_russian(browser, streamlit_app, screenshot_dir):
+    """On a phone-sized window each email of the table is a small card: no value scrolled out of
+    sight (the page and the table's own box scroll nowhere), every value named by its column."""
+    from playwright.sync_api import expect
+
+    email = DEMO_CUSTOMERS["with_campaigns"][0]
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="ru-RU")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{streamlit_app.url}/?email={email}&lang=ru")
+        table = page.get_by_role("table")
+        expect(table).to_have_count(1, timeout=60_000)
+        wait_for_app(page)
+        table.scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshot_dir / "lookup-360-ru-campaigns.png"), full_page=True)
+        widths = page.evaluate("""() => ({page: document.documentElement.scrollWidth,
+            wrap: [...document.querySelectorAll('.cm-table-wrap')].map(e => e.scrollWidth - e.clientWidth)})""")
+        assert widths == {"page": 360, "wrap": [0]}, widths
+        expect(table.get_by_role("rowheader")).to_have_count(3)
+        named = page.evaluate("""() => [...document.querySelectorAll('.cm-campaigns-table tbody tr:first-child td')]
+            .map(td => getComputedStyle(td, '::before').content)""")
+        assert named == ['"Отправлено: "', '"Открыто: "', '"Переход: "', '"Веб-версия: "'], named
+        expect(table.get_by_role("columnheader")).to_have_count(5)  # still there for a screen reader
+    finally:
+        context.close()
