@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
@@ -15,6 +16,12 @@ from ui.text import WORD_JOINER
 def shown(md: str) -> str:
     """What a markdown string displays: backslash escapes resolved, invisible word joiners dropped."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md).replace(WORD_JOINER, "")
+
+
+def caption_lines(block) -> list[str]:
+    """Every line the captions under ``block`` show (a caption's lines are split by markdown hard
+    line breaks), as a person reads them."""
+    return [line for c in block.caption for line in shown(c.value).split("  \n")]
 
 
 def open_page(path: str, browser_zone: str | None = None, **session: Any) -> AppTest:
@@ -146,6 +153,50 @@ def campaign_table(node) -> tuple[list[str], list[dict]]:
     """The one campaigns table under ``node``."""
     [table] = campaign_tables(node)
     return table
+
+
+@dataclass(frozen=True)
+class ShownFigure:
+    """One activity figure as the page shows it."""
+    label: str
+    value: str
+    help: str
+
+
+class _Figures(HTMLParser):
+    """The ``<dt>``/``<dd>`` texts of a figures list, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[list[str]] = []
+        self._text: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("dt", "dd"):
+            self._text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("dt", "dd") and self._text is not None:
+            self.cells.append(["".join(self._text)])
+            self._text = None
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+
+def shown_figures(node) -> list[ShownFigure]:
+    """The activity figures under ``node`` (an AppTest, a tab), in order: label, value and the
+    sentence under the value."""
+    out: list[ShownFigure] = []
+    for h in node.get("html"):
+        if '<dl class="cm-figures"' not in h.proto.body:
+            continue
+        parser = _Figures()
+        parser.feed(h.proto.body)
+        texts = [c[0] for c in parser.cells]
+        out.extend(ShownFigure(*texts[i:i + 3]) for i in range(0, len(texts), 3))
+    return out
 
 
 def visible_texts(at: AppTest) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from cmlib import ratelimit
 from cmlib.sandbox import DEMO_CUSTOMERS, VIP_LIST_NAME
-from tests.apptest_helpers import campaign_table, campaign_tables, shown
+from tests.apptest_helpers import campaign_table, campaign_tables, caption_lines, shown, shown_figures
 from ui.connection import get_connection
 from ui.state import LOOKUP_REFRESH
 
@@ -48,18 +48,29 @@ def tab_for(at: AppTest, email: str):
     return matches[0]
 
 
+# A badge directive inside a line of markdown; its text may hold backslash escapes.
+BADGE_MD = re.compile(r":([a-z]+)-badge\[((?:\\.|[^\\\]])*)\]")
+# A list's heading: its bold (escaped) name, then its badges.
+HEADING_MD = re.compile(r"\*\*((?:\\.|[^\\])*?)\*\*(?= |$)")
+
+
 def badges(block) -> list[tuple[str, str]]:
     """(colour, text) of every state badge in a block, in order."""
     out = []
     for m in block.markdown:
-        hit = re.fullmatch(r":([a-z]+)-badge\[(.*)\]", m.value)
-        if hit and hit.group(2) != "unsubscribes from ALL lists" and "ALL lists" not in hit.group(2):
-            out.append((hit.group(1), shown(hit.group(2))))
+        for colour, text in BADGE_MD.findall(m.value):
+            if "ALL lists" not in text:
+                out.append((colour, shown(text)))
     return out
 
 
+def list_headings(block) -> list[tuple[str, str]]:
+    """(raw escaped name, whole markdown) of every list heading in a block, in order."""
+    return [(hit.group(1), m.value) for m in block.markdown if (hit := HEADING_MD.match(m.value))]
+
+
 def bold_names(block) -> list[str]:
-    return [shown(m.value[2:-2]) for m in block.markdown if m.value.startswith("**") and m.value.endswith("**")]
+    return [shown(raw) for raw, _ in list_headings(block)]
 
 
 def subheaders(block) -> list[str]:
@@ -67,7 +78,7 @@ def subheaders(block) -> list[str]:
 
 
 def metrics(block) -> dict[str, str]:
-    return {m.label: m.value for m in block.metric}
+    return {f.label: f.value for f in shown_figures(block)}
 
 
 # --------------------------------------------------------------------------- expected values
@@ -129,7 +140,7 @@ def test_case_on_no_list_offers_to_subscribe(app_env):
     assert shown(tab.label) == f"{email} · on no list"
     info = " ".join(shown(i.value) for i in tab.info)
     assert "Not on any list." in info and email in info
-    assert "Lists" not in subheaders(tab) and not campaign_tables(tab) and not tab.metric
+    assert "Lists" not in subheaders(tab) and not campaign_tables(tab) and not shown_figures(tab)
     # the subscription editor's entry point is offered in the tab (ui/subscriptions.py)
     assert any("Subscribe" in b.label for b in tab.button), [b.label for b in tab.button]
 
@@ -145,7 +156,7 @@ def test_case_on_lists_never_mailed_shows_lists_only(app_env):
     assert badges(tab) == [BADGE[s] for _, s in states]
     assert subheaders(tab) == ["Lists", "Campaigns"]
     assert [shown(i.value) for i in tab.info] == ["No campaigns received yet."]
-    assert not campaign_tables(tab) and not tab.metric
+    assert not campaign_tables(tab) and not shown_figures(tab)
     assert shown(tab.label) == f"{email} · 1 subscribed, 1 pending"
 
 
@@ -186,11 +197,11 @@ def test_three_addresses_from_a_deep_link(app_env):
     # unsubscribes and bounces say why
     # Newsletter: the Unsubscribe event of its campaign. Events Moscow changed at another time
     # with no event in any history, so no other list's event is passed off as its reason.
-    reasons = [shown(c.value) for c in tab_for(at, "ivan.work@example.org").caption if "Reason" in c.value]
+    reasons = [line for line in caption_lines(tab_for(at, "ivan.work@example.org")) if "Reason" in line]
     assert len(reasons) == 2
     assert reasons[0].startswith("Reason: Unsubscribe on ")
     assert reasons[1].startswith("Reason: unsubscribed: no matching event in the email history")
-    reasons = [shown(c.value) for c in tab_for(at, "ivan.old@example.com").caption if "Reason" in c.value]
+    reasons = [line for line in caption_lines(tab_for(at, "ivan.old@example.com")) if "Reason" in line]
     assert len(reasons) == 3 and all(r.startswith("Reason: Bounce on ") for r in reasons)
 
 
@@ -224,11 +235,12 @@ def test_all_client_lists_unsubscribe_is_marked_with_reason(app_env):
     [tab] = at.tabs
     states = expected_states(sb, email)
     assert badges(tab) == [BADGE[s] for _, s in states]
-    all_lists = [m for m in tab.markdown if m.value.startswith(":yellow-badge[") and "ALL lists" in m.value]
+    all_lists = [text for m in tab.markdown for colour, text in BADGE_MD.findall(m.value)
+                 if colour == "yellow" and "ALL lists" in text]
     flagged = [lst.name for lst in sb.data.lists_of(sb.main_client_id) if lst.unsubscribes_from_all
                and lst.name in {n for n, _ in states}]
     assert len(all_lists) == len(flagged) >= 1
-    reasons = [shown(c.value) for c in tab.caption if c.value.startswith("Reason")]
+    reasons = [line for line in caption_lines(tab) if line.startswith("Reason")]
     assert len(reasons) == sum(1 for _, s in states if s == "Unsubscribed")
 
 
@@ -237,9 +249,8 @@ def test_html_and_markdown_list_name_is_shown_literally(app_env):
     at = lookup(query=email)
     [tab] = at.tabs
     assert VIP_LIST_NAME in bold_names(tab)
-    raw = next(m.value for m in tab.markdown if shown(m.value) == f"**{VIP_LIST_NAME}**")
+    inner = next(raw for raw, _ in list_headings(tab) if shown(raw) == VIP_LIST_NAME)
     # nothing markup-like reaches the renderer unescaped
-    inner = raw[2:-2]
     assert re.search(r"(?<!\\)[<>*\[\]():=]", inner) is None, inner
     # the subject with markup is a table cell: plain text, shown as is (HTML-escaped)
     subjects = [row["Subject"] for row in campaign_table(tab)[1]]
@@ -255,7 +266,7 @@ def test_unknown_state_is_shown_as_is_in_a_neutral_colour(app_env):
     at = lookup(query="anna@example.com")
     [tab] = at.tabs
     assert badges(tab)[0] == ("blue", "Spam :red[x] <b>")
-    raw = next(m.value for m in tab.markdown if m.value.startswith(":blue-badge["))
+    raw = next(m.value for m in tab.markdown if ":blue-badge[" in m.value)
     assert ":red[" not in raw and "<b>" not in raw
     assert shown(tab.label).endswith("2 subscribed, 1 spam :red[x] <b>")
 
@@ -356,7 +367,7 @@ def test_one_failing_list_shows_in_place_and_the_rest_renders(app_env):
     assert sum(email in w for w in warnings) == 2  # subscriber details and history name the address
     assert len(badges(tab)) == len(expected_states(sb, email))
     # the history of the other lists still gives campaigns and activity
-    assert campaign_tables(tab) and tab.metric
+    assert campaign_tables(tab) and shown_figures(tab)
     assert not tab_for(at, "fresh@example.com").warning
     assert not at.error
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from streamlit.testing.v1 import AppTest
 
 from cmlib.sandbox import DEMO_CUSTOMERS
-from tests.apptest_helpers import campaign_table, shown
+from tests.apptest_helpers import campaign_table, caption_lines, shown, shown_figures
 from tests.sandbox_fixtures import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def tab_for(at: AppTest, email: str):
 
 
 def captions(block) -> list[str]:
-    return [shown(c.value) for c in block.caption]
+    return caption_lines(block)
 
 
 def dates_with_zone(texts: list[str]) -> list[str]:
@@ -190,7 +190,7 @@ def test_an_unreadable_suppression_list_is_said_in_place(app_env, monkeypatch):
     warnings = [shown(w.value) for w in at.tabs[0].warning]
     assert any("Could not check whether anna@example.com is on the client's suppression list" in w
                for w in warnings), warnings
-    assert at.tabs[0].metric  # the rest of the lookup is there
+    assert shown_figures(at.tabs[0])  # the rest of the lookup is there
 
 
 # --------------------------------------------------------------------------- item 9: the box

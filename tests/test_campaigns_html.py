@@ -1,14 +1,15 @@
-"""The Lookup page's campaigns table (ui.campaigns_html): what the API sends is text, a web
-version is a link only when it is http(s), and every attribute value stays inside its quotes."""
+"""The Lookup page's campaigns table and activity figures (ui.campaigns_html): what the API sends
+is text, a web version is a link only when it is http(s), and every attribute value stays inside
+its quotes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from cmlib.i18n import Language, use_language
 from cmlib.lookup import Activity, Profile
-from cmlib.presenters import TimeDisplay
+from cmlib.presenters import Figure, TimeDisplay, activity_figures
 from cmlib.profiles import ReceivedCampaign
-from ui.campaigns_html import campaigns_table_html
+from ui.campaigns_html import campaigns_table_html, figures_html
 
 
 def profile(*campaigns: ReceivedCampaign) -> Profile:
@@ -41,3 +42,19 @@ def test_the_newest_three_in_the_readers_language():
     assert body.index("S4") < body.index("S3") < body.index("S2")
     assert 'data-label="Отправлено"' in body and ">Тема</th>" in body
     assert 'aria-label="да"' in body
+
+
+def test_figures_are_a_labelled_description_list_of_escaped_text():
+    body = figures_html([Figure("<b>Open</b> rate", "58%", 'Said "<i>"'), Figure("Clicks", "1 & 2", "")],
+                        label='Activity "x"')
+    assert body.startswith('<dl class="cm-figures" aria-label="Activity &quot;x&quot;">')
+    assert "<b>" not in body and "<i>" not in body
+    assert "<dt>&lt;b&gt;Open&lt;/b&gt; rate</dt>" in body and "1 &amp; 2" in body
+    assert body.count("<dt>") == 2 and body.count('class="cm-figure-value"') == 2
+
+
+def test_figures_in_russian_keep_the_number_format():
+    campaigns = [camp("S2", "", 2, 1), camp("S1", "", 1, 0)]
+    with use_language(Language.RU):
+        body = figures_html(activity_figures(profile(*campaigns).activity), label="Активность")
+    assert "Доля открытий" in body and "50\u00a0%" in body

@@ -15,6 +15,20 @@ from cmlib.states import state_style
 from ui.text import md_escape
 
 
+def badge_md(text: str, color: str, icon: str = "") -> str:
+    """A badge as markdown (``:green-badge[subscribed]``) to stand inline in a line of markdown,
+    beside a list's name: one element instead of a row of three. ``text`` is escaped here (brackets
+    too, which ``st.badge`` would otherwise do); ``icon`` is a ``:material/…:`` name of ours."""
+    body = md_escape(text)
+    return f":{color}-badge[{icon + ' ' if icon else ''}{body}]"
+
+
+def state_badge_md(state: str | None) -> str:
+    """The state badge as markdown, in the same words and colours as :func:`render_state_badge`."""
+    style = state_style(state)
+    return badge_md(style.label(), style.badge)
+
+
 def render_state_badge(state: str | None, container: Any = None, width: int | str = "content") -> None:
     """Draw the badge for ``state`` (in ``container`` when given; ``width`` in px to line up a
     column of them). API text is escaped."""

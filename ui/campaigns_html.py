@@ -1,10 +1,17 @@
-"""The last campaigns as plain HTML: the Lookup page's table and the panel's list share this.
+"""The last campaigns and the activity figures as plain HTML: the Lookup page's table and
+figures, and the panel's list share this.
 
 Three rows do not need a data grid. Streamlit's grid is a canvas: a screen reader cannot read
 it, its text cannot be selected into a ticket, and the browser has to load and compile about
 1.5 MB of JavaScript for it (the grid and its Arrow decoder) before a tab can show it, which is
 most of the wait on a first deep link and part of every rerun's (issue 15). A ``<table>`` with
 row and column headers reads row by row, copies as text and costs nothing to draw.
+
+The five activity figures are one description list for the same reasons: as ``st.metric``
+elements they were fifteen elements and fifteen columns per three-address lookup, each drawn by
+React on its own, plus the metric's frontend code and its number-formatting libraries -- about a
+fifth of the browser's work on a first deep link (issue 15). Each figure's explanation is shown
+under it rather than in a hover tooltip, so it is there on a touch screen and for a screen reader.
 
 Every string from the API (subjects, names, links) and every word of ours is HTML-escaped; a
 web version is a link only when :func:`cmlib.presenters.safe_web_link` allows it (http(s)), and
@@ -23,6 +30,7 @@ from cmlib.presenters import (
     COL_SENT,
     COL_SUBJECT,
     COL_WEB,
+    Figure,
     TimeDisplay,
     campaign_rows,
     column_title,
@@ -50,6 +58,13 @@ TABLE_CSS = "<style>\n" + FLAG_CSS + """
   .cm-campaigns-table td::before {content: attr(data-label) ": "; color: #475569;}
   .cm-campaigns-table td:empty {display: none;}
 }
+dl.cm-figures {display: grid; grid-template-columns: repeat(auto-fit, minmax(9.5rem, 1fr)); gap: 0.75rem;
+  margin: 0; padding: 0;}
+.cm-figure {border: 1px solid #e2e8f0; border-radius: 0.5rem; padding: 0.6rem 0.8rem;}
+.cm-figure dt {font-size: 0.875rem; color: #475569;}
+.cm-figure dd {margin: 0;}
+.cm-figure .cm-figure-value {font-size: 1.75rem; line-height: 1.3;}
+.cm-figure .cm-figure-help {font-size: 0.8rem; color: #64748b;}
 </style>"""
 TABLE_CLASS = "cm-campaigns-table"
 # Explicit roles: on a narrow screen the rows are drawn as blocks, and a browser drops a table's
@@ -102,3 +117,17 @@ def campaigns_table_html(profile: Profile, times: TimeDisplay, label: str, zone_
     return (f'<div class="cm-table-wrap"><table class="{TABLE_CLASS}" role="table" '
             f'aria-label="{html.escape(label, quote=True)}"><thead><tr role="row">{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+FIGURES_CLASS = "cm-figures"
+
+
+def figures_html(figures: list[Figure], label: str) -> str:
+    """The activity figures as a description list named ``label`` (the section's heading): each
+    label, its value, and the sentence explaining it. All text is HTML-escaped."""
+    items = "".join(
+        f'<div class="cm-figure"><dt>{html.escape(f.label)}</dt>'
+        f'<dd class="cm-figure-value">{html.escape(f.value)}</dd>'
+        f'<dd class="cm-figure-help">{html.escape(f.help)}</dd></div>'
+        for f in figures)
+    return f'<dl class="{FIGURES_CLASS}" aria-label="{html.escape(label, quote=True)}">{items}</dl>'

@@ -2,8 +2,8 @@
 
 Streamlit's frontend fetches a widget's code the first time such a widget appears, so a new
 browser session fetched it one widget after another as the page's elements arrived: the
-sidebar's links, the operator's text box, the language radio, the buttons, the address box, the
-metrics, then the dialog's checkboxes. On a deep link that chain ran for ~300 ms after the
+sidebar's links, the operator's text box, the language radio, the buttons, the address box, then
+the dialog's checkboxes. On a deep link that chain ran for ~300 ms after the
 elements themselves had arrived (issue 15). The script here is the first element ``app.py``
 draws (in the sidebar, which the frontend draws first): once its own code is in, it asks for
 every module in :data:`PAGE_WIDGETS` at once, so they load side by side while the rest of the
@@ -20,8 +20,10 @@ from pathlib import Path
 
 import streamlit as st
 
-# The lazily loaded widgets the app's pages and the subscription dialog draw.
-PAGE_WIDGETS = ("PageLink", "TextInput", "Radio", "Button", "ChatInput", "Metric", "Checkbox")
+# The lazily loaded widgets the Lookup and panel pages and the subscription dialog draw. Not the
+# metric: only Bulk and Settings draw one, and its code and number-formatting libraries would be
+# compiled on every first page, in the middle of drawing it.
+PAGE_WIDGETS = ("PageLink", "TextInput", "Radio", "Button", "ChatInput", "Checkbox")
 
 
 def widget_chunks(static_js: Path | None = None, widgets: tuple[str, ...] = PAGE_WIDGETS) -> list[str]:

@@ -49,14 +49,17 @@ from cmlib.runtime import Connection
 from cmlib.sandbox.demo import DEMO_CUSTOMERS
 from cmlib.timezones import parse_cm_time_zone
 from ui import a11y
-from ui.badges import render_state_badge
-from ui.campaigns_html import TABLE_CSS, campaigns_table_html
+from ui.badges import badge_md, state_badge_md
+from ui.campaigns_html import TABLE_CSS, campaigns_table_html, figures_html
 from ui.connection import get_connection
 from ui.display_zone import browser_time_zone, zone_choice
 from ui.sidebar import settings_link
 from ui.state import request_refresh, take_refresh
 from ui.subscriptions import subscription_entry
 from ui.text import md_escape
+
+# A markdown hard line break: the lines of one caption.
+LINE_BREAK = "  \n"
 
 INPUT_KEY = "lookup.input"  # prefix of the chat-style input's widget key (Enter submits), see _box_key
 BOX_KEY = "lookup.box"  # which drawing of the box this is (a new one after each lookup)
@@ -390,7 +393,7 @@ def _results_for(conn: Connection, emails: list[str], stage: Stage) -> Results:
 def render_lookup_page() -> None:
     st.title(t("Customer lookup"))
     a11y.install()  # accessible names, focus back to the dialog's opener, the review announced
-    st.html(TABLE_CSS)  # the campaigns tables' style, once (a style-only block takes no room)
+    st.html(TABLE_CSS)  # the campaigns tables' and figures' style, once (a style-only block takes no room)
     _follow_link()
     conn: Connection | None = None
     conn_error = ""
@@ -571,23 +574,32 @@ def _lists_section(profile: Profile, times: TimeDisplay) -> None:
 
 
 def _list_card(status: ListStatus, times: TimeDisplay) -> None:
+    """One list: its name and badges as one line of markdown, its facts as one caption. Each
+    Streamlit element is drawn by the browser on its own, and a card of a row, a name, badges and
+    up to three captions was most of a three-address deep link's elements (issue 15)."""
     with st.container(border=True):
-        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-            # stripped: "** name**" would not be bold, and an empty name would draw a rule ("****")
-            name = md_escape(status.list_name.strip()) or t("(unnamed list)")
-            st.markdown(f"**{name}**", width="content")
-            render_state_badge(status.state)
-            if status.unsubscribes_from_all:
-                st.badge(t("unsubscribes from ALL lists"), color="yellow", icon=":material/warning:")
-        st.caption(" · ".join(md_escape(f) for f in list_facts(status, times)))
+        st.markdown(list_heading(status))
+        lines = [" · ".join(md_escape(f) for f in list_facts(status, times))]
         if status.unsubscribes_from_all:
-            st.caption(t("This list is set to “all client lists”: an unsubscribe here removes the address from "
-                         "every list of this client."))
+            lines.append(t("This list is set to “all client lists”: an unsubscribe here removes the address from "
+                           "every list of this client."))
         reason = state_reason(status, times)
         if reason:
-            st.caption(t("Reason: {reason}", reason=md_escape(reason)))
+            lines.append(t("Reason: {reason}", reason=md_escape(reason)))
+        st.caption(LINE_BREAK.join(lines))
         for problem in status.problems:
             _problem(problem)
+
+
+def list_heading(status: ListStatus) -> str:
+    """``**Newsletter** :green-badge[subscribed]``, and the yellow warning badge on a list set to
+    "all client lists". The name is escaped; stripped, since ``** name**`` would not be bold and
+    an empty name would draw a rule (``****``)."""
+    name = md_escape(status.list_name.strip()) or t("(unnamed list)")
+    parts = [f"**{name}**", state_badge_md(status.state)]
+    if status.unsubscribes_from_all:
+        parts.append(badge_md(t("unsubscribes from ALL lists"), "yellow", ":material/warning:"))
+    return " ".join(parts)
 
 
 def _campaigns_section(profile: Profile, times: TimeDisplay, zone_note: str) -> None:
@@ -608,6 +620,5 @@ def last_emails_caption(profile: Profile) -> str:
 
 def _activity_section(profile: Profile) -> None:
     st.subheader(t("Activity"))
-    figures = activity_figures(profile.activity)
-    for column, fig in zip(st.columns(len(figures)), figures, strict=True):
-        column.metric(fig.label, fig.value, help=fig.help, border=True)
+    # One element, not five metrics in five columns (ui.campaigns_html says why).
+    st.html(figures_html(activity_figures(profile.activity), t("Activity")))

@@ -22,8 +22,8 @@ def visible_text(s: str) -> str:
 
 
 def wait_for_app(page) -> None:
-    """Until the script run is over and every element of the visible tab has drawn (the data grid
-    and metrics load their code lazily and show skeletons first)."""
+    """Until the script run is over and every element of the visible tab has drawn (widgets load
+    their code lazily and show skeletons first)."""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stMain\"] [data-testid=\"stSkeleton\"]')",
@@ -75,12 +75,15 @@ def test_three_addresses_as_tabs(page, streamlit_app, screenshot_dir):
         for text, colour in state_badges:
             colours.setdefault(text, set()).add(colour)
 
-        # the campaigns table and the activity metrics of an address that received email
+        # the campaigns table and the activity figures of an address that received email
         table = panel.get_by_role("table")
         expect(table).to_have_count(1)
         expect(table.get_by_role("columnheader")).to_have_count(5)
         expect(table.get_by_role("rowheader")).to_have_count(3)  # the last three emails, by subject
-        expect(panel.locator('[data-testid="stMetric"]')).to_have_count(5)
+        figures = panel.locator("dl.cm-figures")
+        expect(figures).to_have_count(1)
+        expect(figures.locator("dt")).to_have_count(5)
+        expect(figures.locator("dd.cm-figure-help")).to_have_count(5)  # each explained where it stands
         expect(panel.get_by_role("button", name="Refresh")).to_be_visible()
         page.screenshot(path=str(screenshot_dir / f"lookup-{i + 1}-{email.replace('@', '_at_')}.png"), full_page=True)
 
@@ -101,7 +104,7 @@ def test_hostile_list_name_is_plain_text(page, streamlit_app, screenshot_dir):
     expect(page.locator('[data-testid="stTabs"] [role="tab"]')).to_have_count(1, timeout=60_000)
     wait_for_app(page)
     main = page.locator('[data-testid="stMain"]')
-    expect(main.locator('[data-testid="stMetric"]')).to_have_count(5)
+    expect(main.locator("dl.cm-figures dt")).to_have_count(5)
     expect(main.get_by_role("button", name="Refresh")).to_be_visible()
     strongs = [visible_text(t) for t in main.locator("strong").all_inner_texts()]
     assert VIP_LIST_NAME in strongs  # literal: the ** and :red[x] are characters, not markup
@@ -322,5 +325,10 @@ def test_the_campaigns_table_fits_a_360px_window_in_russian(browser, streamlit_a
             .map(td => getComputedStyle(td, '::before').content)""")
         assert named == ['"Отправлено: "', '"Открыто: "', '"Переход: "', '"Веб-версия: "'], named
         expect(table.get_by_role("columnheader")).to_have_count(5)  # still there for a screen reader
+        # the activity figures wrap into the window too, each with its explanation under it
+        figures = page.evaluate("""() => [...document.querySelectorAll('dl.cm-figures .cm-figure')]
+            .map(e => ({right: e.getBoundingClientRect().right,
+                        help: e.querySelector('.cm-figure-help').innerText}))""")
+        assert len(figures) == 5 and all(f["right"] <= 360 and f["help"] for f in figures), figures
     finally:
         context.close()
