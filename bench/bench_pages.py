@@ -51,10 +51,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 EMAILS = list(DEMO_CUSTOMERS["three_addresses"])
 TARGETS_MS = {"first": 2000.0, "deep": 1000.0, "deep_warm": 1000.0, "dialog": 300.0}
 
-# All tabs labelled with their summary ("addr · 4 subscribed"), the first panel showing its lists.
+# All tabs labelled with their summary ("addr · 4 subscribed"; an address still loading is
+# "addr · …", which does not count), the first panel showing its lists.
 TABS_FILLED_JS = """n => {
   const tabs = [...document.querySelectorAll('[data-testid="stTabs"] [role="tab"]')];
-  if (tabs.length !== n || !tabs.every(t => t.innerText.includes('·'))) return false;
+  const summed = t => t.innerText.includes('·') && !t.innerText.trim().endsWith('…');
+  if (tabs.length !== n || !tabs.every(summed)) return false;
   const panel = document.querySelector('[data-testid="stTabs"] [role="tabpanel"]:not([hidden])');
   return !!panel && [...panel.querySelectorAll('h3')].some(h => h.innerText.trim().startsWith('Lists'));
 }"""

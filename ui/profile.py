@@ -45,6 +45,7 @@ from cmlib.presenters import (
     state_summary,
     suppression_notice,
 )
+from cmlib.redraw import DrawPacer
 from cmlib.runtime import Connection
 from cmlib.sandbox.demo import DEMO_CUSTOMERS
 from cmlib.timezones import parse_cm_time_zone
@@ -292,15 +293,20 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str], stage: Stage,
     _status_line(slot, looking)
     limited = silent = False
     breaker = getattr(conn.client, "breaker", None)
+    pacer = DrawPacer()  # partial draws only once the wait is noticeable (cmlib.redraw says why)
+    pending: list[Profile] = []  # arrived, not drawn yet
     while not job.done():
         if preview is None:
             wait_for([job], timeout=0.05)
         else:
-            batch = _take(arrived, timeout=0.05)
+            batch = _take(arrived, timeout=min(0.05, pacer.wait_left()) if pending else 0.05)
+            pending += batch
             waiting_for -= len(batch)
             # when all are in, the finished page is drawn instead (at once: no preview of it first)
-            if batch and waiting_for > 0 and not job.done():
-                preview(batch)
+            if pending and waiting_for > 0 and not job.done() and pacer.due():
+                preview(pending)
+                pending = []
+                pacer.drawn()
         last = conn.client.last_call
         if not limited and last is not None and last.status == 429 and last.at >= started:
             limited = True
