@@ -7,7 +7,7 @@ import streamlit as st
 
 from cmlib.errors import CMError, describe
 from cmlib.i18n import N_, t
-from ui import nodelay, preload
+from ui import favicon, nodelay, preload
 from ui.access import require_login
 from ui.connection import get_connection
 from ui.demo import demo_banner
@@ -19,7 +19,7 @@ from ui.sidebar import render_sidebar
 nodelay.install()  # this server's later connections answer without a 40 ms delayed-ACK wait
 apply_language()  # first: the page title, the navigation and the sidebar are drawn in it
 
-st.set_page_config(page_title=t("Campaign Monitor dashboard"), page_icon=":material/mark_email_read:",
+st.set_page_config(page_title=t("Campaign Monitor dashboard"), page_icon=favicon.DATA_URL,
                    layout="wide")
 preload.install()  # the widgets' frontend code, fetched together before the elements that need it arrive
 
