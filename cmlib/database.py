@@ -29,7 +29,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -210,7 +212,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            ensure_wal(cursor)
         finally:
             cursor.close()
 
@@ -218,6 +220,32 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, True)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def ensure_wal(cursor: Any, *, clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> None:
+    """Put the file in WAL mode unless it already is, retrying while another process holds it.
+
+    WAL is a property of the file, so only the first connection ever has to switch; every later
+    one only reads the mode. The switch needs the file to itself, and when several processes
+    open a new file at once (replicas starting together, the CLI beside the app) SQLite can
+    answer "database is locked" without waiting for the busy timeout (seen in CI: four writer
+    processes on a new file, one failed on this pragma). So the connection looks again and
+    retries, within the same time a writer would wait for the write lock.
+    """
+    deadline = clock() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or clock() >= deadline:
+                raise
+        sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 _registry_lock = threading.Lock()

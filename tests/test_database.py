@@ -84,6 +84,67 @@ def test_sqlite_connections_use_wal_and_a_busy_timeout(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == dbmod.SQLITE_BUSY_TIMEOUT_MS
 
 
+class _LockedCursor:
+    """A sqlite3 cursor whose first ``locked`` pragmas fail as a busy new file's can."""
+
+    def __init__(self, mode: str, locked: int) -> None:
+        self.mode, self.locked, self.sent = mode, locked, []
+
+    def execute(self, sql: str) -> _LockedCursor:
+        self.sent.append(sql)
+        if self.locked:
+            self.locked -= 1
+            raise sqlite3.OperationalError("database is locked")
+        if sql == "PRAGMA journal_mode = WAL":
+            self.mode = "wal"
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return (self.mode,)
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now, self.slept = 0.0, []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_wal_is_switched_on_once_and_only_read_afterwards():
+    new, old = _LockedCursor("delete", 0), _LockedCursor("wal", 0)
+    dbmod.ensure_wal(new)
+    dbmod.ensure_wal(old)
+    assert new.mode == "wal" and new.sent == ["PRAGMA journal_mode", "PRAGMA journal_mode = WAL"]
+    assert old.sent == ["PRAGMA journal_mode"]
+
+
+def test_a_locked_new_file_is_retried_until_it_is_free():
+    cursor, clock = _LockedCursor("delete", 3), _FakeClock()
+    dbmod.ensure_wal(cursor, clock=lambda: clock.now, sleep=clock.sleep)
+    assert cursor.mode == "wal" and len(clock.slept) == 3
+    assert clock.slept == sorted(clock.slept)  # backs off
+
+
+def test_a_file_locked_past_the_busy_timeout_fails_like_a_writer_would():
+    cursor, clock = _LockedCursor("delete", 10_000), _FakeClock()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        dbmod.ensure_wal(cursor, clock=lambda: clock.now, sleep=clock.sleep)
+    assert dbmod.SQLITE_BUSY_TIMEOUT_MS / 1000 <= clock.now <= dbmod.SQLITE_BUSY_TIMEOUT_MS / 1000 + 0.1
+
+
+def test_other_errors_are_not_retried():
+    class Broken(_LockedCursor):
+        def execute(self, sql: str) -> _LockedCursor:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    clock = _FakeClock()
+    with pytest.raises(sqlite3.OperationalError, match="disk"):
+        dbmod.ensure_wal(Broken("delete", 0), clock=lambda: clock.now, sleep=clock.sleep)
+    assert clock.slept == []
+
+
 def _try_write_lock(path) -> bool:
     """Can another connection take SQLite's write lock right now (not waiting)?"""
     con = sqlite3.connect(path, timeout=0, isolation_level=None)
