@@ -29,7 +29,7 @@ locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po | $(VENV)/.
 catalogs: $(CATALOGS)
 
 run: $(VENV)/.installed $(CATALOGS)
-	$(PY) -m streamlit run app.py $(STREAMLIT_FLAGS)
+	$(PY) -m streamlit run serve.py $(STREAMLIT_FLAGS)
 
 test: $(VENV)/.installed-dev $(CATALOGS)
 	$(PY) -m pytest

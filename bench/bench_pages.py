@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_pages.py [--repeats 5] [--quick]
 
-Every run starts ``streamlit run app.py`` afresh in demo mode (no credentials anywhere: the app
+Every run starts ``streamlit run serve.py`` (as ``make run`` does) afresh in demo mode (no credentials anywhere: the app
 starts its own sandbox, 0 ms latency), then measures, in a new browser context each:
 
 (1) first visit after the server starts: ``/`` to the page heading (target 2 s);
@@ -79,9 +79,9 @@ FLOOR_APP_NODELAY = (f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom ui im
 
 
 @contextmanager
-def streamlit_server(data_dir: str, script: str = "app.py", cwd: Path = ROOT) -> Iterator[str]:
-    """A fresh ``streamlit run <script>`` (app.py: in demo mode); yields its URL once healthy,
-    stops it by pid."""
+def streamlit_server(data_dir: str, script: str = "serve.py", cwd: Path = ROOT) -> Iterator[str]:
+    """A fresh ``streamlit run <script>`` (serve.py, as ``make run``: the app in demo mode);
+    yields its URL once healthy, stops it by pid."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
     env.update(CM_DATA_DIR=data_dir, CM_SECRETS_PATH=os.path.join(data_dir, "no-secrets.toml"),
@@ -207,7 +207,7 @@ def main(argv: list[str]) -> int:
         finally:
             browser.close()
 
-    print(f"Page timings in headless Chromium — fresh `streamlit run app.py` per run, demo sandbox (0 ms), "
+    print(f"Page timings in headless Chromium — fresh `streamlit run serve.py` per run, demo sandbox (0 ms), "
           f"medians of {len(runs)} runs")
     print(f"{'measure':<58}{'target':>10}{'median':>10}{'min':>8}{'max':>8}  verdict")
     labels = {

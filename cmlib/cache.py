@@ -196,7 +196,7 @@ def effective_backend(configured: str) -> str:
 _REDIS_BACKEND_MODULE = "requests_cache.backends.redis"
 
 
-def _load_requests_cache() -> None:
+def load_requests_cache() -> None:
     """Import requests-cache, without its Redis backend unless this process may use Redis.
 
     requests-cache imports every backend whose library is installed, and redis-py is (for the
@@ -221,7 +221,7 @@ def build_session(settings: CacheSettings | None) -> requests.Session:
     (on the shared Redis cache for the ``redis`` backend, :mod:`cmlib.redis_cache`)."""
     if settings is None or not settings.enabled:
         return requests.Session()
-    _load_requests_cache()
+    load_requests_cache()
     import requests_cache
 
     extra: dict[str, Any] = {}

@@ -70,7 +70,7 @@ def test_the_image_runs_the_app_as_make_team_does():
     cmd = re.search(r"^CMD (\[.*?\])", dockerfile, re.M | re.S)
     assert cmd
     argv = yaml.safe_load(cmd.group(1).replace("\\\n", ""))
-    assert argv[:5] == ["python", "-m", "streamlit", "run", "app.py"]
+    assert argv[:5] == ["python", "-m", "streamlit", "run", "serve.py"]
     flags = dict(zip(argv[5::2], argv[6::2], strict=True))
     expected = dict(zip(STREAMLIT_FLAGS[::2], STREAMLIT_FLAGS[1::2], strict=True))
     assert flags == {**expected, "--server.address": "0.0.0.0", "--server.port": "8501"}

@@ -86,7 +86,7 @@ def test_plan_replicas_and_worker_share_one_deployment_and_one_account(tmp_path)
     plan = build_plan(config(tmp_path))
     apps, (worker,) = plan.by_role(Role.APP), plan.by_role(Role.WORKER)
     assert [a.argv for a in apps] == [
-        ("/venv/python", "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.headless",
+        ("/venv/python", "-m", "streamlit", "run", "serve.py", "--server.address", "127.0.0.1", "--server.headless",
          "true", "--browser.gatherUsageStats", "false", "--server.port", str(port)) for port in (8501, 8502)]
     assert [a.ready.http_path for a in apps] == ["/_stcore/health"] * 2
     assert plan.app_urls == ("http://127.0.0.1:8501", "http://127.0.0.1:8502")

@@ -154,7 +154,7 @@ def build_plan(cfg: TeamConfig) -> TeamPlan:
     for i, port in enumerate(cfg.app_ports, start=1):
         apps.append(ProcessSpec(
             name=f"app-{i}", role=Role.APP, stage=1, cwd=cfg.project_root,
-            argv=(cfg.python, "-m", "streamlit", "run", "app.py", *STREAMLIT_FLAGS, "--server.port", str(port)),
+            argv=(cfg.python, "-m", "streamlit", "run", "serve.py", *STREAMLIT_FLAGS, "--server.port", str(port)),
             # The same cookie secret on every replica, through Streamlit's environment variable
             # rather than --server.cookieSecret, so it never shows in a process list. Each replica
             # has a data folder of its own: nothing may depend on a disk shared between replicas.

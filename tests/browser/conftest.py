@@ -61,15 +61,15 @@ def chromium_executable() -> str:
 
 @contextlib.contextmanager
 def serve_app(tmp: Path, sandbox: object, env_extra: dict[str, str]) -> Iterator[RunningApp]:
-    """``streamlit run app.py`` on a free port with no ``CM_*`` from our environment but
-    ``env_extra``; waits for the server's health endpoint, stops the process (by pid) on exit."""
+    """``streamlit run serve.py`` (as ``make run``) on a free port with no ``CM_*`` from our
+    environment but ``env_extra``; waits for the server's health endpoint, stops the process (by pid) on exit."""
     log = tmp / "streamlit.log"
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
     env.update(CM_DATA_DIR=str(tmp / "data"), CM_SECRETS_PATH=str(tmp / "no-secrets.toml"),
                CM_CACHE_BACKEND="memory", PYTHONUNBUFFERED="1")
     env.update(env_extra)
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+    cmd = [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     with open(log, "wb") as out:
