@@ -371,3 +371,20 @@ def parse_addresses(text: str | list[str] | tuple[str, ...]) -> ParsedInput:
 def candidates(text: str | None) -> list[str]:
     """The text to judge of each item (the address of a named item): for lists pasted into Bulk."""
     return [it.address for it in split_items(text)]
+
+
+def linked_addresses(values: list[str] | tuple[str, ...]) -> list[str]:
+    """The addresses of ``?email=a@x.com&email=b@y.com`` links (repeated and/or comma-separated).
+
+    A raw ``+`` in a hand-written link arrives as a space, so a single address that contains a
+    space and no display name gets its ``+`` back (``maria news@x.com`` -> ``maria+news@x.com``).
+    """
+    out: list[str] = []
+    for value in values:
+        for piece in value.split(","):
+            piece = piece.strip()
+            if " " in piece and piece.count("@") == 1 and "<" not in piece:
+                piece = "+".join(piece.split())
+            if piece:
+                out.append(piece)
+    return out

@@ -35,14 +35,15 @@ def _warm_in_fresh_process(tmp_path: Path, **env: str) -> tuple[dict, str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-def test_serve_py_is_the_app_behind_an_asgi_entry_with_a_start_up_hook():
+def test_serve_py_is_the_app_behind_an_asgi_entry_with_a_start_up_hook_and_the_deep_link_middleware():
     found = discover_asgi_app(ROOT / "serve.py")
     assert found.is_asgi_app and found.import_string == "serve:app"
     calls = [n for n in ast.walk(ast.parse((ROOT / "serve.py").read_text(encoding="utf-8")))
              if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "App"]
     (call,) = calls
     assert isinstance(call.args[0], ast.Constant) and call.args[0].value == "app.py"
-    assert [k.arg for k in call.keywords] == ["lifespan"]
+    assert [k.arg for k in call.keywords] == ["lifespan", "middleware"]
+    assert "Middleware(DeepLinkPrefetch)" in ast.unparse(call.keywords[1].value)
 
 
 def test_warm_imports_what_the_first_page_needs_and_not_the_bulk_pages_libraries(tmp_path):

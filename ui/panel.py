@@ -53,6 +53,7 @@ from ui.campaigns_html import FLAG_CSS, flag_html, web_link_html
 from ui.connection import get_connection
 from ui.identity import use_link_operator
 from ui.language import url_language
+from ui.prefetch import page_lookup
 from ui.profile import MAX_ADDRESSES, display_times, last_emails_caption, linked_addresses, looking_up
 from ui.state import request_refresh, take_refresh
 from ui.subscriptions import subscription_entry
@@ -113,8 +114,7 @@ def dashboard_link(emails: list[str], lang: str | None = None) -> str:
 # --------------------------------------------------------------------------- fetching
 def _fetch(conn: Connection, emails: list[str], fresh: list[str]) -> list[Profile]:
     """The Lookup page's lookup, on the connection's pool, while a spinner says what it waits for."""
-    service = conn.lookup_service()
-    job = conn.executor.submit(service.lookup_many, emails, fresh=fresh, suppression=True, time_zone=True)
+    job = conn.executor.submit(page_lookup, conn, emails, fresh)  # after a deep link's early lookup (ui.prefetch)
     with st.spinner(looking_up(emails)):
         while not job.done():
             wait_for([job], timeout=0.05)

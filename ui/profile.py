@@ -33,6 +33,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from cmlib.breaker import not_answering
 from cmlib.emails import ParsedInput, parse_addresses
+from cmlib.emails import linked_addresses as emails_in_link
 from cmlib.errors import AuthenticationError, CMError, ConfigurationError, RateLimitedError, TransportError, describe
 from cmlib.i18n import N_, nt, t
 from cmlib.lookup import CASE_NO_CAMPAIGNS, CASE_NO_LISTS, ListStatus, Problem, Profile
@@ -54,6 +55,7 @@ from ui.badges import badge_md, state_badge_md
 from ui.campaigns_html import TABLE_CSS, campaigns_table_html, figures_html
 from ui.connection import get_connection
 from ui.display_zone import browser_time_zone, zone_choice
+from ui.prefetch import page_lookup
 from ui.sidebar import settings_link
 from ui.state import request_refresh, take_refresh
 from ui.subscriptions import subscription_entry
@@ -95,20 +97,8 @@ def _request_retry() -> None:
 
 # --------------------------------------------------------------------------- input
 def linked_addresses() -> list[str]:
-    """Addresses from ``?email=a@x.com&email=b@y.com`` (repeated and/or comma-separated).
-
-    A raw ``+`` in a hand-written link arrives as a space, so a single address that contains a
-    space and no display name gets its ``+`` back (``maria news@x.com`` -> ``maria+news@x.com``).
-    """
-    out: list[str] = []
-    for value in st.query_params.get_all("email"):
-        for piece in value.split(","):
-            piece = piece.strip()
-            if " " in piece and piece.count("@") == 1 and "<" not in piece:
-                piece = "+".join(piece.split())
-            if piece:
-                out.append(piece)
-    return out
+    """Addresses from this page's ``?email=`` link (:func:`cmlib.emails.linked_addresses`)."""
+    return emails_in_link(st.query_params.get_all("email"))
 
 
 def _box_key() -> str:
@@ -277,13 +267,13 @@ def _fetch(conn: Connection, emails: list[str], fresh: list[str], stage: Stage,
     lookup then ends within its deadline). Raises what lookup_many raises (AuthenticationError;
     anything else is unexpected).
     """
-    service = conn.lookup_service()
     looking = looking_up(emails)
     started = datetime.now(UTC)
     # On the connection's pool (which the connection owns and closes), not a thread per lookup.
     arrived: queue.SimpleQueue[Profile | None] = queue.SimpleQueue()  # None: the lookup ended
-    job = conn.executor.submit(service.lookup_many, emails, fresh=fresh, suppression=True,
-                               time_zone=True, on_profile=arrived.put if preview is not None else None)
+    # after a deep link's early lookup of the same addresses, if one runs (ui.prefetch)
+    job = conn.executor.submit(page_lookup, conn, emails, fresh,
+                               on_profile=arrived.put if preview is not None else None)
     job.add_done_callback(lambda _: arrived.put(None))  # so the wait below ends with it, not 50 ms later
     waiting_for = len(emails)
     warm_up(conn)  # while the lookup waits on the network
