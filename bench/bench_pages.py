@@ -13,6 +13,10 @@ starts its own sandbox, 0 ms latency), then measures, in a new browser context e
     browser's cache warm, as for a helpdesk agent who has used the app before (same target);
 (3) opening the subscription dialog on the first tab right after that lookup, click to the
     dialog's list checkboxes (target 300 ms).
+(2c) the deep link (2) against a sandbox process answering after 300 ms, as a far-away API
+    does: as ``make run`` serves it (serve.py, whose middleware starts the lookup with the
+    request for the page, ui/prefetch.py) beside ``streamlit run app.py`` (the lookup starts
+    when the page runs); no target, it shows what the early lookup hides.
 
 Baselines, in the same run: Streamlit's own floor -- a two-line app (a heading and a sentence)
 served the same way, a new browser context to its heading -- and the same two lines after the
@@ -44,11 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cmlib.sandbox.demo import DEMO_CUSTOMERS  # noqa: E402
+from sandbox_proc import sandbox_process  # noqa: E402
+
+from cmlib.sandbox.demo import CLIENT_API_KEY, DEMO_CUSTOMERS, MAIN_CLIENT_ID  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 EMAILS = list(DEMO_CUSTOMERS["three_addresses"])
+LATENCY_MS = 300  # (2c): a round trip to Campaign Monitor from far away
 TARGETS_MS = {"first": 2000.0, "deep": 1000.0, "deep_warm": 1000.0, "dialog": 300.0}
 
 # All tabs labelled with their summary ("addr · 4 subscribed"; an address still loading is
@@ -79,13 +86,14 @@ FLOOR_APP_NODELAY = (f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom ui im
 
 
 @contextmanager
-def streamlit_server(data_dir: str, script: str = "serve.py", cwd: Path = ROOT) -> Iterator[str]:
+def streamlit_server(data_dir: str, script: str = "serve.py", cwd: Path = ROOT,
+                     env_extra: dict[str, str] | None = None) -> Iterator[str]:
     """A fresh ``streamlit run <script>`` (serve.py, as ``make run``: the app in demo mode);
     yields its URL once healthy, stops it by pid."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CM_")}
     env.update(CM_DATA_DIR=data_dir, CM_SECRETS_PATH=os.path.join(data_dir, "no-secrets.toml"),
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", **(env_extra or {}))
     cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
@@ -163,6 +171,30 @@ def one_run(browser, data_dir: str) -> dict[str, float]:
     return out
 
 
+def latency_runs(browser, repeats: int) -> dict[str, list[float]]:
+    """(2c) The deep link against a sandbox process answering after LATENCY_MS, as a real API
+    does: served as ``make run`` serves it (serve.py: the lookup starts with the request for the
+    page) and as ``streamlit run app.py`` (it starts when the page runs), interleaved; each on a
+    fresh server whose first visit (not timed) has run, in a new browser context."""
+    deep_link = "/?" + urlencode([("email", e) for e in EMAILS])
+    out: dict[str, list[float]] = {"serve.py": [], "app.py": []}
+    with sandbox_process("--latency-ms", str(LATENCY_MS)) as url:
+        env = {"CM_API_URL": url, "CM_API_KEY": CLIENT_API_KEY, "CM_CLIENT_ID": MAIN_CLIENT_ID}
+        for _ in range(repeats):
+            for script in out:
+                with tempfile.TemporaryDirectory(prefix="bench-pages-latency-") as data, \
+                        streamlit_server(data, script, env_extra=env) as base:
+                    ctx = browser.new_context(viewport={"width": 1440, "height": 1600})
+                    open_timed(new_page(ctx), base + "/",
+                               lambda page: page.get_by_role("heading", name="Customer lookup").wait_for())
+                    ctx.close()
+                    ctx = browser.new_context(viewport={"width": 1440, "height": 1600})
+                    out[script].append(open_timed(new_page(ctx), base + deep_link, lambda page: page.wait_for_function(
+                        TABS_FILLED_JS, arg=len(EMAILS), polling=10)))
+                    ctx.close()
+    return out
+
+
 def floor_runs(browser, data_dir: str, repeats: int, app: str = FLOOR_APP) -> list[float]:
     """A floor: the two-line ``app``, a new browser context each time, to its heading."""
     folder = Path(data_dir) / "floor"
@@ -204,6 +236,7 @@ def main(argv: list[str]) -> int:
                 floor = floor_runs(browser, data, repeats)
             with tempfile.TemporaryDirectory(prefix="bench-pages-floor-") as data:
                 floor_fixed = floor_runs(browser, data, repeats, FLOOR_APP_NODELAY)
+            latency = latency_runs(browser, repeats)
         finally:
             browser.close()
 
@@ -231,6 +264,9 @@ def main(argv: list[str]) -> int:
         ms = [v * 1000 for v in values]
         floors[key] = statistics.median(ms)
         print(f"{label:<58}{'':>10}{floors[key]:>7.0f} ms{min(ms):>6.0f}{max(ms):>8.0f}  ({note})")
+    early, late = (statistics.median(v) * 1000 for v in (latency["serve.py"], latency["app.py"]))
+    print(f"{f'(2c) the deep link, sandbox at {LATENCY_MS} ms: lookup from the page request':<58}{'':>10}"
+          f"{early:>7.0f} ms  vs {late:.0f} ms from the page run (app.py alone): {late - early:+.0f} ms")
     deep_med = statistics.median(r["deep"] * 1000 for r in runs)
     print(f"    (2) is (0b) + {deep_med - floors['fixed']:.0f} ms: the app's own share of the deep link "
           f"(and (0) + {deep_med - floors['plain']:.0f} ms)")
