@@ -36,20 +36,21 @@ def test_a_key_does_not_depend_on_the_spelling_of_an_address():
 # ------------------------------------------------------------------------------ the registry
 def test_one_early_lookup_per_key_and_it_is_forgotten_when_it_ends():
     reg, job = Prefetches(), Future()
-    assert reg.start(KEY, lambda: job)
-    assert not reg.start(KEY, lambda: pytest.fail("a second lookup of the same addresses was sent"))
+    assert reg.start(KEY, lambda _: job)
+    assert not reg.start(KEY, lambda _: pytest.fail("a second lookup of the same addresses was sent"))
     assert reg.running(KEY) and not reg.wait(KEY, timeout=0)
     job.set_result(None)
     assert not reg.running(KEY) and reg.wait(KEY, timeout=0)
     again = Future()
-    assert reg.start(KEY, lambda: again)  # a later link starts a new one
+    assert reg.start(KEY, lambda _: again)  # a later link starts a new one
 
 
 def test_the_page_lookup_waits_for_the_early_one_then_runs():
     reg, early = Prefetches(), Future()
-    reg.start(KEY, lambda: early)
+    reg.start(KEY, lambda _: early)
     ran, result = threading.Event(), []
-    worker = threading.Thread(target=lambda: result.append(reg.after(KEY, 30.0, lambda: ran.set() or "page")))
+    page = lambda on_profile: ran.set() or "page"  # noqa: E731
+    worker = threading.Thread(target=lambda: result.append(reg.after(KEY, 30.0, page)))
     worker.start()
     assert not ran.is_set()  # cannot have run: the early lookup has not ended
     early.set_result(None)
@@ -59,16 +60,47 @@ def test_the_page_lookup_waits_for_the_early_one_then_runs():
 
 def test_a_failed_early_lookup_is_not_raised_to_the_page():
     reg, early = Prefetches(), Future()
-    reg.start(KEY, lambda: early)
+    reg.start(KEY, lambda _: early)
     early.set_exception(RuntimeError("boom"))
-    assert reg.after(KEY, 30.0, lambda: "page looked up itself") == "page looked up itself"
+    assert reg.after(KEY, 30.0, lambda on_profile: "page looked up itself") == "page looked up itself"
 
 
 def test_a_refresh_does_not_wait():
     reg, early = Prefetches(), Future()
-    reg.start(KEY, lambda: early)
-    assert reg.after(KEY, 0.0, lambda: "now") == "now"  # timeout 0: the refresh goes ahead at once
+    reg.start(KEY, lambda _: early)
+    assert reg.after(KEY, 0.0, lambda on_profile: "now") == "now"  # timeout 0: the refresh goes ahead at once
     early.set_result(None)
+
+
+def test_a_page_waiting_for_the_early_lookup_hears_each_address_once_as_it_arrives():
+    reg, early, feed = Prefetches(), Future(), []
+    reg.start(KEY, lambda on_profile: feed.append(on_profile) or early)
+    (announce,) = feed
+    announce("a@x.com")  # before the page joins: replayed to it
+    heard, joined, calls = [], threading.Event(), []
+
+    def on_profile(profile):
+        heard.append(profile)
+        joined.set()
+
+    def page_lookup(on_profile):
+        calls.append(on_profile)
+        return "profiles"
+
+    worker = threading.Thread(target=lambda: reg.after(KEY, 30.0, page_lookup, on_profile=on_profile))
+    worker.start()
+    assert joined.wait(30)  # the replay reached the page
+    announce("b@y.com")  # while it waits: handed on
+    early.set_result(None)
+    worker.join(timeout=30)
+    assert heard == ["a@x.com", "b@y.com"]
+    assert calls == [None]  # the page's own lookup (from the cache) does not announce them again
+
+
+def test_without_an_early_lookup_the_page_lookup_announces_its_own_profiles():
+    reg, calls = Prefetches(), []
+    assert reg.after(KEY, 30.0, lambda on_profile: calls.append(on_profile) or "p", on_profile=print) == "p"
+    assert calls == [print]
 
 
 # ------------------------------------------------------------------------------ the middleware
@@ -145,8 +177,10 @@ def test_the_early_lookup_and_the_page_send_each_request_once(app_env):
     key = ui_prefetch.key_for(conn, emails)
     before = app_env.requests_served
     assert ui_prefetch.start_for("&".join(f"email={e}" for e in emails))
-    profiles = ui_prefetch.page_lookup(conn, emails, [])  # waits for the early lookup; the cache answers
+    heard = []
+    profiles = ui_prefetch.page_lookup(conn, emails, [], on_profile=heard.append)  # waits; the cache answers
     assert not PREFETCHES.running(key)
     assert [p.email.lower() for p in profiles] == [e.lower() for e in emails]
     assert all(not p.failed for p in profiles)
     assert app_env.requests_served - before == one_lookup  # the page sent none of them again
+    assert sorted(p.email.lower() for p in heard) == sorted(e.lower() for e in emails)  # each address once

@@ -35,12 +35,15 @@ def key_for(conn: Connection, emails: list[str]) -> PrefetchKey:
     return PrefetchKey.of(id(conn), emails)
 
 
-def page_lookup(conn: Connection, emails: list[str], fresh: list[str], **kwargs: Any) -> Any:
+def page_lookup(conn: Connection, emails: list[str], fresh: list[str],
+                on_profile: Callable[[Any], None] | None = None) -> Any:
     """What a page submits to its pool for its lookup: ``lookup_many`` after any early lookup of
-    the same addresses on this connection has ended (a refresh, ``fresh``, does not wait)."""
+    the same addresses on this connection has ended (a refresh, ``fresh``, does not wait), with
+    ``on_profile`` hearing each address as it arrives from either."""
     service = conn.lookup_service()
     return PREFETCHES.after(key_for(conn, emails), 0.0 if fresh else EARLY_WAIT_S,
-                            service.lookup_many, emails, fresh=fresh, suppression=True, time_zone=True, **kwargs)
+                            service.lookup_many, emails, on_profile=on_profile, fresh=fresh, suppression=True,
+                            time_zone=True)
 
 
 def _base_path() -> str:
@@ -73,8 +76,8 @@ def start_for(query: str) -> bool:
 
         conn = get_connection()
         service = conn.lookup_service()
-        return PREFETCHES.start(key_for(conn, emails), lambda: conn.executor.submit(
-            service.lookup_many, emails, fresh=[], suppression=True, time_zone=True))
+        return PREFETCHES.start(key_for(conn, emails), lambda on_profile: conn.executor.submit(
+            service.lookup_many, emails, fresh=[], suppression=True, time_zone=True, on_profile=on_profile))
     except Exception as exc:
         log.warning("a deep link's early lookup did not start: %s", type(exc).__name__)
         return False
