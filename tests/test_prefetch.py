@@ -11,7 +11,7 @@ from concurrent.futures import Future
 
 import pytest
 
-from cmlib.prefetch import Prefetches, PrefetchKey, emails_in_query
+from cmlib.prefetch import KEEP_S, MAX_KEPT, Prefetches, PrefetchKey, emails_in_query
 from cmlib.sandbox import DEMO_CUSTOMERS
 from ui import prefetch as ui_prefetch
 
@@ -34,41 +34,87 @@ def test_a_key_does_not_depend_on_the_spelling_of_an_address():
 
 
 # ------------------------------------------------------------------------------ the registry
-def test_one_early_lookup_per_key_and_it_is_forgotten_when_it_ends():
+def _never(on_profile):
+    pytest.fail("the page sent its own lookup although the early one ended")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_early_lookup_per_key_while_it_runs_and_a_new_request_starts_a_new_one():
     reg, job = Prefetches(), Future()
     assert reg.start(KEY, lambda _: job)
     assert not reg.start(KEY, lambda _: pytest.fail("a second lookup of the same addresses was sent"))
-    assert reg.running(KEY) and not reg.wait(KEY, timeout=0)
-    job.set_result(None)
-    assert not reg.running(KEY) and reg.wait(KEY, timeout=0)
+    assert reg.running(KEY)
+    job.set_result(["profiles"])
+    assert not reg.running(KEY)
     again = Future()
-    assert reg.start(KEY, lambda _: again)  # a later link starts a new one
+    assert reg.start(KEY, lambda _: again)  # a later request for the page: a new lookup
+    again.set_result(["newer"])
+    assert reg.after(KEY, 30.0, _never) == ["newer"]
 
 
-def test_the_page_lookup_waits_for_the_early_one_then_runs():
+def test_an_ended_early_lookup_waits_a_little_for_its_page_then_is_dropped():
+    clock = FakeClock()
+    reg = Prefetches(clock=clock)
+    for i, stay in enumerate((KEEP_S - 1, KEEP_S + 1)):
+        key, job = PrefetchKey.of("conn", [f"a{i}@x.com"]), Future()
+        reg.start(key, lambda _, job=job: job)
+        job.set_result(["early"])
+        clock.now += stay
+        expected = ["early"] if stay < KEEP_S else ["page's own"]
+        assert reg.after(key, 30.0, lambda on_profile: ["page's own"]) == expected
+
+
+def test_ended_early_lookups_kept_are_bounded():
+    reg = Prefetches()
+    keys = [PrefetchKey.of("conn", [f"a{i}@x.com"]) for i in range(MAX_KEPT + 5)]
+    for key in keys:
+        job = Future()
+        reg.start(key, lambda _, job=job: job)
+        job.set_result(["early"])
+    assert reg.after(keys[0], 30.0, lambda on_profile: ["own"]) == ["own"]  # the oldest went
+    assert reg.after(keys[-1], 30.0, _never) == ["early"]
+
+
+def test_at_most_a_few_early_lookups_run_at_once():
+    reg, jobs = Prefetches(limit=2), [Future() for _ in range(3)]
+    keys = [PrefetchKey.of("conn", [f"a{i}@x.com"]) for i in range(3)]
+    assert reg.start(keys[0], lambda _: jobs[0]) and reg.start(keys[1], lambda _: jobs[1])
+    assert not reg.start(keys[2], lambda _: pytest.fail("a third early lookup ran"))  # its page looks up itself
+    jobs[0].set_result(None)
+    assert reg.start(keys[2], lambda _: jobs[2])
+
+
+def test_the_page_waits_for_the_early_lookup_and_takes_its_profiles():
     reg, early = Prefetches(), Future()
     reg.start(KEY, lambda _: early)
-    ran, result = threading.Event(), []
-    page = lambda on_profile: ran.set() or "page"  # noqa: E731
-    worker = threading.Thread(target=lambda: result.append(reg.after(KEY, 30.0, page)))
+    result = []
+    worker = threading.Thread(target=lambda: result.append(reg.after(KEY, 30.0, _never)))
     worker.start()
-    assert not ran.is_set()  # cannot have run: the early lookup has not ended
-    early.set_result(None)
+    assert result == []  # cannot have returned: the early lookup has not ended
+    early.set_result(["profile a", "profile b"])
     worker.join(timeout=30)
-    assert ran.is_set() and result == ["page"]
+    assert result == [["profile a", "profile b"]]
 
 
-def test_a_failed_early_lookup_is_not_raised_to_the_page():
+def test_the_error_an_early_lookup_ended_with_is_the_pages():
     reg, early = Prefetches(), Future()
     reg.start(KEY, lambda _: early)
-    early.set_exception(RuntimeError("boom"))
-    assert reg.after(KEY, 30.0, lambda on_profile: "page looked up itself") == "page looked up itself"
+    early.set_exception(RuntimeError("Campaign Monitor rejected the API key"))
+    with pytest.raises(RuntimeError, match="rejected"):  # not the same calls, retries and waits once more
+        reg.after(KEY, 30.0, _never)
 
 
-def test_a_refresh_does_not_wait():
+def test_an_early_lookup_still_running_after_the_wait_leaves_the_page_to_look_up_itself():
     reg, early = Prefetches(), Future()
     reg.start(KEY, lambda _: early)
-    assert reg.after(KEY, 0.0, lambda on_profile: "now") == "now"  # timeout 0: the refresh goes ahead at once
+    assert reg.after(KEY, 0.0, lambda on_profile: "looked up itself") == "looked up itself"
     early.set_result(None)
 
 
@@ -77,24 +123,21 @@ def test_a_page_waiting_for_the_early_lookup_hears_each_address_once_as_it_arriv
     reg.start(KEY, lambda on_profile: feed.append(on_profile) or early)
     (announce,) = feed
     announce("a@x.com")  # before the page joins: replayed to it
-    heard, joined, calls = [], threading.Event(), []
+    heard, joined = [], threading.Event()
 
     def on_profile(profile):
         heard.append(profile)
         joined.set()
 
-    def page_lookup(on_profile):
-        calls.append(on_profile)
-        return "profiles"
-
-    worker = threading.Thread(target=lambda: reg.after(KEY, 30.0, page_lookup, on_profile=on_profile))
+    worker = threading.Thread(target=lambda: reg.after(KEY, 30.0, _never, on_profile=on_profile))
     worker.start()
     assert joined.wait(30)  # the replay reached the page
     announce("b@y.com")  # while it waits: handed on
-    early.set_result(None)
+    early.set_result(["a", "b"])
     worker.join(timeout=30)
     assert heard == ["a@x.com", "b@y.com"]
-    assert calls == [None]  # the page's own lookup (from the cache) does not announce them again
+    announce("late")  # the page has left: nobody hears it
+    assert heard == ["a@x.com", "b@y.com"]
 
 
 def test_without_an_early_lookup_the_page_lookup_announces_its_own_profiles():
@@ -184,3 +227,48 @@ def test_the_early_lookup_and_the_page_send_each_request_once(app_env):
     assert all(not p.failed for p in profiles)
     assert app_env.requests_served - before == one_lookup  # the page sent none of them again
     assert sorted(p.email.lower() for p in heard) == sorted(e.lower() for e in emails)  # each address once
+
+
+def _lookup_cost(sandbox, credentials, emails) -> int:
+    """Requests one lookup sends on its own (a connection without cache, closed after)."""
+    from cmlib import runtime
+
+    with runtime.connect(credentials, cache=False) as alone:
+        before = sandbox.requests_served
+        alone.lookup_service().lookup_many(emails, suppression=True, time_zone=True)
+        return sandbox.requests_served - before
+
+
+def test_with_caching_off_the_page_still_sends_nothing_again(app_env):
+    from cmlib import runtime
+    from ui.connection import get_connection
+
+    emails = list(DEMO_CUSTOMERS["three_addresses"])
+    one_lookup = _lookup_cost(app_env, get_connection().credentials, emails)
+    with runtime.connect(get_connection().credentials, cache=False) as conn:
+        before = app_env.requests_served
+        assert ui_prefetch.start_early(conn, emails)
+        profiles = ui_prefetch.page_lookup(conn, emails, [])
+        assert app_env.requests_served - before == one_lookup
+        assert all(not p.failed for p in profiles)
+        # a refresh fetches again, whatever an early lookup read
+        before = app_env.requests_served
+        ui_prefetch.page_lookup(conn, emails, emails)
+        assert app_env.requests_served - before > 0
+
+
+def test_an_api_failing_during_the_early_lookup_is_reported_by_the_page_not_asked_twice(app_env, monkeypatch):
+    from cmlib import runtime
+    from ui.connection import get_connection
+
+    emails = list(DEMO_CUSTOMERS["three_addresses"])
+    with runtime.connect(get_connection().credentials, cache=False) as conn:
+        service = conn.lookup_service()
+        calls = []
+        real = service.lookup_many
+        monkeypatch.setattr(service, "lookup_many", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+        app_env.set_faults(error_rate=1.0)  # every request answers an HTML 500, after the client's retries
+        assert ui_prefetch.start_early(conn, emails)
+        profiles = ui_prefetch.page_lookup(conn, emails, [])
+    assert len(calls) == 1  # the early lookup's retries and waits were not gone through again
+    assert all(p.failed or p.all_problems() for p in profiles)  # what failed is said, per address

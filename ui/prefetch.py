@@ -3,17 +3,20 @@
 ``serve.py`` puts :class:`DeepLinkPrefetch` in front of Streamlit. On a ``GET`` of the Lookup
 page or the helpdesk panel whose query names addresses, it starts the lookup the page is about
 to ask for, on the page's own connection, while the browser is still loading Streamlit's
-JavaScript; the page's lookup then waits for it instead of sending the same requests (see
-:func:`page_lookup`). The request itself is never delayed: the work goes to a thread.
+JavaScript; the page's lookup then waits for it and takes its outcome instead of sending the
+same requests (see :func:`page_lookup`). The request itself is never delayed: the work goes to
+a thread.
 
 Who may trigger one: with single sign-on configured nobody does, since the request arrives
 before anyone is signed in (it would let an anonymous visitor spend the account's API budget).
 Otherwise anyone who can open the page can run the same lookup by opening it. At most one runs
-per connection and set of addresses, with the page's cap on addresses.
+per connection and set of addresses, with the page's cap on addresses, and at most
+:data:`cmlib.prefetch.MAX_RUNNING` at once.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -37,13 +40,21 @@ def key_for(conn: Connection, emails: list[str]) -> PrefetchKey:
 
 def page_lookup(conn: Connection, emails: list[str], fresh: list[str],
                 on_profile: Callable[[Any], None] | None = None) -> Any:
-    """What a page submits to its pool for its lookup: ``lookup_many`` after any early lookup of
-    the same addresses on this connection has ended (a refresh, ``fresh``, does not wait), with
-    ``on_profile`` hearing each address as it arrives from either."""
+    """What a page submits to its pool for its lookup: the outcome of a deep link's early lookup
+    of the same addresses on this connection (:meth:`cmlib.prefetch.Prefetches.after`), else
+    ``lookup_many``. A refresh (``fresh``) never takes an early lookup's outcome."""
     service = conn.lookup_service()
-    return PREFETCHES.after(key_for(conn, emails), 0.0 if fresh else EARLY_WAIT_S,
-                            service.lookup_many, emails, on_profile=on_profile, fresh=fresh, suppression=True,
-                            time_zone=True)
+    lookup = functools.partial(service.lookup_many, emails, fresh=fresh, suppression=True, time_zone=True)
+    if fresh:
+        return lookup(on_profile=on_profile)
+    return PREFETCHES.after(key_for(conn, emails), EARLY_WAIT_S, lookup, on_profile=on_profile)
+
+
+def start_early(conn: Connection, emails: list[str]) -> bool:
+    """Start the page's lookup of ``emails`` on ``conn`` ahead of the page; True when it started."""
+    service = conn.lookup_service()
+    return PREFETCHES.start(key_for(conn, emails), lambda on_profile: conn.executor.submit(
+        service.lookup_many, emails, fresh=[], suppression=True, time_zone=True, on_profile=on_profile), owner=conn)
 
 
 def _base_path() -> str:
@@ -74,10 +85,7 @@ def start_for(query: str) -> bool:
             return False
         from ui.connection import get_connection
 
-        conn = get_connection()
-        service = conn.lookup_service()
-        return PREFETCHES.start(key_for(conn, emails), lambda on_profile: conn.executor.submit(
-            service.lookup_many, emails, fresh=[], suppression=True, time_zone=True, on_profile=on_profile))
+        return start_early(get_connection(), emails)
     except Exception as exc:
         log.warning("a deep link's early lookup did not start: %s", type(exc).__name__)
         return False
