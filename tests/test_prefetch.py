@@ -38,14 +38,6 @@ def _never(on_profile):
     pytest.fail("the page sent its own lookup although the early one ended")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_one_early_lookup_per_key_while_it_runs_and_a_new_request_starts_a_new_one():
     reg, job = Prefetches(), Future()
     assert reg.start(KEY, lambda _: job)
@@ -60,13 +52,13 @@ def test_one_early_lookup_per_key_while_it_runs_and_a_new_request_starts_a_new_o
 
 
 def test_an_ended_early_lookup_waits_a_little_for_its_page_then_is_dropped():
-    clock = FakeClock()
-    reg = Prefetches(clock=clock)
+    now = [0.0]  # the fake clock
+    reg = Prefetches(clock=lambda: now[0])
     for i, stay in enumerate((KEEP_S - 1, KEEP_S + 1)):
         key, job = PrefetchKey.of("conn", [f"a{i}@x.com"]), Future()
         reg.start(key, lambda _, job=job: job)
         job.set_result(["early"])
-        clock.now += stay
+        now[0] += stay
         expected = ["early"] if stay < KEEP_S else ["page's own"]
         assert reg.after(key, 30.0, lambda on_profile: ["page's own"]) == expected
 
