@@ -13,6 +13,10 @@ starts its own sandbox, 0 ms latency), then measures, in a new browser context e
     browser's cache warm, as for a helpdesk agent who has used the app before (same target);
 (3) opening the subscription dialog on the first tab right after that lookup, click to the
     dialog's list checkboxes (target 300 ms).
+(0c) the frontend files a new browser session fetches first (those ``index.html`` names, over six
+    connections as Chromium uses): from memory as ``make run`` serves them (serve.py,
+    ui/static_assets.py) against Streamlit's own file handler (``streamlit run app.py``), with a
+    plain HTTP client, so it is the server's time alone.
 (2c) the deep link (2) against a sandbox process answering after 300 ms, as a far-away API
     does: as ``make run`` serves it (serve.py, whose middleware starts the lookup with the
     request for the page, ui/prefetch.py) beside ``streamlit run app.py`` (the lookup starts
@@ -30,7 +34,9 @@ gate). Without /usr/bin/chromium or the playwright package it says so and exits 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -38,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
@@ -195,6 +202,40 @@ def latency_runs(browser, repeats: int) -> dict[str, list[float]]:
     return out
 
 
+def static_runs(repeats: int) -> dict[str, list[float]]:
+    """(0c) Seconds to fetch every file ``index.html`` names over six keep-alive connections,
+    from serve.py (answered from memory) and app.py (Streamlit's handler), interleaved."""
+    out: dict[str, list[float]] = {"serve.py": [], "app.py": []}
+    with tempfile.TemporaryDirectory(prefix="bench-static-") as d1, tempfile.TemporaryDirectory() as d2, \
+            streamlit_server(d1, "serve.py") as ours, streamlit_server(d2, "app.py") as theirs:
+        for _ in range(repeats + 1):  # the first round (files read from disk) is dropped
+            for script, base in (("serve.py", ours), ("app.py", theirs)):
+                out[script].append(_fetch_assets(base))
+    return {k: v[1:] for k, v in out.items()}
+
+
+def _fetch_assets(base: str, connections: int = 6) -> float:
+    html = requests.get(base + "/", timeout=30).text
+    paths = sorted(set(re.findall(r'(?:src|href)="\.?/?(static/[^"]+)"', html)))
+    host, port = base.removeprefix("http://").split(":")
+
+    def fetch(share: list[str]) -> int:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            got = 0
+            for path in share:
+                conn.request("GET", "/" + path)
+                got += len(conn.getresponse().read())
+            return got
+        finally:
+            conn.close()
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        sum(pool.map(fetch, [paths[i::connections] for i in range(connections)]))
+    return time.perf_counter() - t0
+
+
 def floor_runs(browser, data_dir: str, repeats: int, app: str = FLOOR_APP) -> list[float]:
     """A floor: the two-line ``app``, a new browser context each time, to its heading."""
     folder = Path(data_dir) / "floor"
@@ -237,6 +278,7 @@ def main(argv: list[str]) -> int:
             with tempfile.TemporaryDirectory(prefix="bench-pages-floor-") as data:
                 floor_fixed = floor_runs(browser, data, repeats, FLOOR_APP_NODELAY)
             latency = latency_runs(browser, repeats)
+            static = static_runs(repeats)
         finally:
             browser.close()
 
@@ -264,6 +306,9 @@ def main(argv: list[str]) -> int:
         ms = [v * 1000 for v in values]
         floors[key] = statistics.median(ms)
         print(f"{label:<58}{'':>10}{floors[key]:>7.0f} ms{min(ms):>6.0f}{max(ms):>8.0f}  ({note})")
+    ours, theirs = (statistics.median(static[k]) * 1000 for k in ("serve.py", "app.py"))
+    print(f"{'(0c) frontend files, from memory (serve.py)':<58}{'':>10}{ours:>7.0f} ms  vs {theirs:.0f} ms from "
+          f"Streamlit's file handler (app.py): {theirs / ours:.1f}x")
     early, late = (statistics.median(v) * 1000 for v in (latency["serve.py"], latency["app.py"]))
     print(f"{f'(2c) the deep link, sandbox at {LATENCY_MS} ms: lookup from the page request':<58}{'':>10}"
           f"{early:>7.0f} ms  vs {late:.0f} ms from the page run (app.py alone): {late - early:+.0f} ms")

@@ -155,7 +155,7 @@ def _request(path: str, query: str, method: str = "GET") -> dict:
 def test_the_middleware_starts_a_lookup_for_a_page_request_and_always_passes_the_request_on(monkeypatch):
     started, passed = [], []
     monkeypatch.setattr(ui_prefetch, "start_for", started.append)
-    monkeypatch.setattr(ui_prefetch, "_base_path", lambda: "")
+    monkeypatch.setattr(ui_prefetch, "base_path", lambda: "")
 
     async def inner(scope, receive, send):
         passed.append(scope["path"])

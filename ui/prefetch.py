@@ -23,6 +23,7 @@ from typing import Any
 
 from cmlib.prefetch import PREFETCHES, PrefetchKey, emails_in_query
 from cmlib.runtime import Connection
+from ui.base_path import base_path
 
 log = logging.getLogger("ui.prefetch")
 
@@ -55,13 +56,6 @@ def start_early(conn: Connection, emails: list[str]) -> bool:
     service = conn.lookup_service()
     return PREFETCHES.start(key_for(conn, emails), lambda on_profile: conn.executor.submit(
         service.lookup_many, emails, fresh=[], suppression=True, time_zone=True, on_profile=on_profile), owner=conn)
-
-
-def _base_path() -> str:
-    from streamlit import config
-
-    base = str(config.get_option("server.baseUrlPath") or "").strip("/")
-    return f"/{base}" if base else ""
 
 
 def page_of(path: str, base: str) -> str | None:
@@ -103,7 +97,7 @@ class DeepLinkPrefetch:
             query = scope.get("query_string", b"").decode("latin-1")
             if "email=" in query:
                 if self._base is None:
-                    self._base = _base_path()
+                    self._base = base_path()
                 if page_of(str(scope.get("path", "")), self._base) is not None:
                     asyncio.get_running_loop().run_in_executor(None, start_for, query)
         await self.app(scope, receive, send)
