@@ -12,7 +12,10 @@ starts its own sandbox, 0 ms latency), then measures, in a new browser context e
 (2b) the same deep link in a new tab of that browser context: a new Streamlit session with the
     browser's cache warm, as for a helpdesk agent who has used the app before (same target);
 (3) opening the subscription dialog on the first tab right after that lookup, click to the
-    dialog's list checkboxes (target 300 ms).
+    dialog's list checkboxes drawn (target 300 ms): timed in the page, from the click event to
+    the first frame painted after the checkboxes are in it. Beside it, the same as Playwright
+    sees it, which adds its click's own checks (the button must hold still for two frames) and
+    the round trips of asking the page (~90 ms here).
 (0c) the frontend files a new browser session fetches first (those ``index.html`` names, over six
     connections as Chromium uses): from memory as ``make run`` serves them (serve.py,
     ui/static_assets.py) against Streamlit's own file handler (``streamlit run app.py``), with a
@@ -77,6 +80,20 @@ TABS_FILLED_JS = """n => {
 DIALOG_READY_JS = """() => {
   const d = document.querySelector('[role="dialog"]');
   return !!d && d.querySelectorAll('input[type="checkbox"]').length > 0;
+}"""
+# (3) in the page: the click event's time, and the time of the first frame after the dialog's
+# checkboxes are in the document (a requestAnimationFrame callback runs before that frame is
+# painted; a task queued from it runs after).
+DIALOG_WATCH_JS = """() => {
+  const t = window.__cmDialog = {};
+  document.addEventListener('click', () => { if (t.click === undefined) t.click = performance.now(); }, true);
+  const seen = new MutationObserver(() => {
+    const d = document.querySelector('[role="dialog"]');
+    if (t.click === undefined || !d || d.querySelectorAll('input[type="checkbox"]').length === 0) return;
+    seen.disconnect();
+    requestAnimationFrame(() => setTimeout(() => { t.painted = performance.now(); }, 0));
+  });
+  seen.observe(document.body, {subtree: true, childList: true});
 }"""
 
 
@@ -170,10 +187,13 @@ def one_run(browser, data_dir: str) -> dict[str, float]:
 
         button = page.locator('[role="tabpanel"]:not([hidden])').get_by_role("button", name="Manage subscriptions")
         button.wait_for()
+        page.evaluate(DIALOG_WATCH_JS)
         t0 = time.perf_counter()
         button.click()
         page.wait_for_function(DIALOG_READY_JS, polling=10)
-        out["dialog"] = time.perf_counter() - t0
+        out["dialog_playwright"] = time.perf_counter() - t0
+        page.wait_for_function("() => window.__cmDialog.painted !== undefined", polling=10)
+        out["dialog"] = page.evaluate("() => window.__cmDialog.painted - window.__cmDialog.click") / 1000
         ctx.close()
     return out
 
@@ -289,7 +309,7 @@ def main(argv: list[str]) -> int:
         "first": "(1) first visit after server start, to the page heading",
         "deep": f"(2) deep link ?email= x{len(EMAILS)}, new session, to all tabs with content",
         "deep_warm": "(2b) the same link in a new tab of a browser that has opened the app",
-        "dialog": "(3) subscription dialog, click to its checkboxes",
+        "dialog": "(3) subscription dialog, click to its checkboxes drawn",
     }
     for key, label in labels.items():
         values = [r[key] * 1000 for r in runs]
@@ -297,6 +317,9 @@ def main(argv: list[str]) -> int:
         target = TARGETS_MS[key]
         print(f"{label:<58}{f'≤ {target:.0f} ms':>10}{med:>7.0f} ms{min(values):>6.0f}{max(values):>8.0f}  "
               f"{'met' if med <= target else 'MISSED'}")
+    pw_ms = [r["dialog_playwright"] * 1000 for r in runs]
+    pw_label = "    (3) as Playwright sees it (its click checks, polling)"
+    print(f"{pw_label:<58}{'':>10}{statistics.median(pw_ms):>7.0f} ms{min(pw_ms):>6.0f}{max(pw_ms):>8.0f}")
     floors = {}
     for key, values, label, note in (
             ("plain", floor, "(0) baseline: a two-line Streamlit app, new session, to its heading",
