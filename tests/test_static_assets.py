@@ -74,9 +74,10 @@ def test_each_kind_of_file_is_answered_as_streamlit_answers_it(path):
     theirs = _call(create_streamlit_static_handler(str(STATIC_ROOT), None), _scope(path))
     assert ours[0] == theirs[0] == 200
     assert ours[2] == theirs[2]
-    for header in (b"content-type", b"content-length", b"cache-control", b"accept-ranges"):
+    assert sorted(ours[1]) == sorted(theirs[1])  # the same headers, no more, no fewer
+    for header in (b"content-type", b"content-length", b"cache-control", b"accept-ranges", b"last-modified"):
         assert ours[1][header] == theirs[1][header], header
-    assert ours[1][b"etag"].startswith(b'"')
+    assert ours[1][b"etag"].startswith(b'"') and ours[1][b"etag"].endswith(b'"')
 
 
 def test_head_gets_the_headers_without_the_body():

@@ -22,6 +22,7 @@ import mimetypes
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,13 @@ class Asset:
         with self._lock:
             if self._loaded is None:
                 body = self.path.read_bytes()
+                modified = formatdate(self.path.stat().st_mtime, usegmt=True).encode("ascii")
                 etag = hashlib.md5(body, usedforsecurity=False).hexdigest().encode("ascii")
                 self._loaded = Loaded(body, [
                     (b"content-type", content_type(self.path.name)),
                     (b"content-length", str(len(body)).encode("ascii")),
                     (b"accept-ranges", b"bytes"),  # a range request is Streamlit's to answer
+                    (b"last-modified", modified),
                     (b"etag", b'"' + etag + b'"'),
                     (b"cache-control", CACHE_CONTROL),
                 ])
