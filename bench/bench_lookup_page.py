@@ -60,9 +60,9 @@ def cold_page_run(at: AppTest, creds: Credentials, expected_tabs: int) -> float:
     """One page run that must fetch everything: an emptied HTTP cache, a new connection (no
     in-memory profiles) and no stored results. The AppTest is reused so its own one-off start-up
     (scanning installed packages for components, ~200 ms) is not billed to the page."""
-    clear_http_cache(creds)
-    st.cache_resource.clear()
+    st.cache_resource.clear()  # closes the last run's connection first: it must not read while the cache is cleared
     st.cache_data.clear()
+    clear_http_cache(creds)
     if RESULTS_KEY in at.session_state:
         del at.session_state[RESULTS_KEY]
     t0 = time.perf_counter()
