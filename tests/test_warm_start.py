@@ -35,7 +35,7 @@ def _warm_in_fresh_process(tmp_path: Path, **env: str) -> tuple[dict, str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-def test_serve_py_is_the_app_behind_an_asgi_entry_with_a_start_up_hook_and_the_deep_link_middleware():
+def test_serve_py_is_the_app_behind_an_asgi_entry_with_a_start_up_hook_and_its_middlewares():
     found = discover_asgi_app(ROOT / "serve.py")
     assert found.is_asgi_app and found.import_string == "serve:app"
     calls = [n for n in ast.walk(ast.parse((ROOT / "serve.py").read_text(encoding="utf-8")))
@@ -44,6 +44,7 @@ def test_serve_py_is_the_app_behind_an_asgi_entry_with_a_start_up_hook_and_the_d
     assert isinstance(call.args[0], ast.Constant) and call.args[0].value == "app.py"
     assert [k.arg for k in call.keywords] == ["lifespan", "middleware"]
     assert "Middleware(DeepLinkPrefetch)" in ast.unparse(call.keywords[1].value)
+    assert "Middleware(StaticAssets)" in ast.unparse(call.keywords[1].value)  # the frontend files from memory
 
 
 def test_warm_imports_what_the_first_page_needs_and_not_the_bulk_pages_libraries(tmp_path):

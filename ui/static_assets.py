@@ -71,14 +71,17 @@ class Asset:
         with self._lock:
             if self._loaded is None:
                 body = self.path.read_bytes()
-                modified = formatdate(self.path.stat().st_mtime, usegmt=True).encode("ascii")
-                etag = hashlib.md5(body, usedforsecurity=False).hexdigest().encode("ascii")
+                stat = self.path.stat()
+                modified = formatdate(stat.st_mtime, usegmt=True).encode("ascii")
+                # Starlette's own ETag for the file (FileResponse.set_stat_headers): a conditional
+                # request, which goes on to Streamlit, then matches what this answer gave.
+                etag = hashlib.md5(f"{stat.st_mtime}-{stat.st_size}".encode(), usedforsecurity=False).hexdigest()
                 self._loaded = Loaded(body, [
                     (b"content-type", content_type(self.path.name)),
                     (b"content-length", str(len(body)).encode("ascii")),
                     (b"accept-ranges", b"bytes"),  # a range request is Streamlit's to answer
                     (b"last-modified", modified),
-                    (b"etag", b'"' + etag + b'"'),
+                    (b"etag", f'"{etag}"'.encode("ascii")),
                     (b"cache-control", CACHE_CONTROL),
                 ])
             return self._loaded
