@@ -123,7 +123,11 @@ def main(argv: list[str]) -> int:
         cold_page = [cold_page_run(at, creds, len(EMAILS)) for _ in range(repeats)]
 
         # (a) warm reruns of the last AppTest: results in session_state, nothing fetched
-        page_client = get_connection().client  # the page's own (st.cache_resource, this process)
+        page = get_connection()  # the page's own (st.cache_resource, this process)
+        # the dialog's list catalog, read in the background by the last cold run, is in first:
+        # what is counted below is what the reruns send
+        page.list_catalog().lists(wait=30)
+        page_client = page.client
         served = page_client.calls_made
         warm = []
         for _ in range(max(repeats, 10)):
@@ -131,7 +135,7 @@ def main(argv: list[str]) -> int:
             at.run()
             warm.append(time.perf_counter() - t0)
         fetched_on_rerun = page_client.calls_made - served
-        get_connection().list_catalog().lists(wait=30)  # the dialog's background read ends while the sandbox answers
+        page.list_catalog().lists(wait=30)  # a background read the reruns started ends while the sandbox answers
         st.cache_resource.clear()  # then the page's connection is closed
 
     engine_ms = ms(statistics.median(engine[True]))
