@@ -4,6 +4,7 @@ as Streamlit's own file handler gives, every other request passed on untouched, 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,40 @@ def test_a_file_is_read_once_and_then_served_from_memory(monkeypatch):
     mw = StaticAssets(Recorder(), base="")
     bodies = {_call(mw, _scope(path))[2] for _ in range(3)}
     assert len(bodies) == 1 and len(reads) == 1
+
+
+def test_the_first_read_is_done_off_the_event_loop_and_once_for_requests_at_the_same_time(monkeypatch):
+    """The event loop serves every session's websocket: a file of several MB is not read on it.
+    Two browsers asking for the same file at once still make one read."""
+    path = _one_of_each_kind()[0]
+    readers: list[threading.Thread] = []
+    real = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        readers.append(threading.current_thread())
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    mw = StaticAssets(Recorder(), base="")
+    loop_threads: list[threading.Thread] = []
+    bodies: list[bytes] = []
+
+    async def one() -> None:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await mw(_scope(path), receive, send)
+        bodies.append(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+
+    async def both() -> None:
+        loop_threads.append(threading.current_thread())
+        await asyncio.gather(one(), one())
+
+    asyncio.run(both())
+    assert len(readers) == 1 and readers[0] is not loop_threads[0]
+    assert bodies[0] == bodies[1] == (STATIC_ROOT / "static" / path.removeprefix("/static/")).read_bytes()

@@ -7,7 +7,8 @@ Python per file, on the same two cores the browser needs to compile them (61 fil
 connections: ~140 ms of server time; from memory ~25 ms). The files are package content that
 cannot change while the server runs (their names carry a content hash and Streamlit marks them
 immutable), so each is read once, on its first request, and then sent in one piece with the
-headers Streamlit gives it.
+headers Streamlit gives it. Only files a browser asked for are kept: at most the folder's size
+(25 MB in Streamlit 1.67, most of it charts this app never draws), per server process.
 
 Only a plain ``GET`` or ``HEAD`` of a file in Streamlit's ``static/static`` folder is answered
 here; anything else (a range or conditional request, an unknown name, any other path) goes on
@@ -17,6 +18,7 @@ here: it reads every file through a thread pool of its own, as Starlette does.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import mimetypes
 import threading
@@ -66,6 +68,11 @@ class Asset:
         self.path = path
         self._lock = threading.Lock()
         self._loaded: Loaded | None = None
+
+    @property
+    def loaded(self) -> Loaded | None:
+        """What :meth:`load` kept, once it has run (no lock: the reference is set once)."""
+        return self._loaded
 
     def load(self) -> Loaded:
         with self._lock:
@@ -118,6 +125,10 @@ class StaticAssets:
         if asset is None:
             await self.app(scope, receive, send)
             return
-        loaded = asset.load()  # a read on the first request only: ~1 ms for the largest file
+        # The first request reads the file in a worker thread (up to 4.7 MB: never on the event
+        # loop, which serves every session's websocket); every later one is answered from memory.
+        loaded = asset.loaded
+        if loaded is None:
+            loaded = await asyncio.to_thread(asset.load)
         await send({"type": "http.response.start", "status": 200, "headers": loaded.headers})
         await send({"type": "http.response.body", "body": loaded.body if scope["method"] == "GET" else b""})
